@@ -1,0 +1,1 @@
+"""Shared library of the ripple services: envelope, settings, logging, telemetry, lifecycle."""

@@ -1,0 +1,589 @@
+"""ingress-nginx annotations (``nginx.ingress.kubernetes.io/*``) parsed into typed settings.
+
+`parse_annotations` reads every annotation under the prefix: supported ones into
+`IngressAnnotations`, the rest into diagnostics (see `catalog`). An invalid value of a supported
+annotation is an Error diagnostic: the Ingress is then left out, rather than served with a
+setting its author did not ask for.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
+from urllib.parse import urlsplit
+
+from ripple_translator.translate import validate
+from ripple_translator.translate.catalog import PREFIX, Support, lookup
+from ripple_translator.translate.diagnostics import (
+    Diagnostic,
+    ObjectRef,
+    Reason,
+    Severity,
+    error,
+    warning,
+)
+
+_T = TypeVar("_T")
+_E = TypeVar("_E", bound=enum.StrEnum)
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_CONNECT_TIMEOUT_MS: Final = 5_000
+DEFAULT_IDLE_TIMEOUT_MS: Final = 60_000
+DEFAULT_CORS_METHODS: Final = ("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS")
+DEFAULT_CORS_HEADERS: Final = (
+    "DNT", "Keep-Alive", "User-Agent", "X-Requested-With", "If-Modified-Since",
+    "Cache-Control", "Content-Type", "Range", "Authorization",
+)  # fmt: skip
+DEFAULT_CORS_MAX_AGE: Final = 1_728_000
+_REDIRECT_CODES: Final = frozenset({301, 302, 303, 307, 308})
+_TRUE: Final = frozenset({"1", "t", "true"})
+_FALSE: Final = frozenset({"0", "f", "false"})
+_ORIGIN = re.compile(r"^(https?)://(\*\.)?([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*)(:\d{1,5})?$")
+_METHOD = re.compile(r"^[A-Za-z]+$")
+_CORS_HEADER = re.compile(r"^[A-Za-z0-9_-]+$")
+_EXPOSE_HEADER = re.compile(r"^([A-Za-z0-9_-]+|\*)$")
+_VHOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$")
+_HASH_VAR = re.compile(r"^\$\{?([a-z_][a-z0-9_]*)\}?$")
+_REWRITE_GROUP = re.compile(r"\$(\d)|\$\{(\d)\}")
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_REQUEST_URI: Final = "$request_uri"
+
+
+class BackendProtocol(enum.StrEnum):
+    HTTP = "HTTP"
+    HTTPS = "HTTPS"
+    GRPC = "GRPC"
+    GRPCS = "GRPCS"
+    HTTP2 = "HTTP2"
+
+    @property
+    def tls(self) -> bool:
+        return self in (BackendProtocol.HTTPS, BackendProtocol.GRPCS)
+
+    @property
+    def http2(self) -> bool:
+        return self in (BackendProtocol.GRPC, BackendProtocol.GRPCS, BackendProtocol.HTTP2)
+
+
+class LbPolicy(enum.StrEnum):
+    ROUND_ROBIN = "round_robin"
+    LEAST_REQUEST = "least_request"
+    RING_HASH = "ring_hash"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterSettings:
+    """Upstream settings that live on the Envoy Cluster; a non-default one makes a variant."""
+
+    tls: bool = False
+    http2: bool = False
+    lb_policy: LbPolicy = LbPolicy.ROUND_ROBIN
+    connect_timeout_ms: int = DEFAULT_CONNECT_TIMEOUT_MS
+
+    @property
+    def variant(self) -> tuple[str, ...]:
+        parts = []
+        if self.http2:
+            parts.append("h2")
+        if self.tls:
+            parts.append("tls")
+        if self.lb_policy is not LbPolicy.ROUND_ROBIN:
+            parts.append(self.lb_policy.value)
+        if self.connect_timeout_ms != DEFAULT_CONNECT_TIMEOUT_MS:
+            parts.append(f"connect={self.connect_timeout_ms}ms")
+        return tuple(parts)
+
+
+class HashSource(enum.StrEnum):
+    HEADER = "header"
+    COOKIE = "cookie"
+    SOURCE_IP = "source_ip"
+    QUERY_PARAMETER = "query_parameter"
+
+
+@dataclass(frozen=True, slots=True)
+class HashPolicy:
+    source: HashSource
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Redirect:
+    """A redirect to an absolute URL. ``path`` None keeps the request's path and query."""
+
+    scheme: str
+    host: str
+    port: int | None
+    path: str | None
+    code: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Canary:
+    header: str | None = None
+    header_value: str | None = None
+    header_pattern: str | None = None
+    cookie: str | None = None
+    weight: int = 0
+    weight_total: int = 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cors:
+    allow_origins: tuple[str, ...] = ("*",)
+    allow_methods: tuple[str, ...] = DEFAULT_CORS_METHODS
+    allow_headers: tuple[str, ...] = DEFAULT_CORS_HEADERS
+    expose_headers: tuple[str, ...] = ()
+    allow_credentials: bool = True
+    max_age_s: int = DEFAULT_CORS_MAX_AGE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceRanges:
+    allow: tuple[IPNetwork, ...] = ()
+    deny: tuple[IPNetwork, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngressAnnotations:
+    use_regex: bool = False
+    # RE2 substitution (``\1`` groups) for the matched part of the path.
+    rewrite_target: str | None = None
+    ssl_redirect: bool = True
+    force_ssl_redirect: bool = False
+    redirect: Redirect | None = None
+    app_root: str | None = None
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    idle_timeout_ms: int = DEFAULT_IDLE_TIMEOUT_MS
+    upstream_vhost: str | None = None
+    hash_policy: HashPolicy | None = None
+    canary: Canary | None = None
+    cors: Cors | None = None
+    source_ranges: SourceRanges | None = None
+    x_forwarded_prefix: str | None = None
+    # The ConfigMap (namespace, name) whose entries become response headers.
+    custom_headers: tuple[str, str] | None = None
+
+    @property
+    def regex_paths(self) -> bool:
+        """ingress-nginx treats paths as regexes with use-regex, and also with rewrite-target."""
+        return self.use_regex or self.rewrite_target is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAnnotations:
+    settings: IngressAnnotations
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity is Severity.ERROR for d in self.diagnostics)
+
+
+def parse_annotations(annotations: Mapping[str, str], ref: ObjectRef) -> ParsedAnnotations:
+    """Parse the ingress-nginx annotations of the Ingress `ref`."""
+    ours = {k[len(PREFIX) :]: v for k, v in annotations.items() if k.startswith(PREFIX)}
+    reader = _Reader(ours, ref)
+    is_canary = reader.boolean("canary", default=False)
+    for name in sorted(ours):
+        info = lookup(name)
+        if info is None:
+            reader.diag.append(
+                warning(ref, Reason.UNKNOWN_ANNOTATION, f"unknown annotation {PREFIX}{name}")
+            )
+        elif is_canary and not info.canary:
+            reader.diag.append(
+                warning(
+                    ref,
+                    Reason.ANNOTATION_IGNORED,
+                    f"{PREFIX}{name} is ignored on a canary Ingress: the primary Ingress's "
+                    "setting applies",
+                )
+            )
+        elif info.support is not Support.SUPPORTED:
+            off = info.switch and ours[name].strip().lower() in (_FALSE | {"off"})
+            make = error if info.support is Support.FAIL_CLOSED and not off else warning
+            verdict = (
+                "the Ingress is not served" if make is error else "the Ingress is served without it"
+            )
+            reader.diag.append(
+                make(
+                    ref,
+                    Reason.UNSUPPORTED_ANNOTATION,
+                    f"{PREFIX}{name} is not supported ({info.envoy}); {verdict}",
+                )
+            )
+    if is_canary:
+        settings = IngressAnnotations(
+            canary=_canary(reader),
+            cluster=ClusterSettings(lb_policy=_lb_policy(reader)),
+        )
+    else:
+        settings = _primary(reader)
+    return ParsedAnnotations(settings, tuple(reader.diag))
+
+
+def _primary(r: _Reader) -> IngressAnnotations:
+    canary_keys = sorted(k for k in r.values if k.startswith("canary-"))
+    if canary_keys:
+        r.diag.append(
+            warning(
+                r.ref,
+                Reason.ANNOTATION_IGNORED,
+                f"{', '.join(PREFIX + k for k in canary_keys)} ignored: the Ingress is not a "
+                f'canary ({PREFIX}canary is not "true")',
+            )
+        )
+    hash_policy = _hash_policy(r)
+    lb = LbPolicy.RING_HASH if hash_policy else _lb_policy(r)
+    protocol = r.choice("backend-protocol", BackendProtocol, BackendProtocol.HTTP, upper=True)
+    read_ms = r.duration("proxy-read-timeout", DEFAULT_IDLE_TIMEOUT_MS)
+    send_ms = r.duration("proxy-send-timeout", DEFAULT_IDLE_TIMEOUT_MS)
+    return IngressAnnotations(
+        use_regex=r.boolean("use-regex", default=False),
+        rewrite_target=_rewrite_target(r),
+        ssl_redirect=r.boolean("ssl-redirect", default=True),
+        force_ssl_redirect=r.boolean("force-ssl-redirect", default=False),
+        redirect=_redirect(r),
+        app_root=_app_root(r),
+        cluster=ClusterSettings(
+            tls=protocol.tls,
+            http2=protocol.http2,
+            lb_policy=lb,
+            connect_timeout_ms=r.duration("proxy-connect-timeout", DEFAULT_CONNECT_TIMEOUT_MS),
+        ),
+        idle_timeout_ms=max(read_ms, send_ms),
+        upstream_vhost=_upstream_vhost(r),
+        hash_policy=hash_policy,
+        cors=_cors(r),
+        source_ranges=_source_ranges(r),
+        x_forwarded_prefix=_x_forwarded_prefix(r),
+        custom_headers=_custom_headers(r),
+    )
+
+
+class _Reader:
+    """Reads typed annotation values, recording an Error diagnostic for each invalid one."""
+
+    __slots__ = ("diag", "ref", "values")
+
+    def __init__(self, values: Mapping[str, str], ref: ObjectRef) -> None:
+        self.values = values
+        self.ref = ref
+        self.diag: list[Diagnostic] = []
+
+    def invalid(self, name: str, message: str) -> None:
+        self.diag.append(
+            error(
+                self.ref,
+                Reason.INVALID_ANNOTATION,
+                f"{PREFIX}{name}: {message}; the Ingress is not served",
+            )
+        )
+
+    def string(self, name: str) -> str | None:
+        value = self.values.get(name)
+        return None if value is None else value.strip()
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        value = self.string(name)
+        if value is None:
+            return default
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        self.invalid(name, f'{value!r} is not "true" or "false"')
+        return default
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        value = self.string(name)
+        if value is None:
+            return default
+        try:
+            number = int(value, 10)
+        except ValueError:
+            self.invalid(name, f"{value!r} is not an integer")
+            return default
+        if not low <= number <= high:
+            self.invalid(name, f"{number} is not between {low} and {high}")
+            return default
+        return number
+
+    def duration(self, name: str, default_ms: int) -> int:
+        return self.convert(name, validate.parse_duration_ms, default_ms)
+
+    def convert(self, name: str, parse: Callable[[str], _T], default: _T) -> _T:
+        value = self.string(name)
+        if value is None:
+            return default
+        try:
+            return parse(value)
+        except ValueError as exc:
+            self.invalid(name, str(exc))
+            return default
+
+    def choice(self, name: str, kind: type[_E], default: _E, *, upper: bool = False) -> _E:
+        value = self.string(name)
+        if value is None:
+            return default
+        try:
+            return kind(value.upper() if upper else value.lower())
+        except ValueError:
+            allowed = ", ".join(m.value for m in kind)
+            self.invalid(name, f"{value!r} is not one of {allowed}")
+            return default
+
+
+def _lb_policy(r: _Reader) -> LbPolicy:
+    value = r.string("load-balance")
+    if value is None or value.lower() == "round_robin":
+        return LbPolicy.ROUND_ROBIN
+    if value.lower() == "ewma":
+        return LbPolicy.LEAST_REQUEST
+    r.invalid("load-balance", f"{value!r} is not round_robin or ewma")
+    return LbPolicy.ROUND_ROBIN
+
+
+def _hash_policy(r: _Reader) -> HashPolicy | None:
+    value = r.string("upstream-hash-by")
+    if value is None:
+        return None
+    m = _HASH_VAR.match(value)
+    var = m.group(1) if m else ""
+    policy: HashPolicy | None = None
+    if var in ("request_uri", "uri"):
+        policy = HashPolicy(HashSource.HEADER, ":path")
+    elif var in ("host", "http_host"):
+        policy = HashPolicy(HashSource.HEADER, ":authority")
+    elif var in ("remote_addr", "binary_remote_addr"):
+        policy = HashPolicy(HashSource.SOURCE_IP)
+    elif var.startswith("http_") and len(var) > 5:
+        policy = HashPolicy(HashSource.HEADER, var[5:].replace("_", "-"))
+    elif var.startswith("cookie_") and len(var) > 7:
+        policy = HashPolicy(HashSource.COOKIE, var[7:])
+    elif var.startswith("arg_") and len(var) > 4:
+        policy = HashPolicy(HashSource.QUERY_PARAMETER, var[4:])
+    if policy is None:
+        r.invalid(
+            "upstream-hash-by",
+            f"{value!r} is not one supported nginx variable ($request_uri, $uri, $host, "
+            "$remote_addr, $http_NAME, $cookie_NAME or $arg_NAME)",
+        )
+    return policy
+
+
+def _rewrite_target(r: _Reader) -> str | None:
+    value = r.string("rewrite-target")
+    if value is None:
+        return None
+    if not value.startswith("/"):
+        r.invalid("rewrite-target", f"{value!r} must be a path starting with '/'")
+        return None
+    escaped = value.replace("\\", "\\\\")
+    substituted = _REWRITE_GROUP.sub(lambda m: "\\" + (m.group(1) or m.group(2)), escaped)
+    if "$" in substituted:
+        r.invalid(
+            "rewrite-target",
+            f"{value!r} uses an nginx variable; only capture groups $1-$9 are supported",
+        )
+        return None
+    if validate.check_header_value(value):
+        r.invalid("rewrite-target", f"{value!r} holds a line break")
+        return None
+    return substituted
+
+
+def _redirect(r: _Reader) -> Redirect | None:
+    temporal, permanent = r.string("temporal-redirect"), r.string("permanent-redirect")
+    if temporal and permanent:
+        r.diag.append(
+            warning(
+                r.ref,
+                Reason.SETTING_CONFLICT,
+                f"both {PREFIX}temporal-redirect and {PREFIX}permanent-redirect are set; "
+                "temporal-redirect wins, as in ingress-nginx",
+            )
+        )
+    if temporal:
+        code = r.integer("temporal-redirect-code", 302, low=300, high=308)
+        return _redirect_to(r, "temporal-redirect", temporal, code, "temporal-redirect-code")
+    if permanent:
+        code = r.integer("permanent-redirect-code", 301, low=300, high=308)
+        return _redirect_to(r, "permanent-redirect", permanent, code, "permanent-redirect-code")
+    return None
+
+
+def _redirect_to(r: _Reader, name: str, url: str, code: int, code_name: str) -> Redirect | None:
+    if code not in _REDIRECT_CODES:
+        r.invalid(code_name, f"{code} cannot be sent by Envoy (use 301, 302, 303, 307 or 308)")
+        return None
+    keep_request_uri = url.endswith(_REQUEST_URI)
+    base = url[: -len(_REQUEST_URI)] if keep_request_uri else url
+    try:
+        parts = urlsplit(base)
+        port = parts.port
+    except ValueError as exc:
+        r.invalid(name, f"{url!r} is not a URL: {exc}")
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        r.invalid(name, f"{url!r} must be an absolute http or https URL")
+        return None
+    if "$" in base or validate.check_header_value(url):
+        r.invalid(name, f"{url!r} uses an nginx variable other than a final $request_uri")
+        return None
+    if keep_request_uri and (parts.path not in ("", "/") or parts.query):
+        r.invalid(name, f"{url!r}: $request_uri must follow the host directly")
+        return None
+    path = None
+    if not keep_request_uri:
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Redirect(scheme=parts.scheme, host=parts.hostname, port=port, path=path, code=code)
+
+
+def _app_root(r: _Reader) -> str | None:
+    value = r.string("app-root")
+    if value is None:
+        return None
+    if not value.startswith("/") or value == "/" or validate.check_header_value(value):
+        r.invalid("app-root", f"{value!r} must be a path other than '/'")
+        return None
+    return value
+
+
+def _upstream_vhost(r: _Reader) -> str | None:
+    value = r.string("upstream-vhost")
+    if value is None:
+        return None
+    if not _VHOST.match(value):
+        r.invalid(
+            "upstream-vhost", f"{value!r} is not a host name (nginx variables are not supported)"
+        )
+        return None
+    return value
+
+
+def _canary(r: _Reader) -> Canary:
+    header = r.string("canary-by-header")
+    if header is not None and validate.check_header_name(header, request=True):
+        r.invalid("canary-by-header", f"{header!r} is not a header name")
+        header = None
+    header_value = r.string("canary-by-header-value")
+    header_pattern = r.string("canary-by-header-pattern")
+    if header_pattern is not None:
+        problem = validate.check_re2(header_pattern)
+        if problem:
+            r.invalid("canary-by-header-pattern", problem)
+            header_pattern = None
+    if header is None and (header_value is not None or header_pattern is not None):
+        r.diag.append(
+            warning(
+                r.ref,
+                Reason.ANNOTATION_IGNORED,
+                f"{PREFIX}canary-by-header-value/-pattern have no effect without "
+                f"{PREFIX}canary-by-header",
+            )
+        )
+    cookie = r.string("canary-by-cookie")
+    if cookie is not None and validate.check_header_name(cookie, request=False):
+        r.invalid("canary-by-cookie", f"{cookie!r} is not a cookie name")
+        cookie = None
+    total = r.integer("canary-weight-total", 100, low=1, high=1_000_000)
+    weight = r.integer("canary-weight", 0, low=0, high=total)
+    return Canary(
+        header=header,
+        header_value=header_value if header else None,
+        header_pattern=header_pattern if header and header_value is None else None,
+        cookie=cookie,
+        weight=weight,
+        weight_total=total,
+    )
+
+
+def _cors(r: _Reader) -> Cors | None:
+    enabled = r.boolean("enable-cors", default=False)
+    names = sorted(k for k in r.values if k.startswith("cors-"))
+    if not enabled:
+        if names:
+            r.diag.append(
+                warning(
+                    r.ref,
+                    Reason.ANNOTATION_IGNORED,
+                    f"{', '.join(PREFIX + n for n in names)} ignored: {PREFIX}enable-cors is "
+                    'not "true"',
+                )
+            )
+        return None
+    defaults = Cors()
+    return Cors(
+        allow_origins=_list(r, "cors-allow-origin", _valid_origin) or defaults.allow_origins,
+        allow_methods=tuple(m.upper() for m in _list(r, "cors-allow-methods", _METHOD.match))
+        or defaults.allow_methods,
+        allow_headers=_list(r, "cors-allow-headers", _CORS_HEADER.match) or defaults.allow_headers,
+        expose_headers=_list(r, "cors-expose-headers", _EXPOSE_HEADER.match),
+        allow_credentials=r.boolean("cors-allow-credentials", default=True),
+        max_age_s=r.integer("cors-max-age", DEFAULT_CORS_MAX_AGE, low=0, high=2**31 - 1),
+    )
+
+
+def _valid_origin(origin: str) -> bool:
+    return origin == "*" or _ORIGIN.match(origin) is not None
+
+
+def _list(r: _Reader, name: str, valid: Callable[[str], object]) -> tuple[str, ...]:
+    value = r.string(name)
+    if value is None:
+        return ()
+    items = tuple(item.strip() for item in value.split(",") if item.strip())
+    bad = [item for item in items if not valid(item)]
+    if bad:
+        r.invalid(name, f"invalid item(s) {', '.join(repr(b) for b in bad)}")
+        return ()
+    return items
+
+
+def _source_ranges(r: _Reader) -> SourceRanges | None:
+    allow_name = "allowlist-source-range" if "allowlist-source-range" in r.values else None
+    if "whitelist-source-range" in r.values:
+        if allow_name and r.values[allow_name] != r.values["whitelist-source-range"]:
+            r.diag.append(
+                warning(
+                    r.ref,
+                    Reason.SETTING_CONFLICT,
+                    f"{PREFIX}allowlist-source-range and {PREFIX}whitelist-source-range "
+                    "differ; allowlist-source-range wins",
+                )
+            )
+        allow_name = allow_name or "whitelist-source-range"
+    none: tuple[IPNetwork, ...] = ()
+    allow = r.convert(allow_name, validate.parse_cidrs, none) if allow_name else none
+    deny = r.convert("denylist-source-range", validate.parse_cidrs, none)
+    if not allow and not deny:
+        return None
+    return SourceRanges(allow=allow, deny=deny)
+
+
+def _x_forwarded_prefix(r: _Reader) -> str | None:
+    value = r.string("x-forwarded-prefix")
+    if value is None:
+        return None
+    if not value or validate.check_header_value(value):
+        r.invalid("x-forwarded-prefix", f"{value!r} is not a header value")
+        return None
+    return value
+
+
+def _custom_headers(r: _Reader) -> tuple[str, str] | None:
+    value = r.string("custom-headers")
+    if value is None:
+        return None
+    namespace, _, name = value.rpartition("/")
+    namespace = namespace or r.ref.namespace
+    if not _K8S_NAME.match(namespace) or not _K8S_NAME.match(name):
+        r.invalid("custom-headers", f"{value!r} is not a ConfigMap name or namespace/name")
+        return None
+    return (namespace, name)

@@ -1,0 +1,353 @@
+"""The ingress-nginx annotations the translator knows, and what becomes of each.
+
+This table is the source for `docs/annotations.md` (a unit test keeps the two in step) and for
+the diagnostics on annotations the translator does not carry out: nothing under the
+``nginx.ingress.kubernetes.io/`` prefix is ever ignored without a diagnostic.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+PREFIX: Final = "nginx.ingress.kubernetes.io/"
+
+
+class Support(enum.StrEnum):
+    # Translated; see `envoy` for what it becomes.
+    SUPPORTED = "supported"
+    # Not translated: a Warning, and the Ingress is served without it.
+    UNSUPPORTED = "not yet supported"
+    # Not translated, and serving without it would be unsafe (authentication, client
+    # certificates, WAF, TLS passthrough): an Error, and the Ingress is not served.
+    FAIL_CLOSED = "not yet supported, fails closed"
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotationInfo:
+    name: str  # without the prefix
+    support: Support
+    envoy: str  # what it becomes in Envoy, or why it is not supported
+    # For FAIL_CLOSED switches: a false value ("false", "off") turns the feature off, so it is
+    # only a Warning.
+    switch: bool = False
+    # Honoured on a canary Ingress (all others come from the primary Ingress there).
+    canary: bool = False
+
+
+_S, _U, _F = Support.SUPPORTED, Support.UNSUPPORTED, Support.FAIL_CLOSED
+
+_AUTH = "authentication is not translated yet; serving the paths unprotected would be unsafe"
+_TLS_AUTH = "client-certificate authentication is not translated yet"
+_RATE = "rate limits are not translated yet (Envoy: local_ratelimit per route)"
+_AFFINITY = "session affinity is not translated yet (Envoy: RING_HASH + cookie hash policy)"
+_UPSTREAM_TLS = "upstream TLS options are not translated yet (Envoy: UpstreamTlsContext)"
+_SNIPPET = "raw nginx configuration cannot be translated"
+_BUFFER = "nginx buffering has no Envoy equivalent; Envoy streams"
+_OBSERVE = "per-Ingress observability settings are not translated"
+
+ENTRIES: tuple[AnnotationInfo, ...] = (
+    # --- supported ---------------------------------------------------------------------------
+    AnnotationInfo(
+        "use-regex",
+        _S,
+        "paths of the whole host become case-insensitive RE2 "
+        "`safe_regex` matches `(?i)(?:PATH).*` (as ingress-nginx does host-wide)",
+    ),
+    AnnotationInfo(
+        "rewrite-target",
+        _S,
+        "RouteAction `regex_rewrite` (pattern `(?i)^(?:PATH)`, "
+        "`$N` becomes `\\N`); implies use-regex for the host",
+    ),
+    AnnotationInfo(
+        "ssl-redirect",
+        _S,
+        "a route before the path's route, matching "
+        "`x-forwarded-proto: http`, redirecting with `https_redirect` (308); on by "
+        "default when the host has a TLS certificate",
+    ),
+    AnnotationInfo(
+        "force-ssl-redirect", _S, "as ssl-redirect, also for hosts without a certificate"
+    ),
+    AnnotationInfo(
+        "permanent-redirect",
+        _S,
+        "Route `redirect` (scheme/host/port/path of the "
+        "URL; a trailing `$request_uri` keeps the request path and query), 301",
+    ),
+    AnnotationInfo(
+        "permanent-redirect-code", _S, "RedirectAction `response_code` (301, 302, 303, 307 or 308)"
+    ),
+    AnnotationInfo(
+        "temporal-redirect",
+        _S,
+        "Route `redirect`, 302; wins over permanent-redirect as in ingress-nginx",
+    ),
+    AnnotationInfo(
+        "temporal-redirect-code", _S, "RedirectAction `response_code` (301, 302, 303, 307 or 308)"
+    ),
+    AnnotationInfo(
+        "app-root",
+        _S,
+        "an Exact `/` route first in the virtual host, redirecting (302) to the path",
+    ),
+    AnnotationInfo(
+        "proxy-connect-timeout", _S, "Cluster `connect_timeout` (a cluster variant; default 5s)"
+    ),
+    AnnotationInfo(
+        "proxy-read-timeout",
+        _S,
+        "RouteAction `idle_timeout` = max(read, send) "
+        "(default 60s); RouteAction `timeout` is always 0 (nginx has no total limit)",
+    ),
+    AnnotationInfo("proxy-send-timeout", _S, "RouteAction `idle_timeout` = max(read, send)"),
+    AnnotationInfo(
+        "backend-protocol",
+        _S,
+        "Cluster options: HTTPS = TLS transport socket, "
+        "GRPC/HTTP2 = HTTP/2 (h2c), GRPCS = HTTP/2 over TLS with ALPN h2",
+    ),
+    AnnotationInfo("upstream-vhost", _S, "RouteAction `host_rewrite_literal`"),
+    AnnotationInfo(
+        "load-balance",
+        _S,
+        "Cluster `lb_policy`: round_robin = ROUND_ROBIN, ewma = LEAST_REQUEST",
+        canary=True,
+    ),
+    AnnotationInfo(
+        "upstream-hash-by",
+        _S,
+        "Cluster `lb_policy` RING_HASH + RouteAction "
+        "`hash_policy` ($request_uri/$uri = :path header, $host, $remote_addr = "
+        "source IP, $http_NAME, $cookie_NAME, $arg_NAME; one variable only)",
+    ),
+    AnnotationInfo(
+        "canary",
+        _S,
+        "the canary Ingress's backend is added to the primary's "
+        "routes (header/cookie routes first, then weighted_clusters)",
+        canary=True,
+    ),
+    AnnotationInfo(
+        "canary-by-header",
+        _S,
+        "route with header match `always` -> canary, `never` -> primary",
+        canary=True,
+    ),
+    AnnotationInfo(
+        "canary-by-header-value", _S, "route with exact header match -> canary", canary=True
+    ),
+    AnnotationInfo(
+        "canary-by-header-pattern", _S, "route with RE2 header match -> canary", canary=True
+    ),
+    AnnotationInfo(
+        "canary-by-cookie",
+        _S,
+        "routes matching the `cookie` header (RE2) for "
+        "`NAME=always` -> canary, `NAME=never` -> primary",
+        canary=True,
+    ),
+    AnnotationInfo("canary-weight", _S, "RouteAction `weighted_clusters`", canary=True),
+    AnnotationInfo("canary-weight-total", _S, "the weights' total (default 100)", canary=True),
+    AnnotationInfo(
+        "enable-cors", _S, "`typed_per_filter_config` `envoy.filters.http.cors`: CorsPolicy"
+    ),
+    AnnotationInfo(
+        "cors-allow-origin",
+        _S,
+        "CorsPolicy `allow_origin_string_match` (exact, or RE2 for `*` and `*.` wildcards)",
+    ),
+    AnnotationInfo("cors-allow-methods", _S, "CorsPolicy `allow_methods`"),
+    AnnotationInfo("cors-allow-headers", _S, "CorsPolicy `allow_headers`"),
+    AnnotationInfo("cors-expose-headers", _S, "CorsPolicy `expose_headers`"),
+    AnnotationInfo("cors-allow-credentials", _S, "CorsPolicy `allow_credentials`"),
+    AnnotationInfo("cors-max-age", _S, "CorsPolicy `max_age`"),
+    AnnotationInfo(
+        "whitelist-source-range",
+        _S,
+        "`typed_per_filter_config` `envoy.filters.http.rbac`: RBACPerRoute ALLOW on `remote_ip`",
+    ),
+    AnnotationInfo("allowlist-source-range", _S, "same as whitelist-source-range"),
+    AnnotationInfo(
+        "denylist-source-range",
+        _S,
+        "RBACPerRoute: DENY on `remote_ip` (with an "
+        "allowlist: ALLOW if in the allowlist and not in the denylist)",
+    ),
+    AnnotationInfo("x-forwarded-prefix", _S, "Route `request_headers_to_add` X-Forwarded-Prefix"),
+    AnnotationInfo(
+        "custom-headers",
+        _S,
+        "Route `response_headers_to_add` from the named "
+        "ConfigMap (`namespace/name` or `name`) of the same tenant",
+    ),
+    # --- fail closed -------------------------------------------------------------------------
+    *(
+        AnnotationInfo(name, _F, _AUTH)
+        for name in (
+            "auth-type",
+            "auth-secret",
+            "auth-secret-type",
+            "auth-realm",
+            "auth-url",
+            "auth-method",
+            "auth-signin",
+            "auth-signin-redirect-param",
+            "auth-response-headers",
+            "auth-proxy-set-headers",
+            "auth-request-redirect",
+            "auth-cache-key",
+            "auth-cache-duration",
+            "auth-snippet",
+            "auth-always-set-cookie",
+            "auth-keepalive",
+            "auth-keepalive-share-vars",
+            "auth-keepalive-requests",
+            "auth-keepalive-timeout",
+            "satisfy",
+        )
+    ),
+    *(
+        AnnotationInfo(name, _F, _TLS_AUTH)
+        for name in (
+            "auth-tls-secret",
+            "auth-tls-verify-depth",
+            "auth-tls-verify-client",
+            "auth-tls-error-page",
+            "auth-tls-pass-certificate-to-upstream",
+            "auth-tls-match-cn",
+        )
+    ),
+    AnnotationInfo(
+        "ssl-passthrough",
+        _F,
+        "TLS passthrough needs an SNI/TCP listener, not an HTTP route",
+        switch=True,
+    ),
+    AnnotationInfo("enable-modsecurity", _F, "no WAF in the gateway yet", switch=True),
+    AnnotationInfo("enable-owasp-core-rules", _F, "no WAF in the gateway yet", switch=True),
+    AnnotationInfo("modsecurity-snippet", _F, "no WAF in the gateway yet"),
+    # --- unsupported -------------------------------------------------------------------------
+    AnnotationInfo("enable-global-auth", _U, "there is no global external authentication"),
+    AnnotationInfo("modsecurity-transaction-id", _U, "no WAF in the gateway yet"),
+    *(
+        AnnotationInfo(name, _U, _AFFINITY, canary=True)
+        for name in (
+            "affinity",
+            "affinity-mode",
+            "affinity-canary-behavior",
+            "session-cookie-name",
+            "session-cookie-path",
+            "session-cookie-domain",
+            "session-cookie-max-age",
+            "session-cookie-expires",
+            "session-cookie-samesite",
+            "session-cookie-conditional-samesite-none",
+            "session-cookie-change-on-failure",
+            "session-cookie-secure",
+        )
+    ),
+    AnnotationInfo("upstream-hash-by-subset", _U, "subset hashing has no Envoy equivalent"),
+    AnnotationInfo("upstream-hash-by-subset-size", _U, "subset hashing has no Envoy equivalent"),
+    *(
+        AnnotationInfo(name, _U, _RATE)
+        for name in (
+            "limit-connections",
+            "limit-rps",
+            "limit-rpm",
+            "limit-burst-multiplier",
+            "limit-rate",
+            "limit-rate-after",
+            "limit-whitelist",
+            "limit-allowlist",
+            "global-rate-limit",
+            "global-rate-limit-window",
+            "global-rate-limit-key",
+            "global-rate-limit-ignored-cidrs",
+        )
+    ),
+    AnnotationInfo(
+        "proxy-next-upstream",
+        _U,
+        "retries are not translated yet (Envoy: RouteAction retry_policy)",
+    ),
+    AnnotationInfo("proxy-next-upstream-tries", _U, "retries are not translated yet"),
+    AnnotationInfo("proxy-next-upstream-timeout", _U, "retries are not translated yet"),
+    AnnotationInfo(
+        "proxy-body-size",
+        _U,
+        "Envoy has no per-route streaming body limit; needs a buffer filter decision",
+    ),
+    AnnotationInfo("client-body-buffer-size", _U, _BUFFER),
+    AnnotationInfo("proxy-buffering", _U, _BUFFER),
+    AnnotationInfo("proxy-buffers-number", _U, _BUFFER),
+    AnnotationInfo("proxy-buffer-size", _U, _BUFFER),
+    AnnotationInfo("proxy-max-temp-file-size", _U, _BUFFER),
+    AnnotationInfo("proxy-request-buffering", _U, _BUFFER),
+    AnnotationInfo(
+        "proxy-http-version", _U, "Envoy picks the upstream HTTP version from backend-protocol"
+    ),
+    AnnotationInfo("proxy-cookie-domain", _U, "Set-Cookie rewriting is not translated"),
+    AnnotationInfo("proxy-cookie-path", _U, "Set-Cookie rewriting is not translated"),
+    AnnotationInfo("proxy-redirect-from", _U, "Location rewriting is not translated"),
+    AnnotationInfo("proxy-redirect-to", _U, "Location rewriting is not translated"),
+    *(
+        AnnotationInfo(name, _U, _UPSTREAM_TLS)
+        for name in (
+            "proxy-ssl-secret",
+            "proxy-ssl-ciphers",
+            "proxy-ssl-name",
+            "proxy-ssl-protocols",
+            "proxy-ssl-verify",
+            "proxy-ssl-verify-depth",
+            "proxy-ssl-server-name",
+        )
+    ),
+    AnnotationInfo("ssl-ciphers", _U, "downstream TLS settings belong to the listener"),
+    AnnotationInfo(
+        "ssl-prefer-server-ciphers", _U, "downstream TLS settings belong to the listener"
+    ),
+    AnnotationInfo("configuration-snippet", _U, _SNIPPET),
+    AnnotationInfo("server-snippet", _U, _SNIPPET),
+    AnnotationInfo("stream-snippet", _U, _SNIPPET),
+    AnnotationInfo("custom-http-errors", _U, "error interception is not translated yet"),
+    AnnotationInfo(
+        "disable-proxy-intercept-errors", _U, "error interception is not translated yet"
+    ),
+    AnnotationInfo("default-backend", _U, "per-Ingress fallback backends are not translated yet"),
+    AnnotationInfo(
+        "from-to-www-redirect", _U, "needs a second host, whose ownership is arbitrated separately"
+    ),
+    AnnotationInfo("server-alias", _U, "aliases are extra hosts; list them as Ingress rules"),
+    AnnotationInfo("preserve-trailing-slash", _U, "Envoy's https_redirect keeps the path as is"),
+    AnnotationInfo("relative-redirects", _U, "Envoy redirects are absolute"),
+    AnnotationInfo("service-upstream", _U, "the gateway always balances over the endpoints"),
+    AnnotationInfo("connection-proxy-header", _U, "Envoy manages upstream connections"),
+    AnnotationInfo("http2-push-preload", _U, "HTTP/2 push is obsolete and not in Envoy"),
+    AnnotationInfo("mirror-target", _U, "request mirroring is not translated yet"),
+    AnnotationInfo("mirror-request-body", _U, "request mirroring is not translated yet"),
+    AnnotationInfo("mirror-host", _U, "request mirroring is not translated yet"),
+    AnnotationInfo("enable-access-log", _U, _OBSERVE),
+    AnnotationInfo("enable-rewrite-log", _U, _OBSERVE),
+    AnnotationInfo("enable-opentracing", _U, _OBSERVE),
+    AnnotationInfo("opentracing-trust-incoming-span", _U, _OBSERVE),
+    AnnotationInfo("enable-opentelemetry", _U, _OBSERVE),
+    AnnotationInfo("opentelemetry-trust-incoming-span", _U, _OBSERVE),
+    AnnotationInfo("opentelemetry-operation-name", _U, _OBSERVE),
+    AnnotationInfo("enable-influxdb", _U, _OBSERVE),
+    AnnotationInfo("influxdb-measurement", _U, _OBSERVE),
+    AnnotationInfo("influxdb-port", _U, _OBSERVE),
+    AnnotationInfo("influxdb-host", _U, _OBSERVE),
+    AnnotationInfo("influxdb-server-name", _U, _OBSERVE),
+)
+
+CATALOG: Final[Mapping[str, AnnotationInfo]] = MappingProxyType({a.name: a for a in ENTRIES})
+
+
+def lookup(name: str) -> AnnotationInfo | None:
+    """The entry for a short annotation name (without the prefix)."""
+    return CATALOG.get(name)

@@ -1,0 +1,335 @@
+"""Envoy protos from the plan, each returned as a `Resource` of deterministic bytes.
+
+The xds-protos stubs are untyped, so proto objects stay inside this module: every public
+function takes typed plan values and returns a `Resource` (or bytes). Serialization is
+deterministic (map fields sorted), so equal input gives byte-identical resources.
+
+Filter names used in ``typed_per_filter_config`` (the listener's HttpConnectionManager must
+carry filters with these names, configured to do nothing by default):
+`CORS_FILTER` and `RBAC_FILTER`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.rbac.v3 import rbac_pb2 as rbac_config_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2, scoped_route_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
+from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as rbac_filter_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
+from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
+
+from ripple_common.resources import Resource, TypeUrl
+from ripple_translator.translate.annotations import (
+    ClusterSettings,
+    Cors,
+    HashPolicy,
+    HashSource,
+    LbPolicy,
+    SourceRanges,
+)
+from ripple_translator.translate.backends import LocalityEndpoints
+from ripple_translator.translate.plan import (
+    Action,
+    Forward,
+    HeaderMatch,
+    MatchKind,
+    PathMatch,
+    RedirectTo,
+    Respond,
+    RouteSpec,
+    VirtualHostSpec,
+)
+from ripple_translator.translate.validate import envoy_literal
+
+CORS_FILTER: Final = "envoy.filters.http.cors"
+RBAC_FILTER: Final = "envoy.filters.http.rbac"
+HTTP_PROTOCOL_OPTIONS: Final = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+TLS_TRANSPORT_SOCKET: Final = "envoy.transport_sockets.tls"
+
+_LB: Final = {
+    LbPolicy.ROUND_ROBIN: cluster_pb2.Cluster.ROUND_ROBIN,
+    LbPolicy.LEAST_REQUEST: cluster_pb2.Cluster.LEAST_REQUEST,
+    LbPolicy.RING_HASH: cluster_pb2.Cluster.RING_HASH,
+}
+_REDIRECT_CODES: Final = {
+    301: route_components_pb2.RedirectAction.MOVED_PERMANENTLY,
+    302: route_components_pb2.RedirectAction.FOUND,
+    303: route_components_pb2.RedirectAction.SEE_OTHER,
+    307: route_components_pb2.RedirectAction.TEMPORARY_REDIRECT,
+    308: route_components_pb2.RedirectAction.PERMANENT_REDIRECT,
+}
+
+
+def cluster(name: str, *, endpoints: str, settings: ClusterSettings) -> Resource:
+    """An EDS cluster fed over ADS; its endpoints are the assignment named `endpoints`."""
+    msg = cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.EDS,
+        eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(
+            eds_config=config_source_pb2.ConfigSource(
+                ads=config_source_pb2.AggregatedConfigSource(),
+                resource_api_version=config_source_pb2.V3,
+            ),
+            service_name=endpoints,
+        ),
+        connect_timeout=_duration(settings.connect_timeout_ms),
+        lb_policy=_LB[settings.lb_policy],
+    )
+    if settings.http2:
+        options = http_protocol_options_pb2.HttpProtocolOptions(
+            explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
+                http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
+            )
+        )
+        msg.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(_pack(options))
+    if settings.tls:
+        # As nginx's proxy_pass https://: no certificate verification, no SNI.
+        context = tls_pb2.UpstreamTlsContext(
+            common_tls_context=tls_pb2.CommonTlsContext(
+                alpn_protocols=["h2"] if settings.http2 else []
+            )
+        )
+        msg.transport_socket.name = TLS_TRANSPORT_SOCKET
+        msg.transport_socket.typed_config.CopyFrom(_pack(context))
+    return _resource(TypeUrl.CLUSTER, name, msg)
+
+
+def endpoints(name: str, groups: Sequence[LocalityEndpoints]) -> Resource:
+    """A ClusterLoadAssignment. Every group has a locality (gRPC's xDS client requires one) and
+    a positive weight (gRPC ignores localities of weight 0)."""
+    msg = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
+    for group in groups:
+        lle = msg.endpoints.add()
+        lle.locality.SetInParent()
+        lle.locality.zone = group.zone
+        lle.locality.sub_zone = group.sub_zone
+        lle.load_balancing_weight.value = len(group.addresses)
+        for address, port in group.addresses:
+            lbe = lle.lb_endpoints.add()
+            lbe.endpoint.address.socket_address.address = address
+            lbe.endpoint.address.socket_address.port_value = port
+    return _resource(TypeUrl.ENDPOINT, name, msg)
+
+
+def tls_secret(name: str, *, certificate: str, private_key: str) -> Resource:
+    msg = secret_pb2.Secret(
+        name=name,
+        tls_certificate=common_pb2.TlsCertificate(
+            certificate_chain=base_pb2.DataSource(inline_bytes=certificate.encode()),
+            private_key=base_pb2.DataSource(inline_bytes=private_key.encode()),
+        ),
+    )
+    return _resource(TypeUrl.SECRET, name, msg)
+
+
+def scope(name: str, *, route_config: str, host: str) -> Resource:
+    """A scope whose key is the exact host (the listener extracts it from :authority)."""
+    msg = scoped_route_pb2.ScopedRouteConfiguration(
+        name=name,
+        route_configuration_name=route_config,
+        on_demand=False,
+        key=scoped_route_pb2.ScopedRouteConfiguration.Key(
+            fragments=[scoped_route_pb2.ScopedRouteConfiguration.Key.Fragment(string_key=host)]
+        ),
+    )
+    return _resource(TypeUrl.SCOPED_ROUTE, name, msg)
+
+
+def route_config(name: str, virtual_hosts: Sequence[VirtualHostSpec]) -> Resource:
+    msg = route_pb2.RouteConfiguration(name=name, ignore_port_in_host_matching=True)
+    for vh in virtual_hosts:
+        vhost = msg.virtual_hosts.add(name=vh.host, domains=[vh.host])
+        for spec in vh.routes:
+            vhost.routes.append(_route(spec))
+    return _resource(TypeUrl.ROUTE, name, msg)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _route(spec: RouteSpec) -> Any:
+    route = route_components_pb2.Route(name=spec.name, match=_match(spec.match))
+    for header in spec.headers:
+        route.match.headers.append(_header_matcher(header))
+    _set_action(route, spec.action)
+    if spec.cors is not None:
+        route.typed_per_filter_config[CORS_FILTER].CopyFrom(_pack(_cors(spec.cors)))
+    if spec.source_ranges is not None:
+        rbac = _rbac(spec.source_ranges)
+        route.typed_per_filter_config[RBAC_FILTER].CopyFrom(_pack(rbac))
+    for key, value in spec.request_headers:
+        route.request_headers_to_add.append(_header_option(key, value))
+    for key, value in spec.response_headers:
+        route.response_headers_to_add.append(_header_option(key, value))
+    return route
+
+
+def _match(match: PathMatch) -> Any:
+    m = route_components_pb2.RouteMatch()
+    if match.kind is MatchKind.EXACT:
+        m.path = match.value
+    elif match.kind is MatchKind.PATH_PREFIX:
+        m.path_separated_prefix = match.value
+    elif match.kind is MatchKind.PREFIX:
+        m.prefix = match.value
+    else:
+        m.safe_regex.regex = match.value
+    return m
+
+
+def _header_matcher(header: HeaderMatch) -> Any:
+    matcher = route_components_pb2.HeaderMatcher(name=header.name)
+    if header.regex:
+        matcher.string_match.safe_regex.regex = header.value
+    else:
+        matcher.string_match.exact = header.value
+    return matcher
+
+
+def _set_action(route: Any, action: Action) -> None:
+    if isinstance(action, Respond):
+        route.direct_response.status = action.status
+    elif isinstance(action, RedirectTo):
+        r = route.redirect
+        r.response_code = _REDIRECT_CODES[action.code]
+        if action.https:
+            r.https_redirect = True
+        elif action.scheme is not None:
+            r.scheme_redirect = action.scheme
+        if action.host is not None:
+            r.host_redirect = action.host
+        if action.port is not None:
+            r.port_redirect = action.port
+        if action.path is not None:
+            r.path_redirect = action.path
+            r.strip_query = True
+    else:
+        _set_forward(route.route, action)
+
+
+def _set_forward(ra: Any, action: Forward) -> None:
+    if len(action.targets) == 1:
+        ra.cluster = action.targets[0].cluster
+    else:
+        for target in action.targets:
+            ra.weighted_clusters.clusters.add(
+                name=target.cluster, weight=wrappers_pb2.UInt32Value(value=target.weight)
+            )
+    # nginx has no limit on a whole response; Envoy's default route timeout is 15s.
+    ra.timeout.CopyFrom(duration_pb2.Duration())
+    ra.idle_timeout.CopyFrom(_duration(action.idle_timeout_ms))
+    if action.rewrite is not None:
+        pattern, substitution = action.rewrite
+        ra.regex_rewrite.CopyFrom(
+            regex_pb2.RegexMatchAndSubstitute(
+                pattern=regex_pb2.RegexMatcher(regex=pattern), substitution=substitution
+            )
+        )
+    if action.host_rewrite is not None:
+        ra.host_rewrite_literal = action.host_rewrite
+    if action.hash_policy is not None:
+        ra.hash_policy.append(_hash_policy(action.hash_policy))
+
+
+def _hash_policy(policy: HashPolicy) -> Any:
+    hp = route_components_pb2.RouteAction.HashPolicy()
+    if policy.source is HashSource.HEADER:
+        hp.header.header_name = policy.name
+    elif policy.source is HashSource.COOKIE:
+        hp.cookie.name = policy.name
+    elif policy.source is HashSource.QUERY_PARAMETER:
+        hp.query_parameter.name = policy.name
+    else:
+        hp.connection_properties.source_ip = True
+    return hp
+
+
+def _cors(cors: Cors) -> Any:
+    policy = cors_pb2.CorsPolicy(
+        allow_methods=", ".join(cors.allow_methods),
+        allow_headers=",".join(cors.allow_headers),
+        expose_headers=",".join(cors.expose_headers),
+        max_age=str(cors.max_age_s),
+        allow_credentials=wrappers_pb2.BoolValue(value=cors.allow_credentials),
+    )
+    for origin in cors.allow_origins:
+        policy.allow_origin_string_match.append(_origin_matcher(origin))
+    return policy
+
+
+def _origin_matcher(origin: str) -> Any:
+    if origin == "*":
+        return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=".*"))
+    scheme, _, rest = origin.partition("://")
+    if rest.startswith("*."):
+        escaped = rest[2:].replace(".", "\\.")
+        regex = f"(?i){scheme}://[a-z0-9-]+\\.{escaped}"
+        return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=regex))
+    return string_pb2.StringMatcher(exact=origin, ignore_case=True)
+
+
+def _rbac(ranges: SourceRanges) -> Any:
+    """Allow-list and deny-list of client addresses (``remote_ip``: the client address after
+    the listener's x-forwarded-for handling, like nginx's $remote_addr with real_ip)."""
+    allow = _any_of(ranges.allow)
+    deny = _any_of(ranges.deny)
+    if ranges.allow and ranges.deny:
+        principal = rbac_config_pb2.Principal(
+            and_ids=rbac_config_pb2.Principal.Set(
+                ids=[allow, rbac_config_pb2.Principal(not_id=deny)]
+            )
+        )
+        action = rbac_config_pb2.RBAC.ALLOW
+    elif ranges.allow:
+        principal, action = allow, rbac_config_pb2.RBAC.ALLOW
+    else:
+        principal, action = deny, rbac_config_pb2.RBAC.DENY
+    policy = rbac_config_pb2.Policy(
+        permissions=[rbac_config_pb2.Permission(any=True)], principals=[principal]
+    )
+    rules = rbac_config_pb2.RBAC(action=action)
+    rules.policies["source-range"].CopyFrom(policy)
+    return rbac_filter_pb2.RBACPerRoute(rbac=rbac_filter_pb2.RBAC(rules=rules))
+
+
+def _any_of(nets: Sequence[Any]) -> Any:
+    ids = [
+        rbac_config_pb2.Principal(
+            remote_ip=address_pb2.CidrRange(
+                address_prefix=str(net.network_address),
+                prefix_len=wrappers_pb2.UInt32Value(value=net.prefixlen),
+            )
+        )
+        for net in nets
+    ]
+    return rbac_config_pb2.Principal(or_ids=rbac_config_pb2.Principal.Set(ids=ids))
+
+
+def _header_option(key: str, value: str) -> Any:
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=key, value=envoy_literal(value)),
+        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+    )
+
+
+def _duration(ms: int) -> Any:
+    return duration_pb2.Duration(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
+
+
+def _pack(msg: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(msg, deterministic=True)
+    return packed
+
+
+def _resource(type_url: TypeUrl, name: str, msg: Any) -> Resource:
+    body: bytes = msg.SerializeToString(deterministic=True)
+    return Resource(type_url, name, body)

@@ -1,0 +1,597 @@
+"""Ingresses to a route plan, with ingress-nginx's semantics.
+
+Per host, over every served Ingress of the tenant:
+
+- Paths: Exact -> exact match; Prefix -> Kubernetes element-wise prefix
+  (``path_separated_prefix``; a trailing ``/`` is ignored); ImplementationSpecific -> plain
+  string prefix, as nginx's ``location /path``. If any Ingress of the host sets use-regex or
+  rewrite-target, every path of the host is a case-insensitive regex anchored at the start
+  (ingress-nginx enforces ``~*`` host-wide), whatever its pathType.
+- Order: Exact first, then longest path first (regex mode: longest first), the Ingress's
+  defaultBackend last; within one path: the https redirect, canary header/cookie routes, then
+  the path's own route.
+- Conflicts: one host+path has one owner, the oldest Ingress (creationTimestamp, then
+  namespace/name); the others get a PathConflict warning for that path only.
+- A backend whose Service or port does not exist answers 503 (as ingress-nginx does) instead of
+  being left out, so the request does not fall through to a shorter path of another backend.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from ripple_translator.translate import validate
+from ripple_translator.translate.annotations import ClusterSettings, IngressAnnotations
+from ripple_translator.translate.backends import ClusterTarget, Inventory, Unresolved
+from ripple_translator.translate.catalog import PREFIX
+from ripple_translator.translate.diagnostics import Diagnostic, Reason, error, warning
+from ripple_translator.translate.model import Backend, ConfigMap, IngressPath, PathType
+from ripple_translator.translate.plan import (
+    Accepted,
+    Action,
+    Forward,
+    HeaderMatch,
+    MatchKind,
+    PathMatch,
+    RedirectTo,
+    Respond,
+    RouteSpec,
+    VirtualHostSpec,
+    WeightedTarget,
+)
+
+_GROUP_REF = re.compile(r"\\(\d)")
+_ROOT = PathMatch(MatchKind.PREFIX, "/")
+_FORBIDDEN_IN_PATH = frozenset("?#\0\r\n\t ")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    virtual_hosts: tuple[VirtualHostSpec, ...]
+    targets: tuple[ClusterTarget, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    host: str
+    source: Accepted
+    path: IngressPath | None  # None: the Ingress's defaultBackend
+    backend: Backend
+
+    @property
+    def raw_path(self) -> str:
+        return "/" if self.path is None else self.path.path
+
+
+def check_paths(acc: Accepted, *, max_program_size: int) -> list[Diagnostic]:
+    """Errors in an Ingress's own paths (judged by its own use-regex/rewrite-target)."""
+    problems: list[Diagnostic] = []
+    settings = acc.settings
+    ref = acc.ingress.meta.ref
+    for rule in acc.ingress.rules:
+        for p in rule.paths:
+            if settings.regex_paths:
+                problem = validate.check_re2(p.path) or validate.check_program_size(
+                    regex_match(p.path).value, max_program_size
+                )
+                if problem is None and settings.rewrite_target is not None:
+                    problem = _check_group_refs(p.path, settings.rewrite_target)
+            else:
+                problem = _check_plain_path(p)
+            if problem:
+                problems.append(
+                    error(ref, Reason.INVALID_PATH, f"{problem}; the Ingress is not served")
+                )
+    return problems
+
+
+def plan_routes(
+    *,
+    tenant: str,
+    ingresses: Sequence[Accepted],
+    inventory: Inventory,
+    config_maps: Mapping[tuple[str, str], ConfigMap],
+    has_certificate: Callable[[str], bool],
+    host_allowed: Callable[[str], bool],
+    max_program_size: int,
+) -> RoutePlan:
+    """Plan the routes of the served Ingresses (sorted oldest first, paths already checked)."""
+    diags: list[Diagnostic] = []
+    primaries: dict[str, list[_Candidate]] = defaultdict(list)
+    canaries: dict[str, list[_Candidate]] = defaultdict(list)
+    for acc in ingresses:
+        for cand in _candidates(acc, host_allowed, diags):
+            (canaries if acc.is_canary else primaries)[cand.host].append(cand)
+
+    builder = _HostBuilder(
+        tenant=tenant,
+        inventory=inventory,
+        config_maps=config_maps,
+        has_certificate=has_certificate,
+        max_program_size=max_program_size,
+        diags=diags,
+    )
+    vhosts = []
+    for host in sorted(primaries):
+        routes = builder.host(host, primaries[host], canaries.pop(host, []))
+        if routes:
+            vhosts.append(VirtualHostSpec(host, tuple(routes)))
+    for _, orphans in sorted(canaries.items()):
+        for cand in orphans:
+            diags.append(_no_primary(cand))
+    return RoutePlan(
+        virtual_hosts=tuple(vhosts),
+        targets=tuple(builder.targets[k] for k in sorted(builder.targets)),
+        diagnostics=tuple(diags),
+    )
+
+
+def _candidates(
+    acc: Accepted, host_allowed: Callable[[str], bool], diags: list[Diagnostic]
+) -> Iterator[_Candidate]:
+    ref = acc.ingress.meta.ref
+    hosts: list[str] = []
+    for rule in acc.ingress.rules:
+        host = usable_host(rule.host, acc, host_allowed, diags)
+        if host is None:
+            continue
+        if host not in hosts:
+            hosts.append(host)
+        for p in rule.paths:
+            yield _Candidate(host, acc, p, p.backend)
+    default = acc.ingress.default_backend
+    if default is not None:
+        if not hosts:
+            diags.append(
+                warning(
+                    ref,
+                    Reason.CATCH_ALL_UNSUPPORTED,
+                    "spec.defaultBackend on an Ingress without hosts would catch every host "
+                    "of the gateway; it is left out",
+                )
+            )
+        for host in hosts:
+            yield _Candidate(host, acc, None, default)
+
+
+def usable_host(
+    host: str | None,
+    acc: Accepted,
+    host_allowed: Callable[[str], bool],
+    diags: list[Diagnostic],
+) -> str | None:
+    """The rule's host if this tenant may serve it with scoped routes; else a diagnostic."""
+    ref = acc.ingress.meta.ref
+    if host is None:
+        diags.append(
+            warning(
+                ref,
+                Reason.CATCH_ALL_UNSUPPORTED,
+                "a rule without a host would catch every host of the gateway; it is left out",
+            )
+        )
+        return None
+    problem = validate.check_host(host)
+    if problem:
+        diags.append(error(ref, Reason.INVALID_HOST, f"{problem}; its rule is left out"))
+        return None
+    if not host_allowed(host):
+        diags.append(
+            error(
+                ref,
+                Reason.HOST_NOT_ALLOWED,
+                f"host {host} belongs to another tenant or is outside this tenant's domains; "
+                "its rules are left out",
+            )
+        )
+        return None
+    if validate.is_wildcard(host):
+        diags.append(
+            warning(
+                ref,
+                Reason.WILDCARD_HOST_UNSUPPORTED,
+                f"wildcard host {host} is not served yet: gateway scopes are keyed by the "
+                "exact host; list the concrete hosts instead",
+            )
+        )
+        return None
+    return host
+
+
+class _HostBuilder:
+    """Builds the routes of one host at a time; collects cluster targets and diagnostics."""
+
+    __slots__ = (
+        "config_maps",
+        "diags",
+        "has_certificate",
+        "inventory",
+        "max_program_size",
+        "targets",
+        "tenant",
+    )
+
+    def __init__(
+        self,
+        *,
+        tenant: str,
+        inventory: Inventory,
+        config_maps: Mapping[tuple[str, str], ConfigMap],
+        has_certificate: Callable[[str], bool],
+        max_program_size: int,
+        diags: list[Diagnostic],
+    ) -> None:
+        self.tenant = tenant
+        self.max_program_size = max_program_size
+        self.inventory = inventory
+        self.config_maps = config_maps
+        self.has_certificate = has_certificate
+        self.diags = diags
+        self.targets: dict[str, ClusterTarget] = {}
+
+    def host(
+        self, host: str, primaries: list[_Candidate], canaries: list[_Candidate]
+    ) -> list[RouteSpec]:
+        regex_mode = next((c.source for c in primaries if c.source.settings.regex_paths), None)
+        winners: dict[tuple[bool, PathMatch], _Candidate] = {}
+        for cand in primaries:
+            match = self._match(cand, regex_mode)
+            if match is None:
+                continue
+            key = (cand.path is None, match)
+            owner = winners.get(key)
+            if owner is None:
+                winners[key] = cand
+            else:
+                self.diags.append(_conflict(cand, owner))
+        chosen: dict[tuple[bool, PathMatch], _Candidate] = {}
+        for cand in canaries:
+            match = self._match(cand, regex_mode)
+            if match is None:
+                continue
+            key = (cand.path is None, match)
+            if key not in winners:
+                self.diags.append(_no_primary(cand))
+            elif key in chosen:
+                self.diags.append(
+                    warning(
+                        cand.source.ingress.meta.ref,
+                        Reason.CANARY_CONFLICT,
+                        f"host {host} path {cand.raw_path} already has the canary "
+                        f"{chosen[key].source.label}; only one canary per path is supported",
+                    )
+                )
+            else:
+                chosen[key] = cand
+
+        routes = self._app_root(host, winners.values())
+        ordered = sorted(winners.items(), key=lambda kv: _order(kv[0], kv[1], regex_mode))
+        for key, cand in ordered:
+            routes.extend(self._path_routes(host, key[1], cand, chosen.get(key)))
+        return routes
+
+    def _match(self, cand: _Candidate, regex_mode: Accepted | None) -> PathMatch | None:
+        if cand.path is None:
+            return _ROOT
+        if regex_mode is None:
+            return plain_match(cand.path)
+        match = regex_match(cand.path.path)
+        if not cand.source.settings.regex_paths:
+            problem = validate.check_re2(cand.path.path) or validate.check_program_size(
+                match.value, self.max_program_size
+            )
+            if problem:
+                self.diags.append(
+                    error(
+                        cand.source.ingress.meta.ref,
+                        Reason.INVALID_PATH,
+                        f"host {cand.host} matches paths as regexes (use-regex or "
+                        f"rewrite-target on Ingress {regex_mode.label}), and {problem}; "
+                        "this path is left out",
+                    )
+                )
+                return None
+        return match
+
+    def _app_root(self, host: str, winners: Iterable[_Candidate]) -> list[RouteSpec]:
+        sources = {c.source.label: c.source for c in winners}.values()
+        owner: Accepted | None = None
+        for source in sorted(sources, key=lambda a: a.ingress.meta.age_key):
+            if source.settings.app_root is None:
+                continue
+            if owner is None:
+                owner = source
+            elif source.settings.app_root != owner.settings.app_root:
+                self.diags.append(
+                    warning(
+                        source.ingress.meta.ref,
+                        Reason.SETTING_CONFLICT,
+                        f"{PREFIX}app-root of host {host} is already set by the older Ingress "
+                        f"{owner.label}; this one is ignored",
+                    )
+                )
+        if owner is None or owner.settings.app_root is None:
+            return []
+        return [
+            RouteSpec(
+                name=owner.label,
+                match=PathMatch(MatchKind.EXACT, "/"),
+                action=RedirectTo(code=302, path=owner.settings.app_root),
+                source_ranges=owner.settings.source_ranges,
+            )
+        ]
+
+    def _path_routes(
+        self, host: str, match: PathMatch, cand: _Candidate, canary: _Candidate | None
+    ) -> list[RouteSpec]:
+        acc = cand.source
+        s = acc.settings
+        common = _Common(
+            match=match,
+            settings=s,
+            response_headers=self._custom_headers(acc),
+        )
+        routes: list[RouteSpec] = []
+        if s.force_ssl_redirect or (s.ssl_redirect and self.has_certificate(host)):
+            routes.append(
+                common.route(
+                    acc.label,
+                    RedirectTo(code=308, https=True),
+                    HeaderMatch("x-forwarded-proto", "http"),
+                )
+            )
+        if s.redirect is not None:
+            if canary is not None:
+                self.diags.append(
+                    warning(
+                        canary.source.ingress.meta.ref,
+                        Reason.ANNOTATION_IGNORED,
+                        f"the primary Ingress {acc.label} redirects host {host} path "
+                        f"{cand.raw_path}; the canary gets no traffic",
+                    )
+                )
+            r = s.redirect
+            redirect = RedirectTo(
+                code=r.code, scheme=r.scheme, host=r.host, port=r.port, path=r.path
+            )
+            routes.append(common.route(acc.label, redirect))
+            return routes
+
+        primary = self._resolve(cand, s.cluster)
+        to_primary = self._forward(cand, primary)
+        rules = canary.source.settings.canary if canary is not None else None
+        canary_target = None
+        if canary is not None and rules is not None:
+            lb = canary.source.settings.cluster.lb_policy
+            canary_target = self._resolve(canary, replace(s.cluster, lb_policy=lb))
+        if canary is not None and rules is not None and canary_target is not None:
+            to_canary = self._forward(cand, canary_target)
+            name = canary.source.label
+            if rules.header is not None:
+                if rules.header_value is not None:
+                    header = HeaderMatch(rules.header, rules.header_value)
+                    routes.append(common.route(name, to_canary, header))
+                elif rules.header_pattern is not None:
+                    pattern = f".*(?:{rules.header_pattern}).*"
+                    if self._regex_fits(canary, "canary-by-header-pattern", pattern):
+                        header = HeaderMatch(rules.header, pattern, regex=True)
+                        routes.append(common.route(name, to_canary, header))
+                else:
+                    routes.append(
+                        common.route(name, to_canary, HeaderMatch(rules.header, "always"))
+                    )
+                    routes.append(
+                        common.route(acc.label, to_primary, HeaderMatch(rules.header, "never"))
+                    )
+            if rules.cookie is not None and self._regex_fits(
+                canary, "canary-by-cookie", _cookie_match(rules.cookie, "always").value
+            ):
+                routes.append(common.route(name, to_canary, _cookie_match(rules.cookie, "always")))
+                routes.append(
+                    common.route(acc.label, to_primary, _cookie_match(rules.cookie, "never"))
+                )
+            if rules.weight >= rules.weight_total:
+                to_primary = to_canary
+            elif rules.weight > 0 and primary is not None:
+                to_primary = self._forward(
+                    cand, primary, canary=(canary_target, rules.weight, rules.weight_total)
+                )
+        routes.append(common.route(acc.label, to_primary))
+        return routes
+
+    def _regex_fits(self, cand: _Candidate, annotation: str, regex: str) -> bool:
+        problem = validate.check_program_size(regex, self.max_program_size)
+        if problem:
+            self.diags.append(
+                warning(
+                    cand.source.ingress.meta.ref,
+                    Reason.INVALID_ANNOTATION,
+                    f"{PREFIX}{annotation}: {problem}; that canary rule is left out",
+                )
+            )
+        return problem is None
+
+    def _resolve(self, cand: _Candidate, settings: ClusterSettings) -> ClusterTarget | None:
+        result = self.inventory.resolve(
+            tenant=self.tenant,
+            namespace=cand.source.ingress.meta.namespace,
+            backend=cand.backend,
+            settings=settings,
+        )
+        if isinstance(result, Unresolved):
+            what = "the canary gets no traffic" if cand.source.is_canary else "it answers 503"
+            self.diags.append(
+                warning(
+                    cand.source.ingress.meta.ref,
+                    result.reason,
+                    f"host {cand.host} path {cand.raw_path}: {result.message}; {what}",
+                )
+            )
+            return None
+        self.targets[result.cluster] = result
+        return result
+
+    def _forward(
+        self,
+        cand: _Candidate,
+        target: ClusterTarget | None,
+        *,
+        canary: tuple[ClusterTarget, int, int] | None = None,
+    ) -> Action:
+        """Forward to `target` with the primary Ingress's route settings (or 503 without one)."""
+        if target is None:
+            return Respond(503)
+        s = cand.source.settings
+        if canary is None:
+            targets: tuple[WeightedTarget, ...] = (WeightedTarget(target.cluster, 1),)
+        else:
+            other, weight, total = canary
+            targets = (
+                WeightedTarget(target.cluster, total - weight),
+                WeightedTarget(other.cluster, weight),
+            )
+        rewrite = None
+        if s.rewrite_target is not None:
+            rewrite = (f"(?i)^(?:{cand.raw_path})", s.rewrite_target)
+        return Forward(
+            targets=targets,
+            idle_timeout_ms=s.idle_timeout_ms,
+            rewrite=rewrite,
+            host_rewrite=s.upstream_vhost,
+            hash_policy=s.hash_policy,
+        )
+
+    def _custom_headers(self, acc: Accepted) -> tuple[tuple[str, str], ...]:
+        ref = acc.settings.custom_headers
+        if ref is None:
+            return ()
+        cm = self.config_maps.get(ref)
+        meta = acc.ingress.meta.ref
+        if cm is None:
+            self.diags.append(
+                warning(
+                    meta,
+                    Reason.CONFIG_MAP_NOT_FOUND,
+                    f"{PREFIX}custom-headers: ConfigMap {ref[0]}/{ref[1]} is not in this "
+                    "tenant; no headers are added",
+                )
+            )
+            return ()
+        headers = []
+        for name, value in sorted(cm.data.items()):
+            problem = validate.check_header_name(
+                name, request=False
+            ) or validate.check_header_value(value)
+            if problem is None and name.startswith(":"):
+                problem = f"{name!r} is a pseudo-header"
+            if problem:
+                self.diags.append(
+                    warning(
+                        meta,
+                        Reason.INVALID_ANNOTATION,
+                        f"{PREFIX}custom-headers ConfigMap {ref[0]}/{ref[1]}: {problem}; "
+                        "that header is not added",
+                    )
+                )
+                continue
+            headers.append((name, value))
+        return tuple(headers)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Common:
+    """What every route of one path shares: its match and per-route filter settings."""
+
+    match: PathMatch
+    settings: IngressAnnotations
+    response_headers: tuple[tuple[str, str], ...]
+
+    def route(self, name: str, action: Action, *headers: HeaderMatch) -> RouteSpec:
+        prefix = self.settings.x_forwarded_prefix
+        return RouteSpec(
+            name=name,
+            match=self.match,
+            action=action,
+            headers=headers,
+            cors=self.settings.cors,
+            source_ranges=self.settings.source_ranges,
+            request_headers=(("X-Forwarded-Prefix", prefix),) if prefix else (),
+            response_headers=self.response_headers,
+        )
+
+
+def plain_match(path: IngressPath) -> PathMatch:
+    if path.path_type is PathType.EXACT:
+        return PathMatch(MatchKind.EXACT, path.path)
+    if path.path_type is PathType.PREFIX:
+        trimmed = path.path.rstrip("/")
+        return PathMatch(MatchKind.PATH_PREFIX, trimmed) if trimmed else _ROOT
+    return PathMatch(MatchKind.PREFIX, path.path)
+
+
+def regex_match(path: str) -> PathMatch:
+    """nginx ``location ~* "^PATH"``; Envoy's regex must match the whole path, hence ``.*``."""
+    return PathMatch(MatchKind.REGEX, f"(?i)(?:{path}).*")
+
+
+def _order(
+    key: tuple[bool, PathMatch], cand: _Candidate, regex_mode: Accepted | None
+) -> tuple[int, int, int, str]:
+    is_default, match = key
+    if is_default:
+        return (3, 0, 0, "")
+    if regex_mode is not None:
+        return (1, -len(cand.raw_path), 0, cand.raw_path)
+    rank = 0 if match.kind is MatchKind.EXACT else 1
+    kind = 0 if match.kind is MatchKind.PATH_PREFIX else 1
+    return (rank, -len(match.value), kind, match.value)
+
+
+def _cookie_match(cookie: str, value: str) -> HeaderMatch:
+    return HeaderMatch("cookie", f"(?:.*;\\s*)?{re.escape(cookie)}={value}(?:;.*)?", regex=True)
+
+
+def _conflict(loser: _Candidate, owner: _Candidate) -> Diagnostic:
+    if owner.source is loser.source:
+        message = f"host {loser.host} path {loser.raw_path} is listed twice; the first one is used"
+    else:
+        message = (
+            f"host {loser.host} path {loser.raw_path} is already served by the older Ingress "
+            f"{owner.source.label}; this path is left out"
+        )
+    return warning(loser.source.ingress.meta.ref, Reason.PATH_CONFLICT, message)
+
+
+def _no_primary(cand: _Candidate) -> Diagnostic:
+    return warning(
+        cand.source.ingress.meta.ref,
+        Reason.CANARY_WITHOUT_PRIMARY,
+        f"canary for host {cand.host} path {cand.raw_path} has no primary Ingress with the same "
+        "host and path; it gets no traffic",
+    )
+
+
+def _check_plain_path(p: IngressPath) -> str | None:
+    if not p.path.startswith("/"):
+        return f"path {p.path!r} must start with '/'"
+    bad = sorted(set(p.path) & _FORBIDDEN_IN_PATH)
+    if bad:
+        return f"path {p.path!r} holds {', '.join(repr(c) for c in bad)}"
+    return None
+
+
+def _check_group_refs(path: str, substitution: str) -> str | None:
+    used = [int(m.group(1)) for m in _GROUP_REF.finditer(substitution.replace("\\\\", ""))]
+    if not used:
+        return None
+    groups = re.compile(validate.python_form(path)).groups
+    if max(used) > groups:
+        return (
+            f"rewrite-target refers to group {max(used)} but path {path!r} has only {groups} "
+            "capture group(s)"
+        )
+    return None

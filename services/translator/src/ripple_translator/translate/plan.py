@@ -1,0 +1,105 @@
+"""The route plan: what the tenant's routes are, in plain typed values, before any proto.
+
+`ingress` builds it from Ingresses; `envoy` turns it into Envoy messages. Keeping the two apart
+keeps the ingress-nginx semantics testable without protos and the proto code free of them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ripple_translator.translate.annotations import (
+    Cors,
+    HashPolicy,
+    IngressAnnotations,
+    SourceRanges,
+)
+from ripple_translator.translate.model import Ingress
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An Ingress this controller serves, with its parsed annotations (no errors in them)."""
+
+    ingress: Ingress
+    settings: IngressAnnotations
+
+    @property
+    def is_canary(self) -> bool:
+        return self.settings.canary is not None
+
+    @property
+    def label(self) -> str:
+        return f"{self.ingress.meta.namespace}/{self.ingress.meta.name}"
+
+
+class MatchKind(enum.StrEnum):
+    EXACT = "exact"  # RouteMatch.path
+    PATH_PREFIX = "path_prefix"  # RouteMatch.path_separated_prefix (Kubernetes Prefix)
+    PREFIX = "prefix"  # RouteMatch.prefix (plain string prefix, as nginx)
+    REGEX = "regex"  # RouteMatch.safe_regex (full match)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PathMatch:
+    kind: MatchKind
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderMatch:
+    name: str
+    value: str
+    regex: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedTarget:
+    cluster: str
+    weight: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Forward:
+    targets: tuple[WeightedTarget, ...]  # one target: a plain cluster
+    idle_timeout_ms: int
+    rewrite: tuple[str, str] | None = None  # (RE2 pattern, substitution)
+    host_rewrite: str | None = None
+    hash_policy: HashPolicy | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedirectTo:
+    code: int
+    https: bool = False
+    scheme: str | None = None
+    host: str | None = None
+    port: int | None = None
+    path: str | None = None  # None: keep the request path and query
+
+
+@dataclass(frozen=True, slots=True)
+class Respond:
+    status: int
+
+
+Action = Forward | RedirectTo | Respond
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteSpec:
+    name: str
+    match: PathMatch
+    action: Action
+    headers: tuple[HeaderMatch, ...] = ()
+    cors: Cors | None = None
+    source_ranges: SourceRanges | None = None
+    request_headers: tuple[tuple[str, str], ...] = ()
+    response_headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualHostSpec:
+    host: str
+    routes: tuple[RouteSpec, ...]

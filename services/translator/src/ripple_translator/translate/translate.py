@@ -1,0 +1,215 @@
+"""The entry point: one tenant's Kubernetes objects in, Envoy resources and diagnostics out.
+
+`translate` is pure and deterministic: the same objects (in any order) give byte-identical
+resources in the same order. What one object gets wrong is a diagnostic on that object and
+never stops the others.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from ripple_common.resources import PUSH_ORDER, Resource
+from ripple_translator.translate import envoy, naming, validate
+from ripple_translator.translate.annotations import parse_annotations
+from ripple_translator.translate.backends import Inventory
+from ripple_translator.translate.diagnostics import Diagnostic, ObjectRef, Reason, error, warning
+from ripple_translator.translate.ingress import check_paths, plan_routes
+from ripple_translator.translate.ingressclass import ClassPolicy, ClassSelector
+from ripple_translator.translate.model import (
+    ConfigMap,
+    EndpointSlice,
+    Ingress,
+    JsonObject,
+    Meta,
+    Service,
+    TenantState,
+    TlsSecret,
+    parse_all,
+    parse_config_map,
+    parse_endpoint_slice,
+    parse_ingress,
+    parse_ingress_class,
+    parse_secret,
+    parse_service,
+)
+from ripple_translator.translate.plan import Accepted
+from ripple_translator.translate.tls import TlsBinding, plan_tls
+
+_O = TypeVar("_O", Ingress, Service, EndpointSlice, TlsSecret, ConfigMap)
+
+
+def allow_every_host(host: str) -> bool:
+    """The default host policy: the tenant may claim any host (arbitration happens elsewhere)."""
+    return True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TranslateOptions:
+    classes: ClassPolicy = field(default_factory=ClassPolicy)
+    # Whether this tenant may serve a host (exact or "*." wildcard). Cross-tenant ownership is
+    # arbitrated outside (Redis); pass its verdict here. Denied hosts get a HostNotAllowed error.
+    host_allowed: Callable[[str], bool] = allow_every_host
+    # Envoy's re2.max_program_size.error_level: regexes estimated larger are reported and left
+    # out instead of getting the tenant's RouteConfiguration rejected.
+    max_regex_program_size: int = validate.ENVOY_MAX_PROGRAM_SIZE
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class HostClaim:
+    """The oldest served Ingress of the tenant that asks for a host, for cross-tenant
+    arbitration (the older claim wins)."""
+
+    host: str
+    created: datetime | None = field(compare=False)
+    ingress: ObjectRef = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Translation:
+    tenant: str
+    # Sorted by push order (clusters, endpoints, secrets, scopes, routes), then name.
+    resources: tuple[Resource, ...]
+    diagnostics: tuple[Diagnostic, ...]
+    # Hosts with a scope, i.e. served through this tenant's RouteConfiguration.
+    hosts: tuple[str, ...]
+    # Host -> Secret resource, for the listener's SNI filter chains.
+    tls: tuple[TlsBinding, ...]
+    # Every valid host a served Ingress asks for, allowed or not.
+    claims: tuple[HostClaim, ...]
+
+
+def translate(
+    state: TenantState,
+    *,
+    ingress_classes: Sequence[JsonObject] = (),
+    options: TranslateOptions | None = None,
+) -> Translation:
+    """Translate one tenant. Raises `naming.NamingError` only for an unusable tenant name."""
+    opts = options or TranslateOptions()
+    tenant = naming.check_tenant(state.tenant)
+    diags: list[Diagnostic] = []
+
+    ingresses = _parse(state.ingresses, parse_ingress, "Ingress", diags)
+    services = _parse(state.services, parse_service, "Service", diags)
+    slices = _parse(state.endpoint_slices, parse_endpoint_slice, "EndpointSlice", diags)
+    secrets = _parse(state.secrets, parse_secret, "Secret", diags)
+    config_maps = _parse(state.config_maps, parse_config_map, "ConfigMap", diags)
+    classes, bad_classes = parse_all(ingress_classes, parse_ingress_class, kind="IngressClass")
+    diags.extend(error(ref, Reason.INVALID_OBJECT, msg) for ref, msg in bad_classes)
+    selector = ClassSelector.build(classes, opts.classes)
+
+    accepted: list[Accepted] = []
+    for ing in sorted(ingresses, key=lambda i: i.meta.age_key):
+        if not selector.serves(ing):
+            continue
+        parsed = parse_annotations(ing.meta.annotations, ing.meta.ref)
+        diags.extend(parsed.diagnostics)
+        if not parsed.ok:
+            continue
+        acc = Accepted(ing, parsed.settings)
+        path_errors = check_paths(acc, max_program_size=opts.max_regex_program_size)
+        diags.extend(path_errors)
+        if not path_errors:
+            accepted.append(acc)
+
+    tls = plan_tls(
+        tenant=tenant,
+        ingresses=accepted,
+        secrets={(s.meta.namespace, s.meta.name): s for s in secrets},
+        host_allowed=opts.host_allowed,
+    )
+    diags.extend(tls.diagnostics)
+    inventory = Inventory.build(services, slices)
+    routes = plan_routes(
+        tenant=tenant,
+        ingresses=accepted,
+        inventory=inventory,
+        config_maps={(c.meta.namespace, c.meta.name): c for c in config_maps},
+        has_certificate=tls.has_certificate,
+        host_allowed=opts.host_allowed,
+        max_program_size=opts.max_regex_program_size,
+    )
+    diags.extend(routes.diagnostics)
+
+    resources: list[Resource] = []
+    endpoint_names: set[str] = set()
+    for target in routes.targets:
+        resources.append(
+            envoy.cluster(target.cluster, endpoints=target.endpoints, settings=target.settings)
+        )
+        if target.endpoints in endpoint_names:
+            continue
+        endpoint_names.add(target.endpoints)
+        groups, notes = inventory.endpoints(target)
+        ref = ObjectRef("Service", target.namespace, target.service)
+        diags.extend(
+            warning(ref, Reason.UNSUPPORTED_ENDPOINTS, f"{note}; left out") for note in notes
+        )
+        resources.append(envoy.endpoints(target.endpoints, groups))
+    for material in tls.secrets:
+        resources.append(
+            envoy.tls_secret(
+                material.name,
+                certificate=material.certificate,
+                private_key=material.private_key,
+            )
+        )
+    route_config = naming.route_config_name(tenant)
+    if routes.virtual_hosts:
+        resources.append(envoy.route_config(route_config, routes.virtual_hosts))
+    for vh in routes.virtual_hosts:
+        resources.append(
+            envoy.scope(naming.scope_name(tenant, vh.host), route_config=route_config, host=vh.host)
+        )
+
+    return Translation(
+        tenant=tenant,
+        resources=tuple(sorted(resources, key=lambda r: (PUSH_ORDER.index(r.type_url), r.name))),
+        diagnostics=tuple(sorted(set(diags))),
+        hosts=tuple(vh.host for vh in routes.virtual_hosts),
+        tls=tls.bindings,
+        claims=_claims(accepted),
+    )
+
+
+def _parse(
+    objects: Sequence[JsonObject],
+    parser: Callable[[JsonObject], _O],
+    kind: str,
+    diags: list[Diagnostic],
+) -> list[_O]:
+    """Parse objects of one kind; malformed and duplicated objects become Error diagnostics."""
+    parsed, failed = parse_all(objects, parser, kind=kind)
+    diags.extend(error(ref, Reason.INVALID_OBJECT, msg) for ref, msg in failed)
+    counts = Counter(_key(o.meta) for o in parsed)
+    for (namespace, name), n in sorted(counts.items()):
+        if n > 1:
+            diags.append(
+                error(
+                    ObjectRef(kind, namespace, name),
+                    Reason.DUPLICATE_OBJECT,
+                    f"the tenant state lists {kind} {namespace}/{name} {n} times; it is left out",
+                )
+            )
+    return [o for o in parsed if counts[_key(o.meta)] == 1]
+
+
+def _key(meta: Meta) -> tuple[str, str]:
+    return (meta.namespace, meta.name)
+
+
+def _claims(accepted: Iterable[Accepted]) -> tuple[HostClaim, ...]:
+    claims: dict[str, HostClaim] = {}
+    for acc in accepted:  # oldest first
+        meta = acc.ingress.meta
+        hosts = [r.host for r in acc.ingress.rules if r.host]
+        hosts.extend(h for t in acc.ingress.tls for h in t.hosts)
+        for host in hosts:
+            if validate.check_host(host) is None and host not in claims:
+                claims[host] = HostClaim(host, meta.creation_timestamp, meta.ref)
+    return tuple(sorted(claims.values()))

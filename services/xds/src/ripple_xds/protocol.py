@@ -1,0 +1,194 @@
+"""Pieces shared by the SotW and Delta state machines: which types are wildcard-capable and
+full-state, ACK/NACK records, per-stream nonces, and the set of resources a client holds with
+a deterministic digest (the version string every replica gives the same content).
+
+Pure logic: no grpc, no protobuf."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from ripple_common.resources import TypeUrl
+from ripple_xds.snapshot import Entry, item_token
+
+# Types a client may subscribe to with a wildcard (legacy: a first request naming nothing).
+# Envoy does so for listeners and clusters, and for scoped route configurations (its first
+# SRDS request names nothing and expects every scope).
+WILDCARD_TYPES: frozenset[TypeUrl] = frozenset(
+    {TypeUrl.LISTENER, TypeUrl.CLUSTER, TypeUrl.SCOPED_ROUTE}
+)
+
+# Types whose SotW responses carry the full state (a name absent from a response is deleted).
+# The xDS protocol names LDS and CDS; Envoy's SRDS subscription also removes every scope that
+# a SotW response leaves out (ScopedRdsConfigSubscription::onConfigUpdate), so it is full
+# state too. RDS, EDS, SDS and VHDS are sent by name: only what changed.
+SOTW_FULL_STATE_TYPES: frozenset[TypeUrl] = frozenset(
+    {TypeUrl.LISTENER, TypeUrl.CLUSTER, TypeUrl.SCOPED_ROUTE}
+)
+
+WILDCARD = "*"
+
+
+def parse_type_url(type_url: str) -> TypeUrl | None:
+    """The known resource type, or None for a type this server does not serve."""
+    try:
+        return TypeUrl(type_url)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The client applied the response `nonce` of `type_url` at `version`."""
+
+    type_url: TypeUrl
+    nonce: str
+    version: str
+    names: tuple[str, ...]
+    removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    """The client rejected the response `nonce` (`rejected_version`) with `error`; it keeps
+    `kept_version` (SotW: the request's version_info; Delta: empty, the client keeps each
+    resource's last good version)."""
+
+    type_url: TypeUrl
+    nonce: str
+    rejected_version: str
+    kept_version: str
+    error: str
+    names: tuple[str, ...]
+    removed: tuple[str, ...] = ()
+
+
+R_co = TypeVar("R_co", covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Step(Generic[R_co]):
+    """What a state machine decided for one input: responses to send, in this order, and what
+    the input told about earlier responses."""
+
+    responses: tuple[R_co, ...] = ()
+    acks: tuple[Ack, ...] = ()
+    nacks: tuple[Nack, ...] = ()
+    stale_nonce: bool = False
+    unknown_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A response awaiting its ACK or NACK."""
+
+    nonce: str
+    version: str
+    names: tuple[str, ...]
+    removed: tuple[str, ...] = ()
+
+
+class Nonces:
+    """Nonces of one stream: unique within it, never reused."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def next(self) -> str:
+        self._last += 1
+        return str(self._last)
+
+
+class _EndpointState(Protocol):
+    held: HeldSet
+    dirty: set[str]
+
+    def relevant(self, name: str) -> bool: ...
+
+
+def rewarm_endpoints(endpoints: _EndpointState | None, clusters: Iterable[str]) -> None:
+    """Envoy keeps a changed cluster warming until it receives the cluster's
+    ClusterLoadAssignment again, even an unchanged one, and does not ask for it in a way the
+    server can tell apart (SotW: the same names again; Delta: nothing); otherwise it waits
+    15 s (initial_fetch_timeout). So after a cluster changes, its endpoints are sent again,
+    right after the clusters. ClusterLoadAssignments are named after their cluster."""
+    if endpoints is None:
+        return
+    for name in clusters:
+        if endpoints.relevant(name):
+            endpoints.held.discard(name)
+            endpoints.dirty.add(name)
+
+
+class HeldSet:
+    """The resources (name -> content version) a client holds for one type, as far as the
+    server knows, with an order-independent digest updated in O(1) per change: the XOR of a
+    hash of every (name, version). Equal sets give equal digests on every replica."""
+
+    __slots__ = ("_digest", "_versions")
+
+    def __init__(self) -> None:
+        self._versions: dict[str, str] = {}
+        self._digest = 0
+
+    def get(self, name: str) -> str | None:
+        return self._versions.get(name)
+
+    def set(self, name: str, version: str, token: int | None = None) -> None:
+        """Hold `name` at `version`; `token` is `item_token(name, version)` when known
+        (cache entries carry it), else computed here."""
+        old = self._versions.get(name)
+        if old == version:
+            return
+        if old is not None:
+            self._digest ^= item_token(name, old)
+        self._versions[name] = version
+        self._digest ^= item_token(name, version) if token is None else token
+
+    def set_entry(self, entry: Entry) -> None:
+        self.set(entry.name, entry.version, entry.token)
+
+    def discard(self, name: str) -> None:
+        old = self._versions.pop(name, None)
+        if old is not None:
+            self._digest ^= item_token(name, old)
+
+    def clear(self) -> None:
+        self._versions.clear()
+        self._digest = 0
+
+    def names(self) -> list[str]:
+        return list(self._versions)
+
+    @property
+    def digest(self) -> str:
+        return format(self._digest, "016x")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._versions
+
+    def __len__(self) -> int:
+        return len(self._versions)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._versions)
+
+
+def digest_of_entries(entries: Iterable[Entry]) -> str:
+    """The digest a `HeldSet` holding exactly these cache entries would have."""
+    value = 0
+    for entry in entries:
+        value ^= entry.token
+    return format(value, "016x")
+
+
+def digest_of(items: dict[str, str]) -> str:
+    """The digest a `HeldSet` holding exactly `items` (name -> version) would have."""
+    value = 0
+    for name, version in items.items():
+        value ^= item_token(name, version)
+    return format(value, "016x")

@@ -1,0 +1,392 @@
+"""grpcio aio adapter: the AggregatedDiscoveryService (SotW StreamAggregatedResources and
+Delta DeltaAggregatedResources) on top of the pure state machines in `sotw` and `delta`.
+
+Each stream is served by one handler task (plus a reader task that only decodes requests
+into the handler's queue). The handler owns the stream's state machine; the snapshot cache
+wakes it through an inbox that merges changed names, so a slow stream holds at most one
+pending set of names, never a backlog of changes. Responses are encoded from the cached
+resource bytes (`wire`), so a resource is never re-serialized per stream."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Collection, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import grpc
+import grpc.aio
+import structlog
+from envoy.service.discovery.v3 import discovery_pb2
+
+from ripple_common.resources import TypeUrl
+from ripple_xds.delta import DeltaRequest, DeltaResponse, DeltaStream
+from ripple_xds.protocol import Nack, Step, parse_type_url
+from ripple_xds.snapshot import CacheChange, SnapshotCache
+from ripple_xds.sotw import SotwRequest, SotwResponse, SotwStream
+from ripple_xds.wire import encode_delta, encode_sotw
+
+SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NackRecord:
+    """A response a client rejected: which node, which type and version, Envoy's error text,
+    and the resources of the rejected response (their names lead to the tenant)."""
+
+    node_id: str
+    mode: str  # "sotw" or "delta"
+    type_url: TypeUrl
+    rejected_version: str
+    kept_version: str
+    error: str
+    names: tuple[str, ...]
+    at: float
+
+
+class XdsStats:
+    """Counters of one server (not module state: each server owns its own)."""
+
+    def __init__(self, *, nack_history: int = 1000) -> None:
+        self.streams_open = 0
+        self.streams_total = 0
+        self.pushes: Counter[tuple[str, str]] = Counter()  # (mode, type short)
+        self.resources_sent: Counter[tuple[str, str]] = Counter()
+        self.bytes_sent: Counter[tuple[str, str]] = Counter()
+        self.requests: Counter[tuple[str, str]] = Counter()  # handled, by type ("?" unknown)
+        self.acks: Counter[tuple[str, str]] = Counter()
+        self.nacks: Counter[tuple[str, str]] = Counter()
+        self.stale_nonces = 0
+        self.nack_log: deque[NackRecord] = deque(maxlen=nack_history)
+
+
+def decode_sotw(message: Any) -> SotwRequest:
+    """DiscoveryRequest -> SotwRequest."""
+    error = message.error_detail.message if message.HasField("error_detail") else None
+    return SotwRequest(
+        type_url=message.type_url,
+        resource_names=tuple(message.resource_names),
+        version_info=message.version_info,
+        response_nonce=message.response_nonce,
+        error=error,
+    )
+
+
+def decode_delta(message: Any) -> DeltaRequest:
+    """DeltaDiscoveryRequest -> DeltaRequest."""
+    error = message.error_detail.message if message.HasField("error_detail") else None
+    return DeltaRequest(
+        type_url=message.type_url,
+        subscribe=tuple(message.resource_names_subscribe),
+        unsubscribe=tuple(message.resource_names_unsubscribe),
+        initial_resource_versions=dict(message.initial_resource_versions),
+        response_nonce=message.response_nonce,
+        error=error,
+    )
+
+
+class _Signal(enum.Enum):
+    CHANGED = "changed"
+    END = "end"
+
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp", SotwResponse, DeltaResponse)
+_Req_contra = TypeVar("_Req_contra", contravariant=True)
+_Resp_co = TypeVar("_Resp_co", covariant=True)
+
+
+class _Machine(Protocol[_Req_contra, _Resp_co]):
+    def on_request(self, request: _Req_contra) -> Step[_Resp_co]: ...
+
+    def on_change(self, names: Mapping[TypeUrl, Collection[str]]) -> Step[_Resp_co]: ...
+
+
+class _Inbox:
+    """Cache changes not yet seen by a stream: names merged per type, one wake-up queued."""
+
+    __slots__ = ("_names", "_queue", "_signalled")
+
+    def __init__(self, queue: asyncio.Queue[Any]) -> None:
+        self._names: dict[TypeUrl, set[str]] = {}
+        self._queue = queue
+        self._signalled = False
+
+    def on_change(self, change: CacheChange) -> None:
+        for type_url, names in change.names.items():
+            self._names.setdefault(type_url, set()).update(names)
+        if not self._signalled:
+            self._signalled = True
+            self._queue.put_nowait(_Signal.CHANGED)
+
+    def take(self) -> dict[TypeUrl, set[str]]:
+        names, self._names = self._names, {}
+        self._signalled = False
+        return names
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+class AdsServicer:
+    """The AggregatedDiscoveryService over one snapshot cache."""
+
+    def __init__(self, cache: SnapshotCache, *, stats: XdsStats | None = None) -> None:
+        self._cache = cache
+        self.stats = stats if stats is not None else XdsStats()
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        """The generic handler to add to a grpc.aio server. Requests are decoded with the
+        generated classes; responses are already wire bytes."""
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                    self.stream_aggregated_resources,
+                    request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+                    response_serializer=_identity,
+                ),
+                "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                    self.delta_aggregated_resources,
+                    request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+                    response_serializer=_identity,
+                ),
+            },
+        )
+
+    async def stream_aggregated_resources(
+        self, _requests: object, context: grpc.aio.ServicerContext[Any, bytes]
+    ) -> None:
+        await self._serve(
+            context,
+            mode="sotw",
+            machine=SotwStream(self._cache),
+            decode=decode_sotw,
+            encode=encode_sotw,
+        )
+
+    async def delta_aggregated_resources(
+        self, _requests: object, context: grpc.aio.ServicerContext[Any, bytes]
+    ) -> None:
+        await self._serve(
+            context,
+            mode="delta",
+            machine=DeltaStream(self._cache),
+            decode=decode_delta,
+            encode=encode_delta,
+        )
+
+    async def _serve(
+        self,
+        context: grpc.aio.ServicerContext[Any, bytes],
+        *,
+        mode: str,
+        machine: _Machine[Req, Resp],
+        decode: Callable[[Any], Req],
+        encode: Callable[[Resp], bytes],
+    ) -> None:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        inbox = _Inbox(queue)
+        subscription = self._cache.subscribe(inbox.on_change)
+        reader = asyncio.create_task(_read(context, queue))
+        stream = _StreamLog(mode=mode, peer=context.peer(), stats=self.stats)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _Signal.END:
+                    break
+                if item is _Signal.CHANGED:
+                    step = machine.on_change(inbox.take())
+                    request = None
+                else:
+                    request = item
+                    stream.saw_request(request)
+                    step = machine.on_request(decode(request))
+                stream.record(step)
+                for response in step.responses:
+                    data = encode(response)
+                    await context.write(data)
+                    stream.pushed(response, size=len(data))
+                if request is not None:
+                    stream.handled(request)
+        finally:
+            subscription.close()
+            reader.cancel()
+            with suppress(asyncio.CancelledError):
+                await reader
+            stream.closed()
+
+
+async def _read(context: grpc.aio.ServicerContext[Any, bytes], queue: asyncio.Queue[Any]) -> None:
+    try:
+        while True:
+            message = await context.read()
+            if message is grpc.aio.EOF:
+                return
+            queue.put_nowait(message)
+    except Exception as exc:  # the stream is over whatever broke it; the handler ends it
+        _log.info("xds stream read failed", error=repr(exc))
+    finally:
+        queue.put_nowait(_Signal.END)
+
+
+def _describe(message: Any) -> dict[str, object]:
+    """A short, loggable summary of a DiscoveryRequest or DeltaDiscoveryRequest."""
+    summary: dict[str, object] = {"type_url": message.type_url.rsplit(".", 1)[-1]}
+    if message.response_nonce:
+        summary["nonce"] = message.response_nonce
+    if message.HasField("error_detail"):
+        summary["error"] = message.error_detail.message
+    if isinstance(message, discovery_pb2.DiscoveryRequest):
+        summary["version"] = message.version_info
+        summary["names"] = list(message.resource_names[:10])
+    else:
+        summary["subscribe"] = list(message.resource_names_subscribe[:10])
+        summary["unsubscribe"] = list(message.resource_names_unsubscribe[:10])
+        summary["initial"] = len(message.initial_resource_versions)
+    return summary
+
+
+class _StreamLog:
+    """Logs and counts what happens on one stream; one canonical line when it closes."""
+
+    def __init__(self, *, mode: str, peer: str, stats: XdsStats) -> None:
+        self._mode = mode
+        self._stats = stats
+        self._log = _log.bind(mode=mode, peer=peer)
+        self._node_id = ""
+        self._started = time.monotonic()
+        self._requests = 0
+        self._responses = 0
+        self._bytes = 0
+        self._acks = 0
+        self._nacks = 0
+        self._unknown: set[str] = set()
+        stats.streams_open += 1
+        stats.streams_total += 1
+
+    def saw_request(self, message: Any) -> None:
+        self._requests += 1
+        if not self._node_id and message.HasField("node"):
+            self._node_id = message.node.id
+            self._log = self._log.bind(node=self._node_id)
+            self._log.info("xds stream opened")
+        self._log.debug("xds request", request=_describe(message))
+
+    def handled(self, message: Any) -> None:
+        """A request was processed and every response it caused was written."""
+        type_url = parse_type_url(message.type_url)
+        short = type_url.short if type_url is not None else "?"
+        self._stats.requests[self._mode, short] += 1
+
+    def record(self, step: Step[SotwResponse] | Step[DeltaResponse]) -> None:
+        for ack in step.acks:
+            self._acks += 1
+            self._stats.acks[self._mode, ack.type_url.short] += 1
+            self._log.debug(
+                "xds ack", type=ack.type_url.short, version=ack.version, nonce=ack.nonce
+            )
+        for nack in step.nacks:
+            self._nack(nack)
+        if step.stale_nonce:
+            self._stats.stale_nonces += 1
+        if step.unknown_type is not None and step.unknown_type not in self._unknown:
+            self._unknown.add(step.unknown_type)
+            self._log.warning("xds request for an unserved type", type_url=step.unknown_type)
+
+    def _nack(self, nack: Nack) -> None:
+        self._nacks += 1
+        self._stats.nacks[self._mode, nack.type_url.short] += 1
+        self._stats.nack_log.append(
+            NackRecord(
+                node_id=self._node_id,
+                mode=self._mode,
+                type_url=nack.type_url,
+                rejected_version=nack.rejected_version,
+                kept_version=nack.kept_version,
+                error=nack.error,
+                names=nack.names,
+                at=time.time(),
+            )
+        )
+        self._log.warning(
+            "xds nack",
+            type=nack.type_url.short,
+            rejected_version=nack.rejected_version,
+            kept_version=nack.kept_version,
+            error=nack.error,
+            names=list(nack.names[:20]),
+            names_total=len(nack.names),
+        )
+
+    def pushed(self, response: SotwResponse | DeltaResponse, *, size: int) -> None:
+        short = response.type_url.short
+        self._responses += 1
+        self._bytes += size
+        self._stats.pushes[self._mode, short] += 1
+        self._stats.resources_sent[self._mode, short] += len(response.resources)
+        self._stats.bytes_sent[self._mode, short] += size
+        self._log.debug(
+            "xds push",
+            type=short,
+            nonce=response.nonce,
+            resources=len(response.resources),
+            removed=len(response.removed) if isinstance(response, DeltaResponse) else 0,
+            bytes=size,
+        )
+
+    def closed(self) -> None:
+        self._stats.streams_open -= 1
+        self._log.info(
+            "xds stream closed",
+            seconds=round(time.monotonic() - self._started, 3),
+            requests=self._requests,
+            responses=self._responses,
+            bytes=self._bytes,
+            acks=self._acks,
+            nacks=self._nacks,
+        )
+
+
+class XdsServer:
+    """A grpc.aio server serving `AdsServicer` (start/stop fit ripple_common.lifecycle)."""
+
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        stats: XdsStats | None = None,
+        grace_seconds: float = 5.0,
+    ) -> None:
+        self.servicer = AdsServicer(cache, stats=stats)
+        self._address = f"{host}:{port}"
+        self._grace = grace_seconds
+        self._server: grpc.aio.Server | None = None
+        self.port = 0
+
+    @property
+    def stats(self) -> XdsStats:
+        return self.servicer.stats
+
+    async def start(self) -> None:
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((self.servicer.handler(),))
+        self.port = server.add_insecure_port(self._address)
+        await server.start()
+        self._server = server
+        _log.info("xds server listening", address=self._address, port=self.port)
+
+    async def stop(self) -> None:
+        """Stop accepting streams; open streams get GOAWAY and `grace_seconds` to end."""
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(self._grace)

@@ -1,0 +1,139 @@
+"""TLS Secrets, host bindings, and the https redirects that depend on them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ripple_common.resources import TypeUrl
+from ripple_translator.translate import Reason, Severity, Translation
+from tests.unit.translator import decode, k8s
+
+TLS = [{"hosts": ["shop.example.com"], "secretName": "web-tls"}]
+
+
+def https_redirects(t: Translation) -> list[Any]:
+    return [r for r in decode.routes(t) if r.HasField("redirect") and r.redirect.https_redirect]
+
+
+def test_referenced_secret_becomes_an_sds_secret() -> None:
+    t = k8s.run(k8s.ingress(tls=TLS), secrets=[k8s.tls_secret()])
+
+    secret = decode.one(t, TypeUrl.SECRET)
+    assert secret.name == "t1/shop/web-tls"
+    assert secret.tls_certificate.certificate_chain.inline_bytes == k8s.CERT.encode()
+    assert secret.tls_certificate.private_key.inline_bytes == k8s.KEY.encode()
+
+
+def test_string_data_secrets_are_accepted() -> None:
+    secret = k8s.tls_secret()
+    secret["stringData"] = {"tls.crt": k8s.CERT, "tls.key": k8s.KEY}
+    del secret["data"]
+    t = k8s.run(k8s.ingress(tls=TLS), secrets=[secret])
+
+    assert decode.names(t, TypeUrl.SECRET) == ["t1/shop/web-tls"]
+
+
+def test_tls_binding_names_host_and_secret() -> None:
+    t = k8s.run(k8s.ingress(tls=TLS), secrets=[k8s.tls_secret()])
+
+    assert [(b.host, b.secret) for b in t.tls] == [("shop.example.com", "t1/shop/web-tls")]
+
+
+def test_tls_entry_without_hosts_covers_the_ingress_rule_hosts() -> None:
+    t = k8s.run(k8s.ingress(tls=[{"secretName": "web-tls"}]), secrets=[k8s.tls_secret()])
+
+    assert [b.host for b in t.tls] == ["shop.example.com"]
+
+
+def test_unreferenced_secret_is_not_emitted() -> None:
+    t = k8s.run(k8s.ingress(), secrets=[k8s.tls_secret()])
+
+    assert decode.names(t, TypeUrl.SECRET) == []
+
+
+def test_missing_secret_is_reported() -> None:
+    t = k8s.run(k8s.ingress(tls=TLS))
+
+    [d] = decode.diags(t, Reason.SECRET_NOT_FOUND)
+    assert d.severity is Severity.WARNING
+    assert t.tls == ()
+
+
+@pytest.mark.parametrize(
+    ("cert", "key"),
+    [
+        ("not a cert", k8s.KEY),
+        (k8s.CERT, "not a key"),
+        (k8s.CERT, "-----BEGIN ENCRYPTED PRIVATE KEY-----\nx\n-----END ENCRYPTED PRIVATE KEY-----"),
+        ("", k8s.KEY),
+    ],
+)
+def test_invalid_secret_is_reported_and_not_emitted(cert: str, key: str) -> None:
+    t = k8s.run(k8s.ingress(tls=TLS), secrets=[k8s.tls_secret(cert=cert, key=key)])
+
+    assert decode.names(t, TypeUrl.SECRET) == []
+    assert decode.diags(t, Reason.INVALID_SECRET, Severity.WARNING)
+
+
+def test_host_bound_twice_keeps_the_older_ingress_secret() -> None:
+    t = k8s.run(
+        k8s.ingress("a", tls=TLS),
+        k8s.ingress(
+            "b",
+            rules=[k8s.rule("shop.example.com", k8s.path("/b"))],
+            tls=[{"hosts": ["shop.example.com"], "secretName": "other-tls"}],
+            created="2024-02-01T00:00:00Z",
+        ),
+        secrets=[k8s.tls_secret(), k8s.tls_secret("other-tls")],
+    )
+
+    assert [b.secret for b in t.tls] == ["t1/shop/web-tls"]
+    [d] = decode.diags(t, Reason.SETTING_CONFLICT)
+    assert d.object.name == "b"
+
+
+def test_host_with_certificate_redirects_plain_http_to_https_first() -> None:
+    t = k8s.run(k8s.ingress(tls=TLS), secrets=[k8s.tls_secret()])
+
+    first, second = decode.routes(t)
+    assert [(h.name, h.string_match.exact) for h in first.match.headers] == [
+        ("x-forwarded-proto", "http")
+    ]
+    assert first.redirect.https_redirect
+    assert first.redirect.response_code == first.redirect.PERMANENT_REDIRECT
+    assert decode.match_of(first) == decode.match_of(second)
+
+
+def test_host_without_certificate_does_not_redirect() -> None:
+    assert https_redirects(k8s.run(k8s.ingress())) == []
+
+
+def test_missing_secret_means_no_redirect() -> None:
+    assert https_redirects(k8s.run(k8s.ingress(tls=TLS))) == []
+
+
+def test_ssl_redirect_false_turns_the_redirect_off() -> None:
+    t = k8s.run(
+        k8s.ingress(tls=TLS, annotations=k8s.nginx(ssl_redirect="false")),
+        secrets=[k8s.tls_secret()],
+    )
+
+    assert https_redirects(t) == []
+
+
+def test_force_ssl_redirect_redirects_without_a_certificate() -> None:
+    t = k8s.run(k8s.ingress(annotations=k8s.nginx(force_ssl_redirect="true")))
+
+    assert len(https_redirects(t)) == 1
+
+
+def test_wildcard_certificate_covers_a_subdomain_for_the_redirect() -> None:
+    t = k8s.run(
+        k8s.ingress(tls=[{"hosts": ["*.example.com"], "secretName": "web-tls"}]),
+        secrets=[k8s.tls_secret()],
+    )
+
+    assert [b.host for b in t.tls] == ["*.example.com"]
+    assert len(https_redirects(t)) == 1

@@ -1,0 +1,317 @@
+"""The Delta ADS state machine, rule by rule, against a real SnapshotCache (no gRPC)."""
+
+from __future__ import annotations
+
+from ripple_xds.delta import DeltaResponse, DeltaStream
+from tests.unit.xds.helpers import (
+    CDS,
+    EDS,
+    LDS,
+    RDS,
+    SRDS,
+    bodies,
+    cache_with,
+    delta_ack,
+    delta_nack,
+    delta_req,
+    names,
+    push,
+    res,
+)
+
+
+def _one(responses: tuple[DeltaResponse, ...]) -> DeltaResponse:
+    assert len(responses) == 1, responses
+    return responses[0]
+
+
+def _acked(stream: DeltaStream, responses: tuple[DeltaResponse, ...]) -> None:
+    for response in responses:
+        stream.on_request(delta_ack(response))
+
+
+# -- wildcard and named subscriptions --------------------------------------------------------
+
+
+def test_first_request_naming_nothing_subscribes_to_the_wildcard() -> None:
+    stream = DeltaStream(cache_with(res(CDS, "a"), res(CDS, "b"), res(LDS, "l")))
+    response = _one(stream.on_request(delta_req(CDS)).responses)
+    assert (response.type_url, names(response)) == (CDS, ["a", "b"])
+
+
+def test_first_srds_request_naming_nothing_gets_every_scope() -> None:
+    stream = DeltaStream(cache_with(res(SRDS, "s1"), res(SRDS, "s2")))
+    assert names(_one(stream.on_request(delta_req(SRDS)).responses)) == ["s1", "s2"]
+
+
+def test_wildcard_with_an_empty_cache_gets_an_empty_response() -> None:
+    stream = DeltaStream(cache_with())
+    response = _one(stream.on_request(delta_req(LDS)).responses)
+    assert (response.resources, response.removed) == ((), ())
+
+
+def test_star_subscribes_to_the_wildcard() -> None:
+    stream = DeltaStream(cache_with(res(RDS, "r1"), res(RDS, "r2")))
+    response = _one(stream.on_request(delta_req(RDS, sub=("*",))).responses)
+    assert names(response) == ["r1", "r2"]
+
+
+def test_named_subscription_gets_only_the_named_resources() -> None:
+    stream = DeltaStream(cache_with(res(RDS, "r1"), res(RDS, "r2")))
+    response = _one(stream.on_request(delta_req(RDS, sub=("r2",))).responses)
+    assert names(response) == ["r2"]
+
+
+def test_rds_request_naming_nothing_is_not_a_wildcard() -> None:
+    stream = DeltaStream(cache_with(res(RDS, "r1")))
+    assert stream.on_request(delta_req(RDS)).responses == ()
+
+
+def test_later_subscription_adds_to_the_earlier_ones() -> None:
+    cache = cache_with(res(RDS, "r1"), res(RDS, "r2"))
+    stream = DeltaStream(cache)
+    _acked(stream, stream.on_request(delta_req(RDS, sub=("r1",))).responses)
+    response = _one(stream.on_request(delta_req(RDS, sub=("r2",))).responses)
+    assert names(response) == ["r2"]
+    assert stream.subscribed(RDS) == (False, frozenset({"r1", "r2"}))
+
+
+def test_unsubscribing_the_star_ends_the_wildcard() -> None:
+    cache = cache_with(res(LDS, "a"))
+    stream = DeltaStream(cache)
+    _acked(stream, stream.on_request(delta_req(LDS)).responses)
+    stream.on_request(delta_req(LDS, unsub=("*",)))
+    assert push(cache, stream, res(LDS, "b")).responses == ()
+
+
+# -- nonces, ACK and NACK ----------------------------------------------------------------------
+
+
+def test_subscription_applies_even_with_a_stale_nonce() -> None:
+    cache = cache_with(res(RDS, "r1"), res(RDS, "r2"))
+    stream = DeltaStream(cache)
+    first = _one(stream.on_request(delta_req(RDS, sub=("r1",))).responses)
+    stream.on_request(delta_ack(first))
+    step = stream.on_request(delta_req(RDS, sub=("r2",), nonce=first.nonce))  # stale now
+    assert step.stale_nonce
+    assert names(_one(step.responses)) == ["r2"]
+
+
+def test_unsubscription_applies_even_with_a_stale_nonce() -> None:
+    cache = cache_with(res(RDS, "r1"))
+    stream = DeltaStream(cache)
+    first = _one(stream.on_request(delta_req(RDS, sub=("r1",))).responses)
+    stream.on_request(delta_ack(first))
+    stream.on_request(delta_req(RDS, unsub=("r1",), nonce=first.nonce))
+    assert push(cache, stream, res(RDS, "r1", "v2")).responses == ()
+
+
+def test_stale_nonce_is_neither_ack_nor_nack() -> None:
+    stream = DeltaStream(cache_with(res(CDS, "a")))
+    sent = _one(stream.on_request(delta_req(CDS)).responses)
+    stream.on_request(delta_ack(sent))
+    step = stream.on_request(delta_nack(sent))
+    assert (step.stale_nonce, step.acks, step.nacks) == (True, (), ())
+
+
+def test_response_without_error_is_acked() -> None:
+    stream = DeltaStream(cache_with(res(CDS, "a")))
+    sent = _one(stream.on_request(delta_req(CDS)).responses)
+    [ack] = stream.on_request(delta_ack(sent)).acks
+    assert (ack.type_url, ack.nonce, ack.version, ack.names) == (
+        CDS,
+        sent.nonce,
+        sent.system_version_info,
+        ("a",),
+    )
+
+
+def test_error_detail_is_a_nack_with_the_error_text() -> None:
+    stream = DeltaStream(cache_with(res(RDS, "r")))
+    sent = _one(stream.on_request(delta_req(RDS, sub=("r",))).responses)
+    step = stream.on_request(delta_nack(sent, error="route r: invalid regex"))
+    [nack] = step.nacks
+    assert (nack.rejected_version, nack.error, nack.names) == (
+        sent.system_version_info,
+        "route r: invalid regex",
+        ("r",),
+    )
+    assert step.acks == ()
+
+
+def test_nacked_content_is_not_sent_again() -> None:
+    cache = cache_with(res(RDS, "r", "broken"), res(RDS, "q"))
+    stream = DeltaStream(cache)
+    bad = _one(stream.on_request(delta_req(RDS, sub=("r",))).responses)
+    stream.on_request(delta_nack(bad))
+    assert names(_one(stream.on_request(delta_req(RDS, sub=("q",))).responses)) == ["q"]
+
+
+def test_content_after_a_nack_is_sent_when_it_changes() -> None:
+    cache = cache_with(res(RDS, "r", "broken"))
+    stream = DeltaStream(cache)
+    stream.on_request(delta_nack(_one(stream.on_request(delta_req(RDS, sub=("r",))).responses)))
+    fixed = _one(push(cache, stream, res(RDS, "r", "fixed")).responses)
+    assert bodies(fixed) == {"r": b"r:fixed"}
+
+
+# -- what is sent: only changes, removals, names that appear later ----------------------------
+
+
+def test_only_the_changed_resource_is_sent() -> None:
+    cache = cache_with(res(CDS, "a"), res(CDS, "b"))
+    stream = DeltaStream(cache)
+    _acked(stream, stream.on_request(delta_req(CDS)).responses)
+    response = _one(push(cache, stream, res(CDS, "b", "v2")).responses)
+    assert (bodies(response), response.removed) == ({"b": b"b:v2"}, ())
+
+
+def test_deleted_resource_is_sent_in_removed_resources() -> None:
+    cache = cache_with(res(CDS, "a"), res(CDS, "b"))
+    stream = DeltaStream(cache)
+    _acked(stream, stream.on_request(delta_req(CDS)).responses)
+    response = _one(push(cache, stream, removals=((CDS, "a"),)).responses)
+    assert (response.resources, response.removed) == ((), ("a",))
+
+
+def test_name_that_does_not_exist_yet_is_sent_when_it_appears() -> None:
+    cache = cache_with()
+    stream = DeltaStream(cache)
+    assert stream.on_request(delta_req(EDS, sub=("later",))).responses == ()
+    assert names(_one(push(cache, stream, res(EDS, "later")).responses)) == ["later"]
+
+
+def test_equal_content_is_not_sent_again() -> None:
+    cache = cache_with(res(CDS, "a"))
+    stream = DeltaStream(cache)
+    _acked(stream, stream.on_request(delta_req(CDS)).responses)
+    _acked(stream, push(cache, stream, res(CDS, "a", "v2")).responses)
+    assert stream.on_change({CDS: {"a"}}).responses == ()  # told again, nothing new
+
+
+def test_resubscribing_a_held_name_sends_it_again() -> None:
+    cache = cache_with(res(RDS, "r"))
+    stream = DeltaStream(cache)
+    _acked(stream, stream.on_request(delta_req(RDS, sub=("r",))).responses)
+    assert names(_one(stream.on_request(delta_req(RDS, sub=("r",))).responses)) == ["r"]
+
+
+def test_phantom_unsubscription_is_ignored() -> None:
+    stream = DeltaStream(cache_with(res(RDS, "r")))
+    _acked(stream, stream.on_request(delta_req(RDS, sub=("r",))).responses)
+    assert stream.on_request(delta_req(RDS, unsub=("never",))).responses == ()
+
+
+def test_unsubscribing_a_name_in_the_wildcard_resends_it() -> None:
+    stream = DeltaStream(cache_with(res(CDS, "a")))
+    _acked(stream, stream.on_request(delta_req(CDS, sub=("*", "a"))).responses)
+    response = _one(stream.on_request(delta_req(CDS, unsub=("a",))).responses)
+    assert (names(response), response.removed) == (["a"], ())
+
+
+def test_unsubscribing_a_name_outside_the_wildcard_reports_it_removed() -> None:
+    stream = DeltaStream(cache_with(res(CDS, "a")))
+    _acked(stream, stream.on_request(delta_req(CDS, sub=("*", "ghost"))).responses)
+    response = _one(stream.on_request(delta_req(CDS, unsub=("ghost",))).responses)
+    assert (response.resources, response.removed) == ((), ("ghost",))
+
+
+def test_changed_cluster_is_followed_by_its_unchanged_endpoints() -> None:
+    cache = cache_with(res(CDS, "c"), res(EDS, "c"))
+    stream = DeltaStream(cache)
+    _acked(stream, stream.on_request(delta_req(CDS)).responses)
+    _acked(stream, stream.on_request(delta_req(EDS, sub=("c",))).responses)
+    step = push(cache, stream, res(CDS, "c", "v2"))
+    assert [(r.type_url, names(r)) for r in step.responses] == [(CDS, ["c"]), (EDS, ["c"])]
+
+
+def test_new_cluster_does_not_push_endpoints_nobody_asked_for() -> None:
+    cache = cache_with(res(EDS, "new"))
+    stream = DeltaStream(cache)
+    _acked(stream, stream.on_request(delta_req(CDS)).responses)
+    _acked(stream, stream.on_request(delta_req(EDS, sub=("other",))).responses)
+    step = push(cache, stream, res(CDS, "new"))
+    assert [r.type_url for r in step.responses] == [CDS]
+
+
+# -- reconnect with initial_resource_versions ---------------------------------------------------
+
+
+def test_reconnect_holding_everything_gets_an_empty_wildcard_response() -> None:
+    cache = cache_with(res(CDS, "a"), res(CDS, "b"))
+    held = {n: res(CDS, n).version for n in ("a", "b")}
+    response = _one(DeltaStream(cache).on_request(delta_req(CDS, initial=held)).responses)
+    assert (response.resources, response.removed) == ((), ())
+
+
+def test_reconnect_gets_only_what_it_lacks() -> None:
+    cache = cache_with(res(RDS, "r1"), res(RDS, "r2", "v2"), res(RDS, "r3"))
+    held = {"r1": res(RDS, "r1").version, "r2": res(RDS, "r2").version}  # r2 is outdated
+    request = delta_req(RDS, sub=("r1", "r2", "r3"), initial=held)
+    response = _one(DeltaStream(cache).on_request(request).responses)
+    assert bodies(response) == {"r2": b"r2:v2", "r3": b"r3:v1"}
+
+
+def test_reconnect_is_told_what_no_longer_exists() -> None:
+    cache = cache_with(res(CDS, "a"))
+    held = {"a": res(CDS, "a").version, "gone": "0123"}
+    response = _one(DeltaStream(cache).on_request(delta_req(CDS, initial=held)).responses)
+    assert (response.resources, response.removed) == ((), ("gone",))
+
+
+def test_reconnect_holding_all_named_resources_is_sent_nothing() -> None:
+    cache = cache_with(res(RDS, "r"))
+    request = delta_req(RDS, sub=("r",), initial={"r": res(RDS, "r").version})
+    assert DeltaStream(cache).on_request(request).responses == ()
+
+
+# -- versions, coalescing, order ----------------------------------------------------------------
+
+
+def test_system_version_names_the_held_content_the_same_on_every_stream() -> None:
+    cache = cache_with(res(CDS, "a"))
+    one = _one(DeltaStream(cache).on_request(delta_req(CDS)).responses)
+    two = _one(DeltaStream(cache).on_request(delta_req(CDS)).responses)
+    assert one.system_version_info == two.system_version_info != ""
+
+
+def test_changes_before_the_ack_are_coalesced_into_one_response() -> None:
+    cache = cache_with(res(CDS, "a"))
+    stream = DeltaStream(cache)
+    first = _one(stream.on_request(delta_req(CDS)).responses)
+    assert push(cache, stream, res(CDS, "b")).responses == ()
+    assert push(cache, stream, res(CDS, "a", "v2")).responses == ()
+    response = _one(stream.on_request(delta_ack(first)).responses)
+    assert bodies(response) == {"a": b"a:v2", "b": b"b:v1"}
+
+
+def test_changes_across_types_go_out_in_push_order() -> None:
+    cache = cache_with(res(CDS, "c"), res(EDS, "c"), res(LDS, "l"), res(SRDS, "s"), res(RDS, "r"))
+    stream = DeltaStream(cache)
+    for request in (
+        delta_req(RDS, sub=("r",)),
+        delta_req(SRDS),
+        delta_req(LDS),
+        delta_req(EDS, sub=("c",)),
+        delta_req(CDS),
+    ):
+        _acked(stream, stream.on_request(request).responses)
+    upserts = [res(t, n, "v2") for t, n in [(RDS, "r"), (SRDS, "s"), (LDS, "l"), (EDS, "c")]]
+    step = push(cache, stream, *upserts, res(CDS, "c", "v2"))
+    assert [r.type_url for r in step.responses] == [CDS, EDS, LDS, SRDS, RDS]
+
+
+def test_later_type_waits_while_an_earlier_change_is_held_back() -> None:
+    cache = cache_with(res(CDS, "c"), res(RDS, "r"))
+    stream = DeltaStream(cache)
+    cds = _one(stream.on_request(delta_req(CDS)).responses)  # in flight, not ACKed
+    _acked(stream, stream.on_request(delta_req(RDS, sub=("r",))).responses)
+    assert push(cache, stream, res(CDS, "c", "v2"), res(RDS, "r", "v2")).responses == ()
+    after_ack = stream.on_request(delta_ack(cds))
+    assert [r.type_url for r in after_ack.responses] == [CDS, RDS]
+
+
+def test_unknown_type_is_reported_and_not_answered() -> None:
+    stream = DeltaStream(cache_with())
+    step = stream.on_request(delta_req("type.googleapis.com/some.Other"))
+    assert (step.unknown_type, step.responses) == ("type.googleapis.com/some.Other", ())
