@@ -124,15 +124,17 @@ apiserver_probe() {
 }
 
 apiserver_start() {
-  http_ok "http://127.0.0.1:$RIPPLE_ETCD_PORT/health" ||
+  http_ok "http://127.0.0.1:$RIPPLE_ETCD_PORT/health" 2>/dev/null ||
     { log "apiserver: etcd is not answering on 127.0.0.1:$RIPPLE_ETCD_PORT; start etcd first"; return 1; }
   apiserver_pki
   apiserver_write_kubeconfig
   local pki; pki="$(apiserver_pki_dir)"
   # RIPPLE_APISERVER_EXTRA_ARGS (word-split, appended, so a repeated flag overrides ours), e.g.
   # "--watch-cache=false" for a test that needs etcd compaction to expire resourceVersions at once.
-  # Loopback is a valid --advertise-address as long as no endpoint reconciler publishes it (the
-  # "kubernetes" Service's endpoints would be 127.0.0.1, which Endpoints validation rejects).
+  # --advertise-address=127.0.0.1 is refused with the default lease endpoint reconciler ("cannot
+  # use public IP 127.0.0.1 with endpoint reconciler ... may not be in the loopback range"); with
+  # reconciler "none" it is accepted and default/kubernetes simply has no endpoints.
+  # shellcheck disable=SC2086
   start_proc apiserver "$(apiserver_bin)" \
     --bind-address=127.0.0.1 --secure-port="$RIPPLE_APISERVER_PORT" \
     --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
