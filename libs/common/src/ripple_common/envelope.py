@@ -14,7 +14,9 @@ from typing import Any, Final
 
 SCHEMA_VERSION: Final = 1
 EVENTS_TOPIC: Final = "ripple.events"
-# Cluster-scoped objects (IngressClass, Namespace) are keyed here; see `Envelope.tenant`.
+# Cluster-scoped objects (IngressClass, Namespace) and relist markers are keyed here; the
+# watcher copies each such message to every partition of the topic, so every translator sees
+# it in order with its own tenants' events.
 CLUSTER_TENANT: Final = "_cluster"
 
 
@@ -26,8 +28,9 @@ class EventType(enum.StrEnum):
     ADDED = "ADDED"
     MODIFIED = "MODIFIED"
     DELETED = "DELETED"
-    # A re-list of `kind` began / finished. After RELIST_FINISHED the consumer must drop every
-    # object of that kind (in the tenant) it did not see since the matching RELIST_STARTED.
+    # A re-list of `kind` began / finished (keyed CLUSTER_TENANT, on every partition). After
+    # RELIST_FINISHED the consumer must drop every object of that kind, of every tenant on that
+    # partition, that it did not see on that partition since the matching RELIST_STARTED.
     RELIST_STARTED = "RELIST_STARTED"
     RELIST_FINISHED = "RELIST_FINISHED"
 

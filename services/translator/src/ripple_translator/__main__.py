@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ripple_common.lifecycle import Lifecycle, run
+from ripple_translator.service import serve
 from ripple_translator.settings import TranslatorSettings
 
 DESCRIPTION = (
@@ -32,8 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_settings:
         print(settings.model_dump_json(indent=2))
         return 0
-    print("ripple-translator: the service loop is not built yet (issue #4)", file=sys.stderr)
-    return 3
+
+    async def _serve(lc: Lifecycle) -> None:
+        await serve(lc, settings)
+
+    run(_serve)
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from ripple_common.envelope import EVENTS_TOPIC
 from ripple_common.settings import ServiceSettings
+from ripple_translator.translate import DEFAULT_CONTROLLER
 
 
 class TranslatorSettings(ServiceSettings):
@@ -13,3 +15,27 @@ class TranslatorSettings(ServiceSettings):
 
     kafka_bootstrap: str = Field(default="127.0.0.1:19092", description="Kafka bootstrap servers")
     redis_url: str = Field(default="redis://127.0.0.1:16379/0", description="Redis URL")
+    topic: str = Field(default=EVENTS_TOPIC, description="events topic to consume")
+    group_id: str = Field(default="ripple-translator", description="Kafka consumer group")
+    redis_prefix: str = Field(default="ripple", description="prefix of every Redis key")
+    stream_maxlen: int = Field(default=100_000, description="approximate ripple.changes length")
+    poll_ms: int = Field(
+        default=100, description="longest wait for records; also the commit cadence when idle"
+    )
+    max_records: int = Field(default=1000, description="records fetched per poll at most")
+    revoke_timeout_s: float = Field(
+        default=10.0, description="how long a revoked partition's writes may take to finish"
+    )
+    drain_timeout_s: float = Field(
+        default=10.0, description="how long writes in flight may take to finish at shutdown"
+    )
+    controllers: frozenset[str] = Field(
+        default=frozenset({DEFAULT_CONTROLLER}),
+        description="IngressClass controllers served (JSON list)",
+    )
+    extra_class_names: frozenset[str] = Field(
+        default=frozenset(), description="IngressClass names served without such an object"
+    )
+    watch_without_class: bool = Field(
+        default=False, description="serve Ingresses without class (ingress-nginx's behaviour)"
+    )

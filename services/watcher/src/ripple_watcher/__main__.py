@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ripple_common.lifecycle import Lifecycle, run
+from ripple_common.logs import configure_logging
+from ripple_common.telemetry import init_tracing
+from ripple_watcher.service import ConfigError
 from ripple_watcher.settings import WatcherSettings
 
 DESCRIPTION = (
@@ -32,8 +36,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_settings:
         print(settings.model_dump_json(indent=2))
         return 0
-    print("ripple-watcher: the service loop is not built yet (issue #3)", file=sys.stderr)
-    return 3
+    # The adapters (kubernetes_asyncio, aiokafka) load only when the service runs: --help and
+    # --print-settings stay fast.
+    from ripple_watcher.app import serve  # noqa: PLC0415
+
+    configure_logging(service="ripple-watcher", level=settings.log_level, json=settings.log_json)
+    provider = init_tracing(service="ripple-watcher", otlp_endpoint=settings.otlp_endpoint)
+
+    async def _serve(lc: Lifecycle) -> None:
+        await serve(lc, settings)
+
+    try:
+        run(_serve)
+    except ConfigError as exc:
+        print(f"ripple-watcher: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        provider.shutdown()
+    return 0
 
 
 if __name__ == "__main__":

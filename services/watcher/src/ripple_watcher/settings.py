@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from ripple_common.envelope import EVENTS_TOPIC
 from ripple_common.settings import ServiceSettings
+
+DEFAULT_KINDS = (
+    "Namespace",
+    "IngressClass",
+    "Ingress",
+    "Service",
+    "EndpointSlice",
+    "Secret",
+    "Gateway",
+    "HTTPRoute",
+)
 
 
 class WatcherSettings(ServiceSettings):
@@ -15,3 +27,50 @@ class WatcherSettings(ServiceSettings):
         default=None, description="kubeconfig path; unset = in-cluster service account"
     )
     kafka_bootstrap: str = Field(default="127.0.0.1:19092", description="Kafka bootstrap servers")
+    topic: str = Field(default=EVENTS_TOPIC, description="topic the envelopes go to")
+    client_id: str = Field(default="ripple-watcher", description="Kafka client id")
+    kinds: tuple[str, ...] = Field(
+        default=DEFAULT_KINDS,
+        description="kinds to watch (JSON list); Gateway/HTTPRoute wait until their CRDs exist",
+    )
+    tenant_label: str | None = Field(
+        default=None,
+        description="namespace label whose value overrides the tenant (default: the namespace)",
+    )
+    sealing_key: SecretStr | None = Field(
+        default=None,
+        description="base64 AES key (16/24/32 bytes) sealing TLS private keys; required to "
+        "watch Secrets",
+    )
+    linger_ms: int = Field(default=5, ge=0, description="producer linger (batching), ms")
+    max_batch_bytes: int = Field(default=262_144, gt=0, description="producer batch size, bytes")
+    kafka_request_timeout_ms: int = Field(default=30_000, gt=0, description="Kafka request timeout")
+    max_in_flight: int = Field(
+        default=1_000, ge=1, description="undelivered sends per kind before the watch waits"
+    )
+    page_size: int = Field(default=500, ge=1, description="list page size")
+    watch_timeout_seconds: int = Field(default=300, ge=1, description="server-side watch timeout")
+    idle_timeout_seconds: float = Field(
+        default=90.0, gt=0, description="no event nor bookmark for this long: reconnect"
+    )
+    backoff_initial_seconds: float = Field(default=0.2, gt=0, description="first retry delay")
+    backoff_max_seconds: float = Field(default=30.0, gt=0, description="longest retry delay")
+    absent_poll_seconds: float = Field(
+        default=30.0, gt=0, description="poll interval for kinds not served (CRD missing)"
+    )
+    lease_namespace: str | None = Field(
+        default=None,
+        description="namespace of the per-kind Leases (one active replica per kind); "
+        "unset = no leader election (run one replica)",
+    )
+    lease_duration_seconds: int = Field(default=15, ge=2, description="Lease duration")
+    lease_renew_seconds: float = Field(default=5.0, gt=0, description="Lease renew interval")
+    identity: str | None = Field(
+        default=None, description="holder identity in Leases; unset = host-pid-random"
+    )
+    health_host: str = Field(
+        default="0.0.0.0", description="address of the health/readiness/metrics HTTP server"
+    )
+    stop_flush_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="on SIGTERM, how long to wait for pending deliveries"
+    )

@@ -1,0 +1,98 @@
+"""Secret sealing: TLS private keys leave the watcher encrypted (AES-256-GCM, operator key).
+
+A sealed value replaces the Secret's base64 data value with
+`ripple:aesgcm:v1:<key id>:<base64(nonce || ciphertext+tag)>`. The associated data binds it to
+`<namespace>/<name>/<data key>`, so a sealed key copied into another tenant's Secret does not
+open. `open_value` is the inverse, for the translator (see the report: belongs in
+ripple_common once the translator needs it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from collections.abc import Mapping
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+SEALED_PREFIX: Final = "ripple:aesgcm:v1:"
+# Always sealed; any other data value holding a PEM private key is sealed too.
+PRIVATE_KEY_FIELDS: Final = frozenset({"tls.key"})
+_PEM_MARKER: Final = b"PRIVATE KEY"
+_NONCE_BYTES: Final = 12
+
+
+class SealingError(ValueError):
+    """A bad operator key, or a sealed value that does not open."""
+
+
+class Sealer:
+    """Encrypts (and opens) Secret private keys with the operator's AES key."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) not in (16, 24, 32):
+            raise SealingError(f"sealing key must be 16, 24 or 32 bytes, got {len(key)}")
+        self._aead = AESGCM(key)
+        self.key_id = hashlib.blake2b(key, digest_size=4).hexdigest()
+
+    @classmethod
+    def from_base64(cls, encoded: str) -> Sealer:
+        try:
+            return cls(base64.b64decode(encoded, validate=True))
+        except binascii.Error as exc:
+            raise SealingError(f"sealing key is not base64: {exc}") from exc
+
+    def seal_value(self, plaintext: bytes, *, context: str) -> str:
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, plaintext, context.encode())
+        return f"{SEALED_PREFIX}{self.key_id}:{base64.b64encode(nonce + sealed).decode()}"
+
+    def open_value(self, sealed: str, *, context: str) -> bytes:
+        if not sealed.startswith(SEALED_PREFIX):
+            raise SealingError("value is not sealed")
+        key_id, _, body = sealed[len(SEALED_PREFIX) :].partition(":")
+        if key_id != self.key_id:
+            raise SealingError(f"sealed with key {key_id}, this key is {self.key_id}")
+        try:
+            raw = base64.b64decode(body, validate=True)
+            return self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], context.encode())
+        except (binascii.Error, InvalidTag) as exc:
+            raise SealingError(f"sealed value does not open: {exc!r}") from exc
+
+    def seal_secret(self, secret: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of a (sanitized) Secret whose private keys are sealed."""
+        data = secret.get("data")
+        if not isinstance(data, Mapping):
+            return dict(secret)
+        meta = secret.get("metadata") or {}
+        namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        sealed: dict[str, Any] = {}
+        for field, value in data.items():
+            plain = _decode(value)
+            if plain is not None and (field in PRIVATE_KEY_FIELDS or _PEM_MARKER in plain):
+                context = secret_context(namespace=namespace, name=name, field=field)
+                sealed[field] = self.seal_value(plain, context=context)
+            elif field in PRIVATE_KEY_FIELDS:
+                # Not base64 (the API never sends that): drop rather than publish it.
+                continue
+            else:
+                sealed[field] = value
+        return {**secret, "data": sealed}
+
+
+def _decode(value: object) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error:
+        return None
+
+
+def secret_context(*, namespace: str, name: str, field: str) -> str:
+    """The associated data a sealed Secret value is bound to."""
+    return f"{namespace}/{name}/{field}"

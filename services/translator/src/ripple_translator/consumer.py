@@ -1,0 +1,135 @@
+"""Kafka adapter (aiokafka): a consumer-group member on the events topic with manual commits.
+
+Offsets are committed only as the engine reports them durable (`Engine.checkpoint`): never
+automatically. The rebalance listener loads a partition's tenants before any of its records
+are handed out (and seeks back to a re-list still in progress), and on revocation lets the
+partition's writes finish and commits their positions before the partition moves on, so a
+revoked partition stops writing before its next owner starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import structlog
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as KafkaTopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from ripple_translator.engine import Record
+from ripple_translator.pipeline import TopicPartition
+
+log = structlog.get_logger("ripple_translator.consumer")
+
+
+class RebalanceHandler(Protocol):
+    async def assign(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]: ...
+
+    async def revoke(
+        self, tps: Sequence[TopicPartition], *, timeout_s: float
+    ) -> dict[TopicPartition, int]: ...
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: KafkaEventSource) -> None:
+        self._source = source
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._source.on_revoked([(tp.topic, tp.partition) for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._source.on_assigned([(tp.topic, tp.partition) for tp in assigned])
+
+
+class KafkaEventSource:
+    """Consumes `topic` in `group_id`; implements the service's `EventSource`."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topic: str,
+        group_id: str,
+        handler: RebalanceHandler,
+        revoke_timeout_s: float = 10.0,
+        client_id: str = "ripple-translator",
+    ) -> None:
+        self._topic = topic
+        self._handler = handler
+        self._revoke_timeout_s = revoke_timeout_s
+        # Partitions whose tenants are loaded: only their records are handed out.
+        self._ready: set[TopicPartition] = set()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+
+    async def start(self) -> None:
+        self._consumer.subscribe([self._topic], listener=_Listener(self))
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def fetch(self, *, timeout_ms: int, max_records: int) -> list[Record]:
+        batch = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        out: list[Record] = []
+        for tp, messages in batch.items():
+            if not messages:
+                continue
+            if (tp.topic, tp.partition) not in self._ready:
+                # Fetched while the partition's assignment is still loading (the listener runs
+                # beside getmany): hand nothing out and fetch it again once loaded.
+                if tp in self._consumer.assignment():
+                    self._consumer.seek(tp, messages[0].offset)
+                continue
+            for m in messages:
+                out.append(
+                    Record(
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        offset=m.offset,
+                        value=m.value or b"",
+                        headers=tuple(m.headers or ()),
+                    )
+                )
+        return out
+
+    async def commit(self, positions: Mapping[TopicPartition, int]) -> None:
+        if not positions:
+            return
+        offsets = {KafkaTopicPartition(t, p): o for (t, p), o in positions.items()}
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # The group moved on; the next owner replays from the last commit (idempotent).
+            log.warning("kafka.commit_failed", error=repr(exc), positions=_show(positions))
+            return
+        log.debug("kafka.committed", positions=_show(positions))
+
+    async def on_assigned(self, tps: Sequence[TopicPartition]) -> None:
+        self._ready.difference_update(tps)
+        rewind = await self._handler.assign(tps)
+        for (topic, partition), offset in rewind.items():
+            if offset is None:
+                continue
+            tp = KafkaTopicPartition(topic, partition)
+            committed = await self._consumer.committed(tp)
+            if committed is not None and offset < committed:
+                log.info("kafka.rewind", partition=partition, committed=committed, to=offset)
+                self._consumer.seek(tp, offset)
+        self._ready.update(tps)
+
+    async def on_revoked(self, tps: Sequence[TopicPartition]) -> None:
+        self._ready.difference_update(tps)
+        positions = await self._handler.revoke(tps, timeout_s=self._revoke_timeout_s)
+        await self.commit(positions)
+
+
+def _show(positions: Mapping[TopicPartition, int]) -> dict[str, int]:
+    return {f"{t}/{p}": o for (t, p), o in sorted(positions.items())}

@@ -1,0 +1,327 @@
+"""The translator's event engine: owned partitions, event routing, durable positions.
+
+No Kafka or Redis here: records come in as `Record`s, storage goes through the `TenantStore`
+and `InputStore` Protocols, and the consumer adapter commits what `checkpoint` returns.
+
+Rebuilding memory on restart or reassignment
+--------------------------------------------
+Kafka offsets are per partition and `ripple.events` is not compacted per object, so an offset
+alone cannot rebuild a tenant: an Ingress created months ago sits before the retention horizon.
+Replaying the partition from the start of retention is therefore unsound (and its cost grows
+with retention, not with the change). Instead the translator stores its INPUTS:
+
+- each tenant's sanitized objects go to `P:{t}:input` together with the Kafka position
+  (next offset) they cover, written after each tenant version (`inputs` module);
+- each partition's cluster state (IngressClasses, the re-lists whose effect is not yet durable,
+  the tenants ever written from it) goes to `P:{_p.<topic>.<n>}:...`.
+
+On assignment of a partition the engine loads that state and every tenant of the partition
+(objects, stored resource versions, tenant version) before it applies any event, then resumes
+at the group's committed offset (or earlier: at the start of a re-list still in progress, see
+below). Each event is applied to a tenant only if its offset is at or past the tenant's stored
+input offset; older ones are already in the stored inputs and are skipped, so reprocessing
+changes nothing (a rewrite of identical state is an empty diff and writes no version).
+
+Commits: the committed offset of a partition is the lowest offset applied to some tenant but
+not yet durable (or, with nothing pending, the offset after the last record handled). So every
+event below the committed offset is in Redis, and resuming there loses nothing.
+
+Re-lists: RELIST_STARTED/FINISHED of a kind arrive on every partition. The "seen" set between
+them is memory only, so the start offset of a re-list is stored until the re-list's effect is
+durable (committed offset past RELIST_FINISHED). A translator that takes over mid-re-list seeks
+back to that start offset and replays the window: events below a tenant's input offset then
+only count as seen, and FINISHED drops unseen objects only from tenants whose inputs do not
+already cover it. A FINISHED without a known start drops nothing (logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from ripple_common.envelope import Envelope, EnvelopeError, EventType
+from ripple_common.telemetry import context_from_headers
+from ripple_translator.inputs import InputStore, PartitionCheckpoint
+from ripple_translator.pipeline import TenantSlot, TenantWriter, TopicPartition, WriterConfig
+from ripple_translator.store import TenantStore
+from ripple_translator.tenants import (
+    CLUSTER_KINDS,
+    JsonObject,
+    PartitionObjects,
+    TenantObjects,
+    is_cluster_event,
+    object_key,
+)
+
+log = structlog.get_logger("ripple_translator.engine")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """One consumed Kafka message."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    headers: Sequence[tuple[str, bytes]] = ()
+
+    @property
+    def tp(self) -> TopicPartition:
+        return (self.topic, self.partition)
+
+
+@dataclass(slots=True, kw_only=True)
+class PartitionRun:
+    """An owned partition."""
+
+    tp: TopicPartition
+    objects: PartitionObjects
+    classes_offset: int
+    # (kind, started offset): stored re-lists; (kind, started, finished): awaiting durability.
+    relists: list[tuple[str, int]] = field(default_factory=list)
+    finishing: list[tuple[str, int, int]] = field(default_factory=list)
+    tenants: set[str] = field(default_factory=set)
+    high: int | None = None
+    committed: int | None = None
+
+    def checkpoint(self) -> PartitionCheckpoint:
+        return PartitionCheckpoint(
+            topic=self.tp[0],
+            partition=self.tp[1],
+            classes_offset=self.classes_offset,
+            classes=dict(self.objects.classes),
+            relists=tuple(self.relists),
+            tenants=frozenset(self.tenants),
+        )
+
+
+class Engine:
+    """Applies records to owned tenants and schedules their writes."""
+
+    def __init__(
+        self, *, store: TenantStore, inputs: InputStore, config: WriterConfig | None = None
+    ) -> None:
+        self._store = store
+        self._inputs = inputs
+        self._runs: dict[TopicPartition, PartitionRun] = {}
+        self._slots: dict[str, TenantSlot] = {}
+        self._writer = TenantWriter(
+            store=store,
+            inputs=inputs,
+            classes_for=self._classes_for,
+            config=config or WriterConfig(),
+        )
+
+    # -- ownership ----------------------------------------------------------------------------
+
+    @property
+    def owned(self) -> frozenset[TopicPartition]:
+        return frozenset(self._runs)
+
+    def slot(self, tenant: str) -> TenantSlot | None:
+        return self._slots.get(tenant)
+
+    async def assign(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """Load the partitions' state and tenants. Returns, per partition, an offset to seek
+        back to if it is earlier than the committed one (a re-list in progress), else None."""
+        rewind: dict[TopicPartition, int | None] = {}
+        for tp in tps:
+            if tp in self._runs:
+                rewind[tp] = None
+                continue
+            saved = await self._inputs.load_partition(tp[0], tp[1])
+            run = PartitionRun(
+                tp=tp,
+                objects=PartitionObjects(classes=dict(saved.classes)),
+                classes_offset=saved.classes_offset,
+                relists=list(saved.relists),
+            )
+            for kind, started in saved.relists:
+                run.objects.start_relist(kind, offset=started)
+            slots = await asyncio.gather(*(self._load(t, tp) for t in sorted(saved.tenants)))
+            for slot in slots:
+                slot.registered = True
+                self._slots[slot.tenant] = slot
+                run.tenants.add(slot.tenant)
+            self._runs[tp] = run
+            rewind[tp] = min((o for _, o in saved.relists), default=None)
+            log.info(
+                "partition.assigned",
+                topic=tp[0],
+                partition=tp[1],
+                tenants=len(slots),
+                classes=len(saved.classes),
+                rewind_to=rewind[tp],
+            )
+        return rewind
+
+    async def revoke(
+        self, tps: Sequence[TopicPartition], *, timeout_s: float
+    ) -> dict[TopicPartition, int]:
+        """Stop intake of the partitions, let their writes finish, and return the final
+        positions to commit; then forget them."""
+        runs = [self._runs[tp] for tp in tps if tp in self._runs]
+        slots = [self._slots[t] for run in runs for t in run.tenants if t in self._slots]
+        finished = await self._writer.wait(slots, timeout_s=timeout_s)
+        if not finished:
+            log.warning("partition.revoke_timeout", partitions=[tp[1] for tp in tps])
+        positions = await self._positions(runs)
+        for run in runs:
+            for tenant in run.tenants:
+                self._slots.pop(tenant, None)
+            del self._runs[run.tp]
+            log.info("partition.revoked", topic=run.tp[0], partition=run.tp[1])
+        return positions
+
+    async def drain(self, *, timeout_s: float) -> dict[TopicPartition, int]:
+        """Shutdown: finish every write and return the positions to commit."""
+        return await self.revoke(list(self._runs), timeout_s=timeout_s)
+
+    async def settle(self, *, timeout_s: float) -> bool:
+        """Wait until no tenant has a write in flight or pending (tests, benchmarks)."""
+        return await self._writer.wait(list(self._slots.values()), timeout_s=timeout_s)
+
+    async def checkpoint(self) -> dict[TopicPartition, int]:
+        """Positions that advanced since the last call (to commit now)."""
+        return await self._positions(list(self._runs.values()))
+
+    async def _positions(self, runs: Sequence[PartitionRun]) -> dict[TopicPartition, int]:
+        out: dict[TopicPartition, int] = {}
+        for run in runs:
+            if run.high is None:
+                continue
+            pending = [
+                s.pending_from
+                for t in run.tenants
+                if (s := self._slots.get(t)) is not None and s.pending_from is not None
+            ]
+            position = min([*pending, run.high])
+            done = [f for f in run.finishing if f[2] < position]
+            if done:
+                for kind, started, _ in done:
+                    if (kind, started) in run.relists:
+                        run.relists.remove((kind, started))
+                run.finishing = [f for f in run.finishing if f not in done]
+                await self._inputs.save_partition(run.checkpoint())
+            if run.committed is None or position > run.committed:
+                run.committed = position
+                out[run.tp] = position
+        return out
+
+    # -- events -------------------------------------------------------------------------------
+
+    async def handle(self, records: Sequence[Record]) -> None:
+        for record in records:
+            run = self._runs.get(record.tp)
+            if run is None:
+                continue  # revoked meanwhile
+            try:
+                envelope = Envelope.from_bytes(record.value)
+            except EnvelopeError as exc:
+                log.error(
+                    "event.invalid",
+                    partition=record.partition,
+                    offset=record.offset,
+                    error=str(exc),
+                )
+            else:
+                if is_cluster_event(envelope):
+                    await self._cluster_event(run, envelope, record)
+                else:
+                    await self._tenant_event(run, envelope, record)
+            if self._runs.get(record.tp) is run:
+                run.high = record.offset + 1
+
+    async def _tenant_event(self, run: PartitionRun, env: Envelope, record: Record) -> None:
+        if env.type not in (EventType.ADDED, EventType.MODIFIED, EventType.DELETED):
+            log.warning("event.unexpected_marker", tenant=env.tenant, type=str(env.type))
+            return
+        slot = self._slots.get(env.tenant)
+        if slot is None:
+            slot = await self._load(env.tenant, run.tp)
+            if self._runs.get(run.tp) is not run:
+                return
+            self._slots[env.tenant] = slot
+            run.tenants.add(env.tenant)
+        run.objects.see(env)
+        if record.offset < slot.input_offset:
+            return  # already in the stored inputs
+        if slot.objects.apply(env):
+            slot.trace_context = context_from_headers(record.headers)
+            slot.mark(record.offset, keys=[object_key(env)])
+            self._writer.schedule(slot)
+
+    async def _cluster_event(self, run: PartitionRun, env: Envelope, record: Record) -> None:
+        offset = record.offset
+        if env.type is EventType.RELIST_STARTED:
+            run.objects.start_relist(env.kind, offset=offset)
+            if (env.kind, offset) not in run.relists:
+                run.relists.append((env.kind, offset))
+                await self._inputs.save_partition(run.checkpoint())
+            return
+        if env.type is EventType.RELIST_FINISHED:
+            end = run.objects.finish_relist(env.kind, offset=offset)
+            if end is None:
+                log.warning("relist.unmatched", kind=env.kind, partition=run.tp[1], offset=offset)
+                return
+            run.finishing.append((end.kind, end.started_at, offset))
+            if env.kind in CLUSTER_KINDS:
+                if offset >= run.classes_offset and run.objects.drop_unseen_classes(end):
+                    await self._classes_changed(run, offset)
+                return
+            dropped = 0
+            for tenant in sorted(run.tenants):
+                slot = self._slots.get(tenant)
+                if slot is None or offset < slot.input_offset:
+                    continue
+                gone = slot.objects.drop_unseen(env.kind, end.seen)
+                if gone:
+                    dropped += len(gone)
+                    slot.mark(offset, keys=gone)
+                    self._writer.schedule(slot)
+            log.info(
+                "relist.finished",
+                kind=env.kind,
+                partition=run.tp[1],
+                seen=len(end.seen),
+                dropped=dropped,
+            )
+            return
+        if env.kind in CLUSTER_KINDS:
+            if offset < run.classes_offset:
+                run.objects.see(env)
+            elif run.objects.apply_cluster(env):
+                await self._classes_changed(run, offset)
+
+    async def _classes_changed(self, run: PartitionRun, offset: int) -> None:
+        run.classes_offset = offset + 1
+        await self._inputs.save_partition(run.checkpoint())
+        for tenant in sorted(run.tenants):
+            slot = self._slots.get(tenant)
+            if slot is not None and offset >= slot.input_offset:
+                slot.mark(offset)
+                self._writer.schedule(slot)
+
+    async def _load(self, tenant: str, tp: TopicPartition) -> TenantSlot:
+        checkpoint, inputs = await asyncio.gather(
+            self._store.load_checkpoint(tenant), self._inputs.load_inputs(tenant)
+        )
+        input_offset = 0
+        if inputs.offset is not None and (inputs.offset.topic, inputs.offset.partition) == tp:
+            input_offset = inputs.offset.offset
+        return TenantSlot(
+            tenant=tenant,
+            tp=tp,
+            objects=TenantObjects(tenant, dict(inputs.objects)),
+            version=checkpoint.version,
+            resource_versions=dict(checkpoint.resource_versions),
+            input_offset=input_offset,
+        )
+
+    def _classes_for(self, tp: TopicPartition) -> tuple[JsonObject, ...]:
+        run = self._runs.get(tp)
+        return run.objects.class_objects() if run is not None else ()

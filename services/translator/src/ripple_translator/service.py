@@ -1,0 +1,152 @@
+"""Wiring: Redis stores, the engine and the Kafka source under `ripple_common.lifecycle`.
+
+The consume loop fetches records, hands them to the engine (which schedules tenant writes)
+and commits the positions the engine reports durable. SIGTERM stops intake (no further
+fetch), lets every write in flight finish, commits, then closes Kafka and Redis in reverse
+start order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import redis.asyncio as aioredis
+import structlog
+
+from ripple_common.lifecycle import Lifecycle
+from ripple_common.logs import configure_logging
+from ripple_common.telemetry import init_tracing
+from ripple_translator.consumer import KafkaEventSource
+from ripple_translator.engine import Engine, Record
+from ripple_translator.inputs import RedisInputStore
+from ripple_translator.pipeline import TopicPartition, WriterConfig
+from ripple_translator.settings import TranslatorSettings
+from ripple_translator.store import KeyLayout, RedisTenantStore
+from ripple_translator.translate import ClassPolicy, TranslateOptions
+
+log = structlog.get_logger("ripple_translator.service")
+SERVICE = "ripple-translator"
+
+
+class EventSource(Protocol):
+    async def fetch(self, *, timeout_ms: int, max_records: int) -> Sequence[Record]: ...
+
+    async def commit(self, positions: Mapping[TopicPartition, int]) -> None: ...
+
+
+async def consume(
+    engine: Engine,
+    source: EventSource,
+    *,
+    stopping: asyncio.Event,
+    poll_ms: int,
+    max_records: int,
+    drain_timeout_s: float,
+) -> None:
+    """Fetch, apply, commit what is durable; on `stopping`, drain and commit a last time."""
+    try:
+        while not stopping.is_set():
+            records = await source.fetch(timeout_ms=poll_ms, max_records=max_records)
+            if records:
+                await engine.handle(records)
+            await source.commit(await engine.checkpoint())
+    finally:
+        positions = await engine.drain(timeout_s=drain_timeout_s)
+        await source.commit(positions)
+
+
+def translate_options(settings: TranslatorSettings) -> TranslateOptions:
+    return TranslateOptions(
+        classes=ClassPolicy(
+            controllers=settings.controllers,
+            extra_class_names=settings.extra_class_names,
+            watch_without_class=settings.watch_without_class,
+        )
+    )
+
+
+class RedisClient:
+    """A redis-py client as a lifecycle resource (bytes, not decoded)."""
+
+    def __init__(self, url: str) -> None:
+        self.client: aioredis.Redis = aioredis.from_url(url, decode_responses=False)
+
+    async def start(self) -> None:
+        await self.client.ping()
+
+    async def stop(self) -> None:
+        await self.client.aclose()
+
+
+class ConsumeLoop:
+    """The consume loop as a lifecycle resource: `stop` ends intake and drains."""
+
+    def __init__(self, engine: Engine, source: EventSource, settings: TranslatorSettings) -> None:
+        self._engine = engine
+        self._source = source
+        self._settings = settings
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def task(self) -> asyncio.Task[None]:
+        assert self._task is not None
+        return self._task
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(
+            consume(
+                self._engine,
+                self._source,
+                stopping=self._stopping,
+                poll_ms=self._settings.poll_ms,
+                max_records=self._settings.max_records,
+                drain_timeout_s=self._settings.drain_timeout_s,
+            ),
+            name="consume",
+        )
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+
+
+async def start_translator(lc: Lifecycle, settings: TranslatorSettings) -> ConsumeLoop:
+    """Start Redis, the engine, the Kafka member and the loop; the lifecycle closes them."""
+    redis = await lc.start(RedisClient(settings.redis_url), name="redis")
+    layout = KeyLayout(prefix=settings.redis_prefix)
+    engine = Engine(
+        store=RedisTenantStore(redis.client, layout=layout, stream_maxlen=settings.stream_maxlen),
+        inputs=RedisInputStore(redis.client, layout=layout),
+        config=WriterConfig(options=translate_options(settings)),
+    )
+    source = await lc.start(
+        KafkaEventSource(
+            bootstrap=settings.kafka_bootstrap,
+            topic=settings.topic,
+            group_id=settings.group_id,
+            handler=engine,
+            revoke_timeout_s=settings.revoke_timeout_s,
+        ),
+        name="kafka consumer",
+    )
+    return await lc.start(ConsumeLoop(engine, source, settings), name="consume loop")
+
+
+async def serve(lc: Lifecycle, settings: TranslatorSettings) -> None:
+    configure_logging(service=SERVICE, level=settings.log_level, json=settings.log_json)
+    provider = init_tracing(service=SERVICE, otlp_endpoint=settings.otlp_endpoint)
+
+    async def _flush() -> None:
+        provider.shutdown()
+
+    lc.on_close(_flush)
+    loop = await start_translator(lc, settings)
+    stopped = asyncio.create_task(lc.stopping.wait())
+    await asyncio.wait({stopped, loop.task}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if loop.task.done() and not loop.task.cancelled() and loop.task.exception() is not None:
+        log.error("consume loop failed", error=repr(loop.task.exception()))

@@ -1,0 +1,33 @@
+"""Per-tenant resource storage (Redis): the translator's side of the Redis contract."""
+
+from ripple_translator.store.contract import ChangeEntry, KafkaOffset, KeyLayout
+from ripple_translator.store.model import (
+    AnnounceError,
+    Checkpoint,
+    ClaimStatus,
+    Diff,
+    HostClaim,
+    StoreError,
+    TenantStore,
+    VersionConflictError,
+    apply_diff,
+    diff_resources,
+)
+from ripple_translator.store.redis_store import RedisTenantStore
+
+__all__ = [
+    "AnnounceError",
+    "ChangeEntry",
+    "Checkpoint",
+    "ClaimStatus",
+    "Diff",
+    "HostClaim",
+    "KafkaOffset",
+    "KeyLayout",
+    "RedisTenantStore",
+    "StoreError",
+    "TenantStore",
+    "VersionConflictError",
+    "apply_diff",
+    "diff_resources",
+]

@@ -1,0 +1,140 @@
+"""Health, readiness and Prometheus metrics over plain HTTP (asyncio streams, no framework).
+
+/healthz: the process serves. /readyz: every served kind has listed once (200) or not (503).
+/metrics: Prometheus text: events, envelopes, relists and restarts per kind, objects known,
+deliveries and the lag from the watcher seeing a change to Kafka acknowledging it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+
+import structlog
+
+from ripple_watcher.publisher import SinkStats
+from ripple_watcher.watchloop import KindWatcher
+
+log = structlog.get_logger(__name__)
+
+Route = Callable[[], tuple[int, str]]
+_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+
+def readiness(
+    watchers: Sequence[KindWatcher], *, standby: Callable[[KindWatcher], bool] = lambda w: False
+) -> tuple[int, str]:
+    """Ready when every kind has listed once, is not served, or is led by another replica."""
+    waiting = [w.kind for w in watchers if not w.ready and not standby(w)]
+    if waiting:
+        return 503, "waiting for first list: " + ", ".join(waiting) + "\n"
+    return 200, "ok\n"
+
+
+def render_metrics(
+    watchers: Sequence[KindWatcher], sinks: Mapping[str, SinkStats | None]
+) -> tuple[int, str]:
+    lines: list[str] = []
+
+    def family(name: str, kind: str, help_text: str) -> None:
+        lines.append(f"# HELP ripple_watcher_{name} {help_text}")
+        lines.append(f"# TYPE ripple_watcher_{name} {kind}")
+
+    def sample(name: str, labels: Mapping[str, str], value: float) -> None:
+        rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+        lines.append(f"ripple_watcher_{name}{{{rendered}}} {value:g}")
+
+    family("events_total", "counter", "Watch events handled.")
+    for w in watchers:
+        sample("events_total", {"kind": w.kind}, w.stats.events)
+    family("envelopes_total", "counter", "Envelopes handed to the publisher.")
+    for w in watchers:
+        sample("envelopes_total", {"kind": w.kind}, w.stats.published)
+    family("relists_total", "counter", "Completed re-lists.")
+    for w in watchers:
+        sample("relists_total", {"kind": w.kind}, w.stats.relists)
+    family("watch_restarts_total", "counter", "Watch restarts by reason.")
+    for w in watchers:
+        for reason, count in sorted(w.stats.restart_reasons.items()):
+            sample("watch_restarts_total", {"kind": w.kind, "reason": reason}, count)
+    family("known_objects", "gauge", "Objects whose last published state is remembered.")
+    for w in watchers:
+        sample("known_objects", {"kind": w.kind}, w.known_objects)
+    family("ready", "gauge", "1 once the kind has listed (or is not served).")
+    for w in watchers:
+        sample("ready", {"kind": w.kind}, 1 if w.ready else 0)
+    family("deliveries_total", "counter", "Kafka deliveries by outcome.")
+    for kind, stats in sinks.items():
+        if stats is not None:
+            sample("deliveries_total", {"kind": kind, "outcome": "ok"}, stats.delivered)
+            sample("deliveries_total", {"kind": kind, "outcome": "failed"}, stats.failed)
+    family("delivery_lag_seconds", "summary", "Watcher saw the change -> Kafka acknowledged.")
+    for kind, stats in sinks.items():
+        if stats is not None:
+            sample("delivery_lag_seconds_sum", {"kind": kind}, stats.lag_sum_seconds)
+            sample("delivery_lag_seconds_count", {"kind": kind}, stats.delivered)
+    family("delivery_lag_seconds_max", "gauge", "Largest delivery lag so far.")
+    for kind, stats in sinks.items():
+        if stats is not None:
+            sample("delivery_lag_seconds_max", {"kind": kind}, stats.lag_max_seconds)
+    return 200, "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class HealthServer:
+    """A minimal HTTP/1.0 GET server for probes and scrapes."""
+
+    def __init__(self, *, host: str, port: int, routes: Mapping[str, Route]) -> None:
+        self._host = host
+        self._port = port
+        self._routes = dict(routes)
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            return self._port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self._host, self._port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(5):
+                request = await reader.readline()
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass
+            method, _, rest = request.decode(errors="replace").partition(" ")
+            path = rest.split(" ", 1)[0].split("?", 1)[0]
+            route = self._routes.get(path)
+            if method != "GET":
+                status, body = 405, "GET only\n"
+            elif route is None:
+                status, body = 404, "not found\n"
+            else:
+                status, body = route()
+            payload = body.encode()
+            head = (
+                f"HTTP/1.0 {status} {_REASONS.get(status, 'Status')}\r\n"
+                "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode() + payload)
+            await writer.drain()
+        except (TimeoutError, ConnectionError) as exc:
+            log.debug("health request dropped", error=repr(exc))
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()

@@ -1,0 +1,178 @@
+"""Envelopes to Kafka with bounded in-flight deliveries (no aiokafka import: see kafka.py).
+
+Each envelope is one span (kind PRODUCER) whose W3C context rides in the Kafka headers.
+Tenant events are keyed by tenant (the default partitioner keeps a tenant on one partition).
+Cluster-scoped events and relist markers (tenant CLUSTER_TENANT) are copied to every partition
+of the topic, so every translator sees them in order with its own tenants' events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from opentelemetry import trace
+
+from ripple_common.envelope import CLUSTER_TENANT, Envelope
+from ripple_common.telemetry import context_to_headers
+from ripple_watcher.ports import PublishError
+
+
+class Producer(Protocol):
+    """The part of aiokafka's AIOKafkaProducer the publisher uses."""
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[Any]: ...
+
+    async def partitions_for(self, topic: str) -> set[int]: ...
+
+
+@dataclass(slots=True)
+class SinkStats:
+    """Deliveries acknowledged by Kafka, and how long after the watcher saw the change."""
+
+    delivered: int = 0
+    failed: int = 0
+    lag_sum_seconds: float = 0.0
+    lag_max_seconds: float = 0.0
+
+
+class KafkaSink:
+    """One kind's window onto the shared producer: at most `max_in_flight` undelivered sends.
+
+    `publish` returns once the envelope is queued in the producer and the window has room;
+    when it is full it waits for the oldest delivery, so a slow broker slows the caller. The
+    first failed delivery raises PublishError (the rest of the window is abandoned: the caller
+    re-lists, which republishes everything)."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        *,
+        topic: str,
+        max_in_flight: int,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self._producer = producer
+        self._topic = topic
+        self._max = max_in_flight
+        self._pending: collections.deque[Awaitable[Any]] = collections.deque()
+        self._tracer = tracer or trace.get_tracer("ripple.watcher")
+        self.stats = SinkStats()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    async def publish(self, envelope: Envelope) -> None:
+        with self._tracer.start_as_current_span(
+            f"publish {envelope.kind}",
+            kind=trace.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": self._topic,
+                "ripple.event": envelope.type.value,
+                "ripple.kind": envelope.kind,
+                "ripple.tenant": envelope.tenant,
+                "ripple.namespace": envelope.namespace or "",
+                "ripple.name": envelope.name,
+                "ripple.resource_version": envelope.resource_version,
+            },
+        ):
+            headers = context_to_headers()
+            value = envelope.to_bytes()
+            if envelope.tenant == CLUSTER_TENANT:
+                partitions = sorted(await self._call(self._producer.partitions_for(self._topic)))
+                for partition in partitions:
+                    await self._send(
+                        value,
+                        key=envelope.key,
+                        headers=headers,
+                        partition=partition,
+                        observed_at_ns=envelope.observed_at_ns,
+                    )
+            else:
+                await self._send(
+                    value,
+                    key=envelope.key,
+                    headers=headers,
+                    partition=None,
+                    observed_at_ns=envelope.observed_at_ns,
+                )
+
+    async def flush(self) -> None:
+        """Wait until everything published so far is delivered (or raise PublishError)."""
+        while self._pending:
+            await self._settle(self._pending.popleft())
+
+    async def _send(
+        self,
+        value: bytes,
+        *,
+        key: bytes,
+        headers: list[tuple[str, bytes]],
+        partition: int | None,
+        observed_at_ns: int,
+    ) -> None:
+        delivery = await self._call(
+            self._producer.send(
+                self._topic, value=value, key=key, partition=partition, headers=headers
+            )
+        )
+        if isinstance(delivery, asyncio.Future):
+            delivery.add_done_callback(lambda fut: self._delivered(fut, observed_at_ns))
+        self._pending.append(delivery)
+        while len(self._pending) > self._max:
+            await self._settle(self._pending.popleft())
+
+    async def _settle(self, delivery: Awaitable[Any]) -> None:
+        try:
+            await delivery
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._abandon()
+            raise PublishError(f"delivery to {self._topic} failed: {exc!r}") from exc
+
+    async def _call(self, call: Awaitable[Any]) -> Any:
+        try:
+            return await call
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._abandon()
+            raise PublishError(f"send to {self._topic} failed: {exc!r}") from exc
+
+    def _delivered(self, fut: asyncio.Future[Any], observed_at_ns: int) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            self.stats.failed += 1
+            return
+        lag = max(0.0, (time.time_ns() - observed_at_ns) / 1e9)
+        self.stats.delivered += 1
+        self.stats.lag_sum_seconds += lag
+        self.stats.lag_max_seconds = max(self.stats.lag_max_seconds, lag)
+
+    def _abandon(self) -> None:
+        for delivery in self._pending:
+            if isinstance(delivery, asyncio.Future):
+                delivery.add_done_callback(_consume)
+        self._pending.clear()
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()

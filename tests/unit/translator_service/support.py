@@ -1,0 +1,262 @@
+"""Test data and fakes of the translator service: envelopes, records, an in-memory
+`TenantStore` (with a gate to hold writes in flight) and an in-memory `InputStore`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ripple_common.envelope import CLUSTER_TENANT, Envelope, EventType
+from ripple_common.resources import Resource
+from ripple_translator.engine import Record
+from ripple_translator.inputs import InputCheckpoint, PartitionCheckpoint
+from ripple_translator.store import Checkpoint, HostClaim, KafkaOffset, VersionConflictError
+from ripple_translator.store.model import ResourceKey
+from ripple_translator.tenants import JsonObject, ObjectKey
+from ripple_translator.translate import DEFAULT_CONTROLLER
+
+TOPIC = "events"
+CLASS = "ripple"
+
+
+def ingress(
+    ns: str, name: str, host: str, *, annotations: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": ns,
+        "creationTimestamp": "2024-01-01T00:00:00Z",
+    }
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return {
+        "kind": "Ingress",
+        "metadata": meta,
+        "spec": {
+            "ingressClassName": CLASS,
+            "rules": [
+                {
+                    "host": host,
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "web", "port": {"number": 80}}},
+                            }
+                        ]
+                    },
+                }
+            ],
+        },
+    }
+
+
+def service(ns: str, name: str = "web") -> dict[str, Any]:
+    return {
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"ports": [{"name": "http", "port": 80}]},
+    }
+
+
+def ingress_class(name: str = CLASS, controller: str = DEFAULT_CONTROLLER) -> dict[str, Any]:
+    return {"kind": "IngressClass", "metadata": {"name": name}, "spec": {"controller": controller}}
+
+
+def event(
+    tenant: str,
+    obj: Mapping[str, Any] | None,
+    *,
+    type_: EventType = EventType.ADDED,
+    kind: str | None = None,
+    name: str | None = None,
+) -> Envelope:
+    meta = (obj or {}).get("metadata", {})
+    return Envelope(
+        type=type_,
+        kind=kind or str((obj or {})["kind"]),
+        tenant=tenant,
+        namespace=meta.get("namespace"),
+        name=name or str(meta["name"]),
+        uid=f"uid-{meta.get('name')}",
+        resource_version="1",
+        observed_at_ns=1,
+        object=None if type_ is EventType.DELETED else obj,
+    )
+
+
+def deleted(tenant: str, kind: str, ns: str, name: str) -> Envelope:
+    return Envelope(
+        type=EventType.DELETED,
+        kind=kind,
+        tenant=tenant,
+        namespace=ns,
+        name=name,
+        uid=f"uid-{name}",
+        resource_version="2",
+        observed_at_ns=1,
+    )
+
+
+def marker(type_: EventType, kind: str) -> Envelope:
+    return Envelope(
+        type=type_,
+        kind=kind,
+        tenant=CLUSTER_TENANT,
+        namespace=None,
+        name="",
+        uid="",
+        resource_version="9",
+        observed_at_ns=1,
+    )
+
+
+def cluster(obj: Mapping[str, Any], type_: EventType = EventType.ADDED) -> Envelope:
+    return Envelope(
+        type=type_,
+        kind=str(obj["kind"]),
+        tenant=CLUSTER_TENANT,
+        namespace=None,
+        name=str(obj["metadata"]["name"]),
+        uid="u",
+        resource_version="1",
+        observed_at_ns=1,
+        object=None if type_ is EventType.DELETED else obj,
+    )
+
+
+def record(offset: int, envelope: Envelope, *, partition: int = 0) -> Record:
+    return Record(topic=TOPIC, partition=partition, offset=offset, value=envelope.to_bytes())
+
+
+@dataclass(slots=True)
+class _Stored:
+    version: int = 0
+    offset: KafkaOffset | None = None
+    resources: dict[ResourceKey, Resource] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCall:
+    tenant: str
+    upserts: tuple[Resource, ...]
+    removals: tuple[ResourceKey, ...]
+    offset: KafkaOffset
+
+
+class FakeStore:
+    """`TenantStore` in memory. Clear `gate` to hold writes in flight; `fail` raises once."""
+
+    def __init__(self) -> None:
+        self.tenants: dict[str, _Stored] = {}
+        self.writes: list[WriteCall] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail: list[BaseException] = []
+
+    async def write_version(
+        self,
+        tenant: str,
+        upserts: Sequence[Resource],
+        removals: Sequence[ResourceKey],
+        *,
+        offset: KafkaOffset,
+        expected_version: int,
+        trace_fields: Mapping[str, str],
+    ) -> int:
+        await self.gate.wait()
+        if self.fail:
+            raise self.fail.pop(0)
+        state = self.tenants.setdefault(tenant, _Stored())
+        if state.version != expected_version:
+            raise VersionConflictError(tenant, expected=expected_version, actual=state.version)
+        self.writes.append(WriteCall(tenant, tuple(upserts), tuple(removals), offset))
+        if not upserts and not removals:
+            return state.version
+        for r in upserts:
+            state.resources[(r.type_url, r.name)] = r
+        for key in removals:
+            state.resources.pop(key, None)
+        state.version += 1
+        state.offset = offset
+        return state.version
+
+    async def load_checkpoint(self, tenant: str) -> Checkpoint:
+        state = self.tenants.get(tenant, _Stored())
+        return Checkpoint(
+            tenant=tenant,
+            version=state.version,
+            offset=state.offset,
+            resource_versions={k: r.version for k, r in state.resources.items()},
+        )
+
+    async def announce(self, tenant: str, *, trace_fields: Mapping[str, str]) -> int:
+        return self.tenants.get(tenant, _Stored()).version
+
+    async def claim_hosts(
+        self, tenant: str, hosts: Iterable[str], created_at: datetime
+    ) -> dict[str, HostClaim]:
+        raise NotImplementedError
+
+    async def release_hosts(self, tenant: str, hosts: Iterable[str]) -> set[str]:
+        raise NotImplementedError
+
+    def names(self, tenant: str) -> set[str]:
+        return {name for _, name in self.tenants.get(tenant, _Stored()).resources}
+
+
+class FakeInputs:
+    """`InputStore` in memory (same fencing rule as the Redis script)."""
+
+    def __init__(self) -> None:
+        self.inputs: dict[str, InputCheckpoint] = {}
+        self.partitions: dict[tuple[str, int], PartitionCheckpoint] = {}
+        self.members: dict[tuple[str, int], set[str]] = {}
+
+    async def load_inputs(self, tenant: str) -> InputCheckpoint:
+        return self.inputs.get(tenant, InputCheckpoint(tenant=tenant, offset=None))
+
+    async def write_inputs(
+        self,
+        tenant: str,
+        upserts: Mapping[ObjectKey, JsonObject],
+        removals: Sequence[ObjectKey],
+        *,
+        offset: KafkaOffset,
+    ) -> bool:
+        cur = await self.load_inputs(tenant)
+        if (
+            cur.offset is not None
+            and (cur.offset.topic, cur.offset.partition) == (offset.topic, offset.partition)
+            and cur.offset.offset > offset.offset
+        ):
+            return False
+        objects = dict(cur.objects)
+        objects.update(upserts)
+        for key in removals:
+            objects.pop(key, None)
+        self.inputs[tenant] = InputCheckpoint(tenant=tenant, offset=offset, objects=objects)
+        return True
+
+    async def load_partition(self, topic: str, partition: int) -> PartitionCheckpoint:
+        saved = self.partitions.get(
+            (topic, partition), PartitionCheckpoint(topic=topic, partition=partition)
+        )
+        return PartitionCheckpoint(
+            topic=topic,
+            partition=partition,
+            classes_offset=saved.classes_offset,
+            classes=saved.classes,
+            relists=saved.relists,
+            tenants=frozenset(self.members.get((topic, partition), set())),
+        )
+
+    async def save_partition(self, checkpoint: PartitionCheckpoint) -> None:
+        self.partitions[(checkpoint.topic, checkpoint.partition)] = checkpoint
+
+    async def add_tenant(self, topic: str, partition: int, tenant: str) -> None:
+        self.members.setdefault((topic, partition), set()).add(tenant)

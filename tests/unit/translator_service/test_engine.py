@@ -1,0 +1,286 @@
+"""The engine with fake stores: relist semantics, coalescing, isolation of a bad Ingress,
+commit positions only after the write, and resuming from stored inputs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from structlog.testing import capture_logs
+
+from ripple_common.envelope import EventType
+from ripple_translator.engine import Engine, Record
+from ripple_translator.pipeline import WriterConfig
+from tests.unit.translator_service.support import (
+    TOPIC,
+    FakeInputs,
+    FakeStore,
+    cluster,
+    deleted,
+    event,
+    ingress,
+    ingress_class,
+    marker,
+    record,
+    service,
+)
+
+TP = (TOPIC, 0)
+NGINX = "nginx.ingress.kubernetes.io/"
+
+
+def make(store: FakeStore | None = None, inputs: FakeInputs | None = None) -> Engine:
+    return Engine(
+        store=store or FakeStore(),
+        inputs=inputs or FakeInputs(),
+        config=WriterConfig(retry_initial_s=0.01, retry_max_s=0.02),
+    )
+
+
+def setup_records() -> list[Record]:
+    return [
+        record(0, cluster(ingress_class())),
+        record(1, event("a", service("a"))),
+        record(2, event("a", ingress("a", "one", "one.a.example.com"))),
+        record(3, event("a", ingress("a", "two", "two.a.example.com"))),
+        record(4, event("b", service("b"))),
+        record(5, event("b", ingress("b", "web", "b.example.com"))),
+    ]
+
+
+async def test_lone_event_is_written_and_committed_only_after_the_write() -> None:
+    store = FakeStore()
+    engine = make(store)
+    await engine.assign([TP])
+    assert await engine.checkpoint() == {}
+    await engine.handle(setup_records())
+    await engine.settle(timeout_s=5)
+    assert await engine.checkpoint() == {TP: 6}
+    assert "a/scope/one.a.example.com" in store.names("a")
+    assert "b/scope/b.example.com" in store.names("b")
+
+    store.gate.clear()  # hold the next write in flight
+    await engine.handle([record(6, deleted("a", "Ingress", "a", "two"))])
+    await asyncio.sleep(0.01)
+    slot = engine.slot("a")
+    assert slot is not None
+    assert slot.busy
+    assert await engine.checkpoint() == {}, "nothing may be committed while the write is open"
+    store.gate.set()
+    await engine.settle(timeout_s=5)
+    assert await engine.checkpoint() == {TP: 7}
+    assert "a/scope/two.a.example.com" not in store.names("a")
+    assert store.tenants["a"].offset is not None
+    assert store.tenants["a"].offset.offset == 7
+
+
+async def test_a_burst_is_coalesced_into_one_write_after_the_one_in_flight() -> None:
+    store = FakeStore()
+    engine = make(store)
+    await engine.assign([TP])
+    await engine.handle(setup_records()[:2])
+    await engine.settle(timeout_s=5)
+    writes_before = len(store.writes)
+
+    store.gate.clear()
+    await engine.handle([record(2, event("a", ingress("a", "h0", "h0.example.com")))])
+    await asyncio.sleep(0.01)  # the lone change is in flight at once (no debounce)
+    for i in range(1, 20):
+        await engine.handle([record(2 + i, event("a", ingress("a", f"h{i}", f"h{i}.example.com")))])
+    store.gate.set()
+    await engine.settle(timeout_s=5)
+
+    writes = store.writes[writes_before:]
+    assert len(writes) == 2, [w.offset for w in writes]
+    assert writes[0].offset.offset == 3
+    assert writes[1].offset.offset == 22
+    assert {f"a/scope/h{i}.example.com" for i in range(20)} <= store.names("a")
+    assert await engine.checkpoint() == {TP: 22}
+
+
+async def test_a_bad_ingress_yields_diagnostics_and_does_not_block_other_tenants() -> None:
+    store = FakeStore()
+    engine = make(store)
+    await engine.assign([TP])
+    bad = ingress("a", "bad", "bad.example.com", annotations={NGINX + "proxy-read-timeout": "x"})
+    with capture_logs() as logs:
+        await engine.handle(
+            [
+                record(0, cluster(ingress_class())),
+                record(1, event("a", service("a"))),
+                record(2, event("a", bad)),
+                record(3, event("a", ingress("a", "good", "good.example.com"))),
+                record(4, event("b", service("b"))),
+                record(5, event("b", ingress("b", "web", "b.example.com"))),
+            ]
+        )
+        await engine.settle(timeout_s=5)
+    lines = {line["tenant"]: line for line in logs if line["event"] == "tenant.write"}
+    assert lines["a"]["diagnostics"] == 1
+    assert "Ingress a/bad" in lines["a"]["diagnostic_list"][0]
+    assert lines["b"]["diagnostics"] == 0
+    assert "a/scope/good.example.com" in store.names("a")
+    assert "a/scope/bad.example.com" not in store.names("a")
+    assert "b/scope/b.example.com" in store.names("b")
+    assert await engine.checkpoint() == {TP: 6}
+
+
+async def test_a_failing_write_is_retried_and_holds_the_commit() -> None:
+    store = FakeStore()
+    engine = make(store)
+    await engine.assign([TP])
+    store.fail.append(ConnectionError("redis down"))
+    store.gate.clear()
+    await engine.handle(setup_records())
+    # Only the IngressClass (offset 0, durable in the partition state) is committable.
+    assert await engine.checkpoint() == {TP: 1}
+    store.gate.set()
+    await engine.settle(timeout_s=5)
+    assert not store.fail
+    assert await engine.checkpoint() == {TP: 6}
+    assert "a/scope/one.a.example.com" in store.names("a")
+
+
+async def test_relist_deletes_what_was_not_seen() -> None:
+    store = FakeStore()
+    engine = make(store)
+    await engine.assign([TP])
+    await engine.handle(setup_records())
+    await engine.settle(timeout_s=5)
+    await engine.handle(
+        [
+            record(6, marker(EventType.RELIST_STARTED, "Ingress")),
+            record(7, event("a", ingress("a", "one", "one.a.example.com"))),
+            record(8, marker(EventType.RELIST_FINISHED, "Ingress")),
+        ]
+    )
+    await engine.settle(timeout_s=5)
+    assert "a/scope/one.a.example.com" in store.names("a")
+    assert "a/scope/two.a.example.com" not in store.names("a")
+    # Tenant b listed nothing: its Ingress went away while the watch was down; its Service
+    # (another kind) stays in the inputs.
+    assert "b/scope/b.example.com" not in store.names("b")
+    slot_b = engine.slot("b")
+    assert slot_b is not None
+    assert ("Service", "b", "web") in slot_b.objects.objects
+    assert await engine.checkpoint() == {TP: 9}
+
+
+async def test_unmatched_relist_end_drops_nothing() -> None:
+    store = FakeStore()
+    engine = make(store)
+    await engine.assign([TP])
+    await engine.handle(setup_records())
+    await engine.settle(timeout_s=5)
+    await engine.handle([record(6, marker(EventType.RELIST_FINISHED, "Ingress"))])
+    await engine.settle(timeout_s=5)
+    assert "a/scope/two.a.example.com" in store.names("a")
+
+
+async def test_ingress_class_change_retranslates_the_partition() -> None:
+    store = FakeStore()
+    engine = make(store)
+    await engine.assign([TP])
+    await engine.handle(setup_records())
+    await engine.settle(timeout_s=5)
+    await engine.handle([record(6, cluster(ingress_class(), EventType.DELETED))])
+    await engine.settle(timeout_s=5)
+    assert store.names("a") == set()
+    assert store.names("b") == set()
+
+
+async def test_restart_resumes_from_stored_inputs_and_skips_covered_events() -> None:
+    store, inputs = FakeStore(), FakeInputs()
+    first = make(store, inputs)
+    await first.assign([TP])
+    await first.handle(setup_records())
+    await first.settle(timeout_s=5)
+    await first.drain(timeout_s=5)
+    versions = {t: s.version for t, s in store.tenants.items()}
+    writes = len(store.writes)
+
+    second = make(store, inputs)
+    assert await second.assign([TP]) == {TP: None}
+    slot = second.slot("a")
+    assert slot is not None
+    assert slot.input_offset == 4
+    # Replaying covered events (e.g. from an older commit) changes nothing.
+    await second.handle(setup_records())
+    await second.settle(timeout_s=5)
+    assert len(store.writes) == writes
+    assert {t: s.version for t, s in store.tenants.items()} == versions
+    # A new event applies on top of the rebuilt objects (one.a still there after restart).
+    await second.handle([record(6, event("a", ingress("a", "three", "three.a.example.com")))])
+    await second.settle(timeout_s=5)
+    assert {
+        "a/scope/one.a.example.com",
+        "a/scope/two.a.example.com",
+        "a/scope/three.a.example.com",
+    } <= store.names("a")
+    assert store.tenants["a"].version == versions["a"] + 1
+    assert await second.checkpoint() == {TP: 7}
+
+
+async def test_takeover_mid_relist_rewinds_to_its_start() -> None:
+    store, inputs = FakeStore(), FakeInputs()
+    first = make(store, inputs)
+    await first.assign([TP])
+    await first.handle(setup_records())
+    await first.handle(
+        [
+            record(6, marker(EventType.RELIST_STARTED, "Ingress")),
+            record(7, event("a", ingress("a", "one", "one.a.example.com"))),
+        ]
+    )
+    await first.drain(timeout_s=5)
+
+    second = make(store, inputs)
+    assert await second.assign([TP]) == {TP: 6}
+    await second.handle(
+        [
+            record(6, marker(EventType.RELIST_STARTED, "Ingress")),
+            record(7, event("a", ingress("a", "one", "one.a.example.com"))),
+            record(8, event("b", ingress("b", "web", "b.example.com"))),
+            record(9, marker(EventType.RELIST_FINISHED, "Ingress")),
+        ]
+    )
+    await second.settle(timeout_s=5)
+    assert "a/scope/two.a.example.com" not in store.names("a")
+    assert "a/scope/one.a.example.com" in store.names("a")
+    assert "b/scope/b.example.com" in store.names("b")
+    assert await second.checkpoint() == {TP: 10}
+    assert inputs.partitions[TP].relists == ()
+
+
+async def test_revoked_partition_stops_intake_and_returns_its_position() -> None:
+    store = FakeStore()
+    engine = make(store)
+    await engine.assign([TP, (TOPIC, 1)])
+    await engine.handle(setup_records())
+    positions = await engine.revoke([TP], timeout_s=5)
+    assert positions == {TP: 6}
+    assert engine.owned == {(TOPIC, 1)}
+    before = len(store.writes)
+    await engine.handle([record(6, event("a", ingress("a", "x", "x.example.com")))])
+    await engine.settle(timeout_s=5)
+    assert len(store.writes) == before
+
+
+async def test_invalid_envelope_is_skipped() -> None:
+    engine = make()
+    await engine.assign([TP])
+    with capture_logs() as logs:
+        await engine.handle([Record(topic=TOPIC, partition=0, offset=0, value=b"nope")])
+    assert any(line["event"] == "event.invalid" for line in logs)
+    assert await engine.checkpoint() == {TP: 1}
+
+
+@pytest.mark.parametrize("tenant", ["Bad Tenant!"])
+async def test_untranslatable_tenant_is_logged_and_released(tenant: str) -> None:
+    engine = make()
+    await engine.assign([TP])
+    with capture_logs() as logs:
+        await engine.handle([record(0, event(tenant, service("x")))])
+        await engine.settle(timeout_s=5)
+    assert any(line["event"] == "tenant.untranslatable" for line in logs)
+    assert await engine.checkpoint() == {TP: 1}

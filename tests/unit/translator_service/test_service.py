@@ -1,0 +1,90 @@
+"""The consume loop with a fake event source: commits follow durable writes, and a stop
+drains the writes in flight and commits them before returning."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+from ripple_translator.engine import Engine, Record
+from ripple_translator.pipeline import TopicPartition, WriterConfig
+from ripple_translator.service import consume, translate_options
+from ripple_translator.settings import TranslatorSettings
+from tests.unit.translator_service.support import (
+    TOPIC,
+    FakeInputs,
+    FakeStore,
+    cluster,
+    event,
+    ingress,
+    ingress_class,
+    record,
+    service,
+)
+
+TP = (TOPIC, 0)
+
+
+class FakeSource:
+    def __init__(self, store: FakeStore) -> None:
+        self.queue: asyncio.Queue[list[Record]] = asyncio.Queue()
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.durable_at_commit: list[int] = []
+        self._store = store
+
+    async def fetch(self, *, timeout_ms: int, max_records: int) -> Sequence[Record]:
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout_ms / 1000)
+        except TimeoutError:
+            return []
+
+    async def commit(self, positions: Mapping[TopicPartition, int]) -> None:
+        if positions:
+            self.commits.append(dict(positions))
+            stored = self._store.tenants.get("a")
+            self.durable_at_commit.append(stored.offset.offset if stored and stored.offset else 0)
+
+
+async def test_loop_commits_after_writes_and_drains_on_stop() -> None:
+    store = FakeStore()
+    engine = Engine(store=store, inputs=FakeInputs(), config=WriterConfig())
+    await engine.assign([TP])
+    source = FakeSource(store)
+    stopping = asyncio.Event()
+    loop = asyncio.create_task(
+        consume(engine, source, stopping=stopping, poll_ms=20, max_records=100, drain_timeout_s=5)
+    )
+    await source.queue.put(
+        [
+            record(0, cluster(ingress_class())),
+            record(1, event("a", service("a"))),
+            record(2, event("a", ingress("a", "web", "a.example.com"))),
+        ]
+    )
+    for _ in range(100):
+        if source.commits and source.commits[-1] == {TP: 3}:
+            break
+        await asyncio.sleep(0.01)
+    assert source.commits[-1] == {TP: 3}
+    # Every commit position is covered by what the store holds (never ahead of a write).
+    for commit, durable in zip(source.commits, source.durable_at_commit, strict=True):
+        assert commit[TP] <= max(durable, 1)
+
+    store.gate.clear()
+    await source.queue.put([record(3, event("a", ingress("a", "two", "two.example.com")))])
+    await asyncio.sleep(0.05)
+    assert source.commits[-1] == {TP: 3}
+    stopping.set()
+    await asyncio.sleep(0.05)
+    assert not loop.done(), "stop waits for the write in flight"
+    store.gate.set()
+    await asyncio.wait_for(loop, 5)
+    assert source.commits[-1] == {TP: 4}
+    assert "a/scope/two.example.com" in store.names("a")
+
+
+def test_settings_become_translate_options() -> None:
+    settings = TranslatorSettings(watch_without_class=True, extra_class_names=frozenset({"x"}))
+    options = translate_options(settings)
+    assert options.classes.watch_without_class
+    assert options.classes.extra_class_names == {"x"}
