@@ -9,8 +9,8 @@ import asyncio
 import redis.asyncio as aioredis
 
 from ripple_common.resources import Resource, TypeUrl
+from ripple_common.store_contract import LOAD_TENANT_LUA, parse_tenant_state
 from ripple_translator.store import KafkaOffset, KeyLayout, RedisTenantStore
-from ripple_xds.redis_contract import LOAD_TENANT_LUA, parse_tenant_state
 
 CDS, RDS = TypeUrl.CLUSTER, TypeUrl.ROUTE
 NAMES = 150

@@ -5,138 +5,33 @@ applies the new ones."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from ripple_common.envelope import CLUSTER_TENANT, Envelope, EventType
 from ripple_common.lifecycle import Lifecycle
 from ripple_translator.service import start_translator
 from ripple_translator.settings import TranslatorSettings
-from ripple_translator.store import Checkpoint, KeyLayout, RedisTenantStore
+from ripple_translator.store import KeyLayout, RedisTenantStore
 from tests.conftest import StackEnv
+from tests.integration.translator_service.conftest import PARTITIONS
+from tests.integration.translator_service.support import (
+    A,
+    B,
+    class_envelope,
+    end_offsets,
+    eventually,
+    eventually_committed,
+    names,
+    produce,
+    rewind_group,
+)
 from tests.unit.translator_service.support import (
     deleted,
     event,
     ingress,
-    ingress_class,
     service,
 )
-
-PARTITIONS = 2
-# Tenants on different partitions of a 2-partition topic (murmur2 of the key).
-A, B = "alpha", "tenant-a"
-
-
-@pytest.fixture
-async def redis_client(stack: StackEnv) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(stack["RIPPLE_REDIS_URL"], decode_responses=False)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def prefix(redis_client: aioredis.Redis) -> AsyncIterator[str]:
-    prefix = f"it-tr-{uuid.uuid4().hex[:8]}"
-    try:
-        yield prefix
-    finally:
-        keys = [k async for k in redis_client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await redis_client.delete(*keys)
-
-
-async def make_topic(bootstrap: str) -> str:
-    topic = f"it-tr-{uuid.uuid4().hex[:10]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(name=topic, num_partitions=PARTITIONS, replication_factor=1)]
-        )
-    finally:
-        await admin.close()
-    return topic
-
-
-async def produce(bootstrap: str, topic: str, envelopes: Sequence[Envelope]) -> None:
-    """Tenant events keyed by tenant; cluster events copied to every partition (as the
-    watcher's publisher does)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        for env in envelopes:
-            if env.tenant == CLUSTER_TENANT:
-                for partition in range(PARTITIONS):
-                    await producer.send_and_wait(
-                        topic, value=env.to_bytes(), key=env.key, partition=partition
-                    )
-            else:
-                await producer.send_and_wait(topic, value=env.to_bytes(), key=env.key)
-    finally:
-        await producer.stop()
-
-
-async def committed(bootstrap: str, group: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items()}
-
-
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        ends = await consumer.end_offsets(tps)
-    finally:
-        await consumer.stop()
-    return {tp.partition: off for tp, off in ends.items()}
-
-
-async def rewind_group(bootstrap: str, topic: str, group: str) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(tps)
-        await consumer.commit(dict.fromkeys(tps, 0))
-    finally:
-        await consumer.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not met in time")
-        await asyncio.sleep(0.1)
-
-
-async def eventually_committed(bootstrap: str, topic: str, group: str) -> None:
-    """The group's committed offsets reach the end of every partition."""
-    ends = await end_offsets(bootstrap, topic)
-
-    async def done() -> bool:
-        return await committed(bootstrap, group) == ends
-
-    await eventually(done)
-
-
-def names(cp: Checkpoint) -> set[str]:
-    return {name for _, name in cp.resource_versions}
 
 
 async def run_translator(settings: TranslatorSettings) -> Lifecycle:
@@ -146,10 +41,9 @@ async def run_translator(settings: TranslatorSettings) -> Lifecycle:
 
 
 async def test_translator_loop_writes_commits_and_resumes(
-    stack: StackEnv, redis_client: aioredis.Redis, prefix: str
+    stack: StackEnv, redis_client: aioredis.Redis, prefix: str, topic: str
 ) -> None:
     bootstrap = stack["RIPPLE_KAFKA_BOOTSTRAP"]
-    topic = await make_topic(bootstrap)
     group = f"it-tr-{uuid.uuid4().hex[:8]}"
     settings = TranslatorSettings(
         kafka_bootstrap=bootstrap,
@@ -164,17 +58,7 @@ async def test_translator_loop_writes_commits_and_resumes(
         bootstrap,
         topic,
         [
-            Envelope(
-                type=EventType.ADDED,
-                kind="IngressClass",
-                tenant=CLUSTER_TENANT,
-                namespace=None,
-                name="ripple",
-                uid="c1",
-                resource_version="1",
-                observed_at_ns=1,
-                object=ingress_class(),
-            ),
+            class_envelope(),
             event("alpha", service("alpha")),
             event("alpha", ingress("alpha", "web", "alpha.example.com")),
             event(B, service(B)),
@@ -248,3 +132,77 @@ async def test_translator_loop_writes_commits_and_resumes(
     for cp in second.values():
         assert cp.offset is not None
         assert cp.offset.offset == ends[cp.offset.partition]
+
+
+async def test_two_translators_share_partitions_and_one_takes_over(
+    stack: StackEnv, redis_client: aioredis.Redis, prefix: str, topic: str
+) -> None:
+    bootstrap = stack["RIPPLE_KAFKA_BOOTSTRAP"]
+    settings = TranslatorSettings(
+        kafka_bootstrap=bootstrap,
+        redis_url=stack["RIPPLE_REDIS_URL"],
+        topic=topic,
+        group_id=f"it-tr-{uuid.uuid4().hex[:8]}",
+        redis_prefix=prefix,
+        poll_ms=50,
+    )
+    store = RedisTenantStore(redis_client, layout=KeyLayout(prefix=prefix))
+    klass = class_envelope()
+    await produce(bootstrap, topic, [klass, event(A, service(A)), event(B, service(B))])
+
+    async def served(tenant: str, host: str) -> bool:
+        return f"{tenant}/scope/{host}" in names(await store.load_checkpoint(tenant))
+
+    first = Lifecycle()
+    loop1 = await start_translator(first, settings)
+    second = Lifecycle()
+    try:
+        await produce(bootstrap, topic, [event(A, ingress(A, "one", "one.a.example.com"))])
+        await eventually(lambda: served(A, "one.a.example.com"))
+        loop2 = await start_translator(second, settings)
+
+        async def split() -> bool:
+            return len(loop1.engine.owned) == 1 and len(loop2.engine.owned) == 1
+
+        await eventually(split)
+        await produce(
+            bootstrap,
+            topic,
+            [
+                event(A, ingress(A, "two", "two.a.example.com")),
+                event(B, ingress(B, "one", "one.b.example.com")),
+            ],
+        )
+        await eventually(lambda: served(A, "two.a.example.com"))
+        await eventually(lambda: served(B, "one.b.example.com"))
+
+        await first.aclose()  # the first translator leaves; the second takes everything over
+
+        async def all_owned() -> bool:
+            return len(loop2.engine.owned) == PARTITIONS
+
+        await eventually(all_owned)
+        await produce(
+            bootstrap,
+            topic,
+            [
+                event(A, ingress(A, "three", "three.a.example.com")),
+                deleted(B, "Ingress", B, "one"),
+                event(B, ingress(B, "two", "two.b.example.com")),
+            ],
+        )
+        await eventually(lambda: served(A, "three.a.example.com"))
+        await eventually(lambda: served(B, "two.b.example.com"))
+        await eventually_committed(bootstrap, topic, settings.group_id)
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+    a = await store.load_checkpoint(A)
+    b = await store.load_checkpoint(B)
+    assert {f"{A}/scope/{h}.a.example.com" for h in ("one", "two", "three")} <= names(a)
+    assert f"{B}/scope/one.b.example.com" not in names(b)
+    assert f"{B}/scope/two.b.example.com" in names(b)
+    # One version per change, whoever wrote it: no fencing conflict, no rewrite on takeover.
+    assert a.version == 3
+    assert b.version in (2, 3)  # the delete and the add may be coalesced into one version

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ripple_common.resources import Resource, TypeUrl
-from ripple_translator.store.contract import (
+from ripple_common.store_contract import (
     TYPE_ORDER,
     ChangeEntry,
     ContractError,
@@ -17,23 +15,14 @@ from ripple_translator.store.contract import (
     parse_fetch_names,
     parse_tenant_state,
 )
-from ripple_xds import redis_contract
 
 CDS, RDS, SDS = TypeUrl.CLUSTER, TypeUrl.ROUTE, TypeUrl.SECRET
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def hash_tag(key: str) -> str:
     """The part of a key Redis Cluster hashes (the first {...} with content)."""
     start = key.index("{")
     return key[start + 1 : key.index("}", start)]
-
-
-def test_both_copies_of_the_contract_are_identical() -> None:
-    translator = ROOT / "services/translator/src/ripple_translator/store/contract.py"
-    xds = ROOT / "services/xds/src/ripple_xds/redis_contract.py"
-    assert translator.read_bytes() == xds.read_bytes()
-    assert redis_contract.LOAD_TENANT_LUA  # the xds copy is importable
 
 
 def test_every_tenant_key_carries_the_tenant_hash_tag() -> None:

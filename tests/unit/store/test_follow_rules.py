@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ripple_common.resources import Resource, TypeUrl
-from ripple_xds.redis_contract import ChangeEntry, ContractError, TenantState
+from ripple_common.store_contract import ChangeEntry, ContractError, TenantState
 from ripple_xds.snapshot import SnapshotCache
 from ripple_xds.source import StreamInfo, format_id, is_gap, parse_id, stream_info
 from ripple_xds.tenants import Action, TenantTracker, plan

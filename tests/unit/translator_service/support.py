@@ -129,8 +129,20 @@ def cluster(obj: Mapping[str, Any], type_: EventType = EventType.ADDED) -> Envel
     )
 
 
-def record(offset: int, envelope: Envelope, *, partition: int = 0) -> Record:
-    return Record(topic=TOPIC, partition=partition, offset=offset, value=envelope.to_bytes())
+def record(
+    offset: int,
+    envelope: Envelope,
+    *,
+    partition: int = 0,
+    headers: Sequence[tuple[str, bytes]] = (),
+) -> Record:
+    return Record(
+        topic=TOPIC,
+        partition=partition,
+        offset=offset,
+        value=envelope.to_bytes(),
+        headers=tuple(headers),
+    )
 
 
 @dataclass(slots=True)
@@ -146,6 +158,7 @@ class WriteCall:
     upserts: tuple[Resource, ...]
     removals: tuple[ResourceKey, ...]
     offset: KafkaOffset
+    trace: Mapping[str, str]
 
 
 class FakeStore:
@@ -174,7 +187,9 @@ class FakeStore:
         state = self.tenants.setdefault(tenant, _Stored())
         if state.version != expected_version:
             raise VersionConflictError(tenant, expected=expected_version, actual=state.version)
-        self.writes.append(WriteCall(tenant, tuple(upserts), tuple(removals), offset))
+        self.writes.append(
+            WriteCall(tenant, tuple(upserts), tuple(removals), offset, dict(trace_fields))
+        )
         if not upserts and not removals:
             return state.version
         for r in upserts:

@@ -9,7 +9,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from ripple_common.envelope import EventType
-from ripple_translator.engine import Engine, Record
+from ripple_translator.engine import IO_ATTEMPTS, Engine, Record
+from ripple_translator.inputs import PartitionCheckpoint
 from ripple_translator.pipeline import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
@@ -284,3 +285,66 @@ async def test_untranslatable_tenant_is_logged_and_released(tenant: str) -> None
         await engine.settle(timeout_s=5)
     assert any(line["event"] == "tenant.untranslatable" for line in logs)
     assert await engine.checkpoint() == {TP: 1}
+
+
+class FlakyInputs(FakeInputs):
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def load_partition(self, topic: str, partition: int) -> PartitionCheckpoint:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("redis away")
+        return await super().load_partition(topic, partition)
+
+
+async def test_store_calls_of_the_engine_are_retried_then_raised() -> None:
+    engine = make(inputs=FlakyInputs(failures=2))
+    assert await engine.assign([TP]) == {TP: None}
+    engine = make(inputs=FlakyInputs(failures=IO_ATTEMPTS))
+    with pytest.raises(ConnectionError):
+        await engine.assign([TP])
+
+
+async def test_a_version_conflict_reloads_the_baseline_and_writes_on_top() -> None:
+    store = FakeStore()
+    engine = make(store)
+    await engine.assign([TP])
+    await engine.handle(setup_records())
+    await engine.settle(timeout_s=5)
+    # Another writer moved tenant a on (e.g. during a takeover race).
+    store.tenants["a"].version += 5
+    with capture_logs() as logs:
+        await engine.handle([record(6, event("a", ingress("a", "x", "x.example.com")))])
+        await engine.settle(timeout_s=5)
+    assert any(line["event"] == "tenant.conflict" for line in logs)
+    assert "a/scope/x.a.example.com" not in store.names("a")
+    assert "a/scope/x.example.com" in store.names("a")
+    assert await engine.checkpoint() == {TP: 7}
+
+
+async def test_trace_context_continues_from_kafka_headers_into_the_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from ripple_translator import pipeline
+
+    monkeypatch.setattr(pipeline, "tracer", TracerProvider().get_tracer("test"))
+    store = FakeStore()
+    engine = make(store)
+    await engine.assign([TP])
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers = [("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01".encode())]
+    await engine.handle(
+        [
+            record(0, cluster(ingress_class())),
+            record(1, event("a", service("a")), headers=headers),
+            record(2, event("a", ingress("a", "web", "a.example.com")), headers=headers),
+        ]
+    )
+    await engine.settle(timeout_s=5)
+    traceparent = store.writes[-1].trace["traceparent"]
+    assert traceparent.split("-")[1] == trace_id
+    assert traceparent.split("-")[2] != "00f067aa0ba902b7"  # a child span of the event's

@@ -37,8 +37,10 @@ already cover it. A FINISHED without a known start drops nothing (logged).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
 
 import structlog
 
@@ -57,6 +59,11 @@ from ripple_translator.tenants import (
 )
 
 log = structlog.get_logger("ripple_translator.engine")
+# Tenants loaded from Redis at once when a partition is assigned.
+LOAD_CONCURRENCY = 64
+# Tries of one Redis call of the engine (loads, partition state) before the service stops.
+IO_ATTEMPTS = 5
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,11 +116,12 @@ class Engine:
         self._inputs = inputs
         self._runs: dict[TopicPartition, PartitionRun] = {}
         self._slots: dict[str, TenantSlot] = {}
+        self._config = config or WriterConfig()
         self._writer = TenantWriter(
             store=store,
             inputs=inputs,
             classes_for=self._classes_for,
-            config=config or WriterConfig(),
+            config=self._config,
         )
 
     # -- ownership ----------------------------------------------------------------------------
@@ -133,7 +141,7 @@ class Engine:
             if tp in self._runs:
                 rewind[tp] = None
                 continue
-            saved = await self._inputs.load_partition(tp[0], tp[1])
+            saved = await self._io(partial(self._inputs.load_partition, tp[0], tp[1]))
             run = PartitionRun(
                 tp=tp,
                 objects=PartitionObjects(classes=dict(saved.classes)),
@@ -142,7 +150,11 @@ class Engine:
             )
             for kind, started in saved.relists:
                 run.objects.start_relist(kind, offset=started)
-            slots = await asyncio.gather(*(self._load(t, tp) for t in sorted(saved.tenants)))
+            names = sorted(saved.tenants)
+            slots: list[TenantSlot] = []
+            for i in range(0, len(names), LOAD_CONCURRENCY):
+                chunk = names[i : i + LOAD_CONCURRENCY]
+                slots.extend(await asyncio.gather(*(self._load(t, tp) for t in chunk)))
             for slot in slots:
                 slot.registered = True
                 self._slots[slot.tenant] = slot
@@ -206,7 +218,7 @@ class Engine:
                     if (kind, started) in run.relists:
                         run.relists.remove((kind, started))
                 run.finishing = [f for f in run.finishing if f not in done]
-                await self._inputs.save_partition(run.checkpoint())
+                await self._save(run)
             if run.committed is None or position > run.committed:
                 run.committed = position
                 out[run.tp] = position
@@ -261,7 +273,7 @@ class Engine:
             run.objects.start_relist(env.kind, offset=offset)
             if (env.kind, offset) not in run.relists:
                 run.relists.append((env.kind, offset))
-                await self._inputs.save_partition(run.checkpoint())
+                await self._save(run)
             return
         if env.type is EventType.RELIST_FINISHED:
             end = run.objects.finish_relist(env.kind, offset=offset)
@@ -299,16 +311,36 @@ class Engine:
 
     async def _classes_changed(self, run: PartitionRun, offset: int) -> None:
         run.classes_offset = offset + 1
-        await self._inputs.save_partition(run.checkpoint())
+        await self._save(run)
         for tenant in sorted(run.tenants):
             slot = self._slots.get(tenant)
             if slot is not None and offset >= slot.input_offset:
                 slot.mark(offset)
                 self._writer.schedule(slot)
 
+    async def _save(self, run: PartitionRun) -> None:
+        checkpoint = run.checkpoint()
+        await self._io(partial(self._inputs.save_partition, checkpoint))
+
+    async def _io(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """Run a store call, retrying failures a few times before giving up (the service
+        then stops, and a restart resumes from the last commit)."""
+        delay = self._config.retry_initial_s
+        for attempt in range(1, IO_ATTEMPTS + 1):
+            try:
+                return await call()
+            except Exception as exc:
+                if attempt == IO_ATTEMPTS:
+                    raise
+                log.warning("redis.retry", error=repr(exc), attempt=attempt, retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._config.retry_max_s)
+        raise AssertionError("unreachable")
+
     async def _load(self, tenant: str, tp: TopicPartition) -> TenantSlot:
         checkpoint, inputs = await asyncio.gather(
-            self._store.load_checkpoint(tenant), self._inputs.load_inputs(tenant)
+            self._io(partial(self._store.load_checkpoint, tenant)),
+            self._io(partial(self._inputs.load_inputs, tenant)),
         )
         input_offset = 0
         if inputs.offset is not None and (inputs.offset.topic, inputs.offset.partition) == tp:

@@ -20,6 +20,7 @@ import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from ripple_common.sealing import Sealer
 from ripple_common.telemetry import context_to_fields
 from ripple_translator.inputs import InputStore
 from ripple_translator.store import (
@@ -35,6 +36,7 @@ from ripple_translator.store.model import ResourceKey
 from ripple_translator.tenants import JsonObject, ObjectKey, TenantObjects
 from ripple_translator.translate import TranslateOptions, Translation, translate
 from ripple_translator.translate.naming import NamingError
+from ripple_translator.unseal import open_secret
 
 log = structlog.get_logger("ripple_translator.pipeline")
 tracer = trace.get_tracer("ripple_translator")
@@ -60,10 +62,13 @@ def plan_write(
     classes: tuple[JsonObject, ...],
     resource_versions: Mapping[ResourceKey, str],
     options: TranslateOptions,
+    sealer: Sealer | None = None,
 ) -> WritePlan:
-    """Pure: translate `objects` and diff against `resource_versions` (the stored content
-    versions); `changed` are the object keys touched since the last stored inputs."""
-    translation = translate(objects.state(), ingress_classes=classes, options=options)
+    """Translate `objects` (sealed keys opened with `sealer`) and diff against
+    `resource_versions` (the stored content versions); `changed` are the object keys touched
+    since the last stored inputs. No I/O."""
+    state = objects.state(secret_view=lambda secret: open_secret(secret, sealer))
+    translation = translate(state, ingress_classes=classes, options=options)
     keys = sorted(set(changed))
     return WritePlan(
         translation=translation,
@@ -117,6 +122,7 @@ class TenantSlot:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WriterConfig:
     options: TranslateOptions = field(default_factory=TranslateOptions)
+    sealer: Sealer | None = None
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
 
@@ -156,25 +162,29 @@ class TenantWriter:
 
     async def _run(self, slot: TenantSlot) -> None:
         delay = self._config.retry_initial_s
+        conflicts = 0
         while slot.dirty:
             try:
+                if conflicts:
+                    # Another writer moved the tenant (a takeover race) or our baseline is
+                    # stale: reload the stored versions and write our state on top of them.
+                    checkpoint = await self._store.load_checkpoint(slot.tenant)
+                    slot.version = checkpoint.version
+                    slot.resource_versions = dict(checkpoint.resource_versions)
                 await self._write_once(slot)
-                delay = self._config.retry_initial_s
+                delay, conflicts = self._config.retry_initial_s, 0
+                continue
             except VersionConflictError as exc:
-                # Another writer moved the tenant (a takeover race) or our baseline is stale:
-                # reload the stored versions and write our state on top of them.
+                conflicts += 1
                 log.warning("tenant.conflict", tenant=slot.tenant, error=str(exc))
-                checkpoint = await self._store.load_checkpoint(slot.tenant)
-                slot.version = checkpoint.version
-                slot.resource_versions = dict(checkpoint.resource_versions)
+                if conflicts == 1:
+                    continue  # reload and retry at once; back off if it happens again
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning(
-                    "tenant.write_failed", tenant=slot.tenant, error=repr(exc), retry_in_s=delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._config.retry_max_s)
+                log.warning("tenant.write_failed", tenant=slot.tenant, error=repr(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._config.retry_max_s)
 
     async def _write_once(self, slot: TenantSlot) -> None:
         started = time.perf_counter()
@@ -197,6 +207,7 @@ class TenantWriter:
                         classes=self._classes_for(slot.tp),
                         resource_versions=slot.resource_versions,
                         options=self._config.options,
+                        sealer=self._config.sealer,
                     )
                 except NamingError as exc:
                     log.error("tenant.untranslatable", tenant=slot.tenant, error=str(exc))

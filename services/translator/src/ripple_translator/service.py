@@ -17,6 +17,7 @@ import structlog
 
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.logs import configure_logging
+from ripple_common.sealing import Sealer
 from ripple_common.telemetry import init_tracing
 from ripple_translator.consumer import KafkaEventSource
 from ripple_translator.engine import Engine, Record
@@ -67,6 +68,13 @@ def translate_options(settings: TranslatorSettings) -> TranslateOptions:
     )
 
 
+def sealer_from(settings: TranslatorSettings) -> Sealer | None:
+    if settings.sealing_key is None:
+        log.warning("no sealing key: sealed TLS private keys cannot be opened")
+        return None
+    return Sealer.from_base64(settings.sealing_key.get_secret_value())
+
+
 class RedisClient:
     """A redis-py client as a lifecycle resource (bytes, not decoded)."""
 
@@ -91,6 +99,10 @@ class ConsumeLoop:
         self._task: asyncio.Task[None] | None = None
 
     @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
     def task(self) -> asyncio.Task[None]:
         assert self._task is not None
         return self._task
@@ -111,7 +123,7 @@ class ConsumeLoop:
     async def stop(self) -> None:
         self._stopping.set()
         if self._task is not None:
-            await self._task
+            await asyncio.wait({self._task})  # a failure is raised by `serve`, not here
 
 
 async def start_translator(lc: Lifecycle, settings: TranslatorSettings) -> ConsumeLoop:
@@ -121,7 +133,7 @@ async def start_translator(lc: Lifecycle, settings: TranslatorSettings) -> Consu
     engine = Engine(
         store=RedisTenantStore(redis.client, layout=layout, stream_maxlen=settings.stream_maxlen),
         inputs=RedisInputStore(redis.client, layout=layout),
-        config=WriterConfig(options=translate_options(settings)),
+        config=WriterConfig(options=translate_options(settings), sealer=sealer_from(settings)),
     )
     source = await lc.start(
         KafkaEventSource(
@@ -148,5 +160,8 @@ async def serve(lc: Lifecycle, settings: TranslatorSettings) -> None:
     stopped = asyncio.create_task(lc.stopping.wait())
     await asyncio.wait({stopped, loop.task}, return_when=asyncio.FIRST_COMPLETED)
     stopped.cancel()
-    if loop.task.done() and not loop.task.cancelled() and loop.task.exception() is not None:
-        log.error("consume loop failed", error=repr(loop.task.exception()))
+    if loop.task.done() and not loop.task.cancelled():
+        failure = loop.task.exception()
+        if failure is not None:
+            log.error("consume.failed", error=repr(failure))
+            raise failure

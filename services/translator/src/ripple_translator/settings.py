@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from ripple_common.envelope import EVENTS_TOPIC
@@ -38,4 +38,9 @@ class TranslatorSettings(ServiceSettings):
     )
     watch_without_class: bool = Field(
         default=False, description="serve Ingresses without class (ingress-nginx's behaviour)"
+    )
+    sealing_key: SecretStr | None = Field(
+        default=None,
+        description="base64 AES key (16/24/32 bytes) opening the TLS private keys the watcher "
+        "sealed (the watcher's RIPPLE_WATCHER_SEALING_KEY)",
     )

@@ -13,7 +13,7 @@ them (pure: no I/O, no clock).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -80,12 +80,20 @@ class TenantObjects:
             del self.objects[key]
         return gone
 
-    def state(self) -> TenantState:
+    def state(
+        self, *, secret_view: Callable[[JsonObject], JsonObject] | None = None
+    ) -> TenantState:
+        """The objects as `translate` takes them; `secret_view` maps each Secret first (to
+        open sealed private keys)."""
         fields: dict[str, list[JsonObject]] = {name: [] for name in TRANSLATED_KINDS.values()}
         for key in sorted(self.objects):
             target = TRANSLATED_KINDS.get(key[0])
-            if target is not None:
-                fields[target].append(self.objects[key])
+            if target is None:
+                continue
+            obj = self.objects[key]
+            if secret_view is not None and key[0] == "Secret":
+                obj = secret_view(obj)
+            fields[target].append(obj)
         return TenantState(
             tenant=self.tenant,
             ingresses=tuple(fields["ingresses"]),

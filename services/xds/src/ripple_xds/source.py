@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.commands.core import AsyncScript
 
-from ripple_xds.redis_contract import (
+from ripple_common.store_contract import (
     FETCH_NAMES_LUA,
     LOAD_TENANT_LUA,
     ChangeEntry,
@@ -118,7 +118,8 @@ class SourceStats:
 
 class RedisSource:
     """Feeds a `SnapshotCache` from Redis. `run()` = `load()` then `follow()` (until
-    cancelled). The client must not decode responses."""
+    `stop()`). The client must not decode responses. `block_ms` must stay below the client's
+    socket timeout (redis-py 8 defaults to 5 s), or an idle XREAD BLOCK times out."""
 
     def __init__(
         self,
@@ -126,7 +127,7 @@ class RedisSource:
         cache: SnapshotCache,
         *,
         layout: KeyLayout | None = None,
-        block_ms: int = 5_000,
+        block_ms: int = 1_000,
         read_count: int = 500,
         load_batch: int = 200,
         log_every: int = 1_000,
@@ -145,6 +146,7 @@ class RedisSource:
         self._tracker = TenantTracker()
         self._position: StreamId = (0, 0)
         self._ordinal = 0
+        self._stopping = False
         self._load: AsyncScript = client.register_script(LOAD_TENANT_LUA)
         self._fetch: AsyncScript = client.register_script(FETCH_NAMES_LUA)
         self.ready = asyncio.Event()
@@ -160,7 +162,8 @@ class RedisSource:
 
     async def run(self) -> None:
         await self.load()
-        await self.follow()
+        if not self._stopping:
+            await self.follow()
 
     async def load(self) -> None:
         """Capture the stream position, then load every tenant; sets `ready`."""
@@ -173,8 +176,14 @@ class RedisSource:
         self._position = info.last_id if info else (0, 0)
         self._ordinal = (info.entries_added or 0) if info else 0
 
+    def stop(self) -> None:
+        """Make `follow` (and `run`) return after the current round (at most `block_ms`).
+        Prefer this to cancelling: redis-py 8.1 (as installed here) can swallow a task
+        cancellation that lands inside a command, leaving the task running."""
+        self._stopping = True
+
     async def follow(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.step()
             except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
@@ -251,6 +260,7 @@ class RedisSource:
             stream_id = parse_id(raw_id)
             try:
                 entry = ChangeEntry.decode(fields)
+                self._layout.meta(entry.tenant)  # a tenant usable in keys
             except ContractError as exc:
                 self.stats.malformed += 1
                 _log.error(

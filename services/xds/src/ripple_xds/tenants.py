@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ripple_common.resources import Resource, TypeUrl
-from ripple_xds.redis_contract import ChangeEntry, TenantState
+from ripple_common.store_contract import ChangeEntry, TenantState
 
 ResourceKey = tuple[TypeUrl, str]
 

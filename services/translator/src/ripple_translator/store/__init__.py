@@ -1,6 +1,6 @@
 """Per-tenant resource storage (Redis): the translator's side of the Redis contract."""
 
-from ripple_translator.store.contract import ChangeEntry, KafkaOffset, KeyLayout
+from ripple_common.store_contract import ChangeEntry, KafkaOffset, KeyLayout
 from ripple_translator.store.model import (
     AnnounceError,
     Checkpoint,

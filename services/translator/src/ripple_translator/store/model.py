@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from ripple_common.resources import Resource, TypeUrl
-from ripple_translator.store.contract import KafkaOffset
+from ripple_common.store_contract import KafkaOffset
 
 ResourceKey = tuple[TypeUrl, str]
 

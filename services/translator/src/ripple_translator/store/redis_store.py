@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from ripple_common.resources import Resource
-from ripple_translator.store.contract import (
+from ripple_common.store_contract import (
     LOAD_TENANT_LUA,
     TYPE_ORDER,
     ChangeEntry,

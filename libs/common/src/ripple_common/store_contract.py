@@ -2,9 +2,8 @@
 the tenant meta fields, the `ripple.changes` entry format and the Lua script that reads one
 tenant atomically. Pure: no I/O (the Lua source is data).
 
-THIS FILE EXISTS TWICE, byte for byte: `ripple_translator/store/contract.py` and
-`ripple_xds/redis_contract.py` (services never import each other; a unit test keeps the two
-equal). It belongs in `ripple_common`; see docs/redis-layout.md.
+It lives in the shared library because both services depend on it and services never import
+each other; see docs/redis-layout.md.
 
 Layout (prefix `P`, default "ripple"; `{t}` is the tenant as a Redis Cluster hash tag, so all
 keys of one tenant live in one slot and one Lua script may touch them all):

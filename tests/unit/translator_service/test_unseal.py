@@ -1,0 +1,74 @@
+"""Sealed TLS keys: opened for translation only; stored inputs keep the sealed form."""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+from ripple_common.resources import TypeUrl
+from ripple_common.sealing import Sealer
+from ripple_translator.engine import Engine
+from ripple_translator.pipeline import WriterConfig
+from ripple_translator.unseal import open_secret
+from tests.unit.translator_service.support import (
+    TOPIC,
+    FakeInputs,
+    FakeStore,
+    cluster,
+    event,
+    ingress,
+    ingress_class,
+    record,
+    service,
+)
+
+CERT = "-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n"
+KEY = "-----BEGIN PRIVATE KEY-----\nMIIEdummy\n-----END PRIVATE KEY-----\n"
+
+
+def tls_secret(ns: str) -> dict[str, Any]:
+    return {
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": "web-tls", "namespace": ns},
+        "data": {
+            "tls.crt": base64.b64encode(CERT.encode()).decode(),
+            "tls.key": base64.b64encode(KEY.encode()).decode(),
+        },
+    }
+
+
+def test_open_secret_round_trip_and_wrong_key() -> None:
+    sealer = Sealer(os.urandom(32))
+    plain = tls_secret("a")
+    sealed = sealer.seal_secret(plain)
+    assert sealed["data"]["tls.key"] != plain["data"]["tls.key"]
+    assert open_secret(sealed, sealer) == plain
+    other = Sealer(os.urandom(32))
+    assert open_secret(sealed, other)["data"]["tls.key"] == sealed["data"]["tls.key"]
+    assert open_secret(sealed, None)["data"]["tls.key"] == sealed["data"]["tls.key"]
+    assert open_secret(plain, None) is plain
+
+
+async def test_sealed_secret_serves_tls_and_stays_sealed_in_inputs() -> None:
+    sealer = Sealer(os.urandom(32))
+    store, inputs = FakeStore(), FakeInputs()
+    engine = Engine(store=store, inputs=inputs, config=WriterConfig(sealer=sealer))
+    await engine.assign([(TOPIC, 0)])
+    web = ingress("a", "web", "a.example.com")
+    web["spec"]["tls"] = [{"hosts": ["a.example.com"], "secretName": "web-tls"}]
+    sealed = sealer.seal_secret(tls_secret("a"))
+    await engine.handle(
+        [
+            record(0, cluster(ingress_class())),
+            record(1, event("a", service("a"))),
+            record(2, event("a", sealed)),
+            record(3, event("a", web)),
+        ]
+    )
+    await engine.settle(timeout_s=5)
+    types = {key[0] for key in store.tenants["a"].resources}
+    assert TypeUrl.SECRET in types
+    stored = inputs.inputs["a"].objects[("Secret", "a", "web-tls")]
+    assert stored["data"]["tls.key"] == sealed["data"]["tls.key"]
