@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ripple_common.lifecycle import Lifecycle, run
+from ripple_xds.service import serve
 from ripple_xds.settings import XdsSettings
 
 DESCRIPTION = (
@@ -18,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ripple-xds",
         description=DESCRIPTION,
         epilog="Configuration comes from environment variables prefixed RIPPLE_XDS_ "
-        "(see --print-settings).",
+        "(see --print-settings). SIGTERM drains: ADS clients get GOAWAY and reconnect "
+        "elsewhere.",
     )
     parser.add_argument(
         "--print-settings", action="store_true", help="print the effective settings as JSON"
@@ -32,8 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_settings:
         print(settings.model_dump_json(indent=2))
         return 0
-    print("ripple-xds: the service loop is not built yet (issue #5)", file=sys.stderr)
-    return 3
+
+    async def _serve(lc: Lifecycle) -> None:
+        await serve(lc, settings)
+
+    run(_serve)
+    return 0
 
 
 if __name__ == "__main__":

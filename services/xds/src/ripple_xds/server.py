@@ -25,6 +25,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from ripple_common.resources import TypeUrl
 from ripple_xds.delta import DeltaRequest, DeltaResponse, DeltaStream
+from ripple_xds.identity import IdentityError, identify
 from ripple_xds.protocol import Nack, Step, parse_type_url
 from ripple_xds.snapshot import CacheChange, SnapshotCache
 from ripple_xds.sotw import SotwRequest, SotwResponse, SotwStream
@@ -63,6 +64,7 @@ class XdsStats:
         self.acks: Counter[tuple[str, str]] = Counter()
         self.nacks: Counter[tuple[str, str]] = Counter()
         self.stale_nonces = 0
+        self.nodes_rejected = 0  # streams closed because the node presented no identity
         self.nack_log: deque[NackRecord] = deque(maxlen=nack_history)
 
 
@@ -136,11 +138,20 @@ def _identity(data: bytes) -> bytes:
 
 
 class AdsServicer:
-    """The AggregatedDiscoveryService over one snapshot cache."""
+    """The AggregatedDiscoveryService over one snapshot cache. With `require_node_id`, a
+    stream whose first request carries no node id is closed with INVALID_ARGUMENT (see
+    `identity`)."""
 
-    def __init__(self, cache: SnapshotCache, *, stats: XdsStats | None = None) -> None:
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        *,
+        stats: XdsStats | None = None,
+        require_node_id: bool = True,
+    ) -> None:
         self._cache = cache
         self.stats = stats if stats is not None else XdsStats()
+        self._require_node_id = require_node_id
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The generic handler to add to a grpc.aio server. Requests are decoded with the
@@ -197,16 +208,23 @@ class AdsServicer:
         subscription = self._cache.subscribe(inbox.on_change)
         reader = asyncio.create_task(_read(context, queue))
         stream = _StreamLog(mode=mode, peer=context.peer(), stats=self.stats)
+        identified = not self._require_node_id
         try:
             while True:
                 item = await queue.get()
                 if item is _Signal.END:
                     break
                 if item is _Signal.CHANGED:
-                    step = machine.on_change(inbox.take())
+                    names = inbox.take()
+                    if not identified:
+                        continue  # nothing subscribed yet: the first request sees the cache
+                    step = machine.on_change(names)
                     request = None
                 else:
                     request = item
+                    if not identified:
+                        await self._identify(request, context, stream)
+                        identified = True
                     stream.saw_request(request)
                     step = machine.on_request(decode(request))
                 stream.record(step)
@@ -222,6 +240,17 @@ class AdsServicer:
             with suppress(asyncio.CancelledError):
                 await reader
             stream.closed()
+
+    async def _identify(
+        self, request: Any, context: grpc.aio.ServicerContext[Any, bytes], stream: _StreamLog
+    ) -> None:
+        """Check the first request's node identity; close the stream if there is none."""
+        node = request.node
+        try:
+            identify(has_node=request.HasField("node"), node_id=node.id, cluster=node.cluster)
+        except IdentityError as exc:
+            stream.rejected(str(exc))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
 
 async def _read(context: grpc.aio.ServicerContext[Any, bytes], queue: asyncio.Queue[Any]) -> None:
@@ -279,6 +308,10 @@ class _StreamLog:
             self._log = self._log.bind(node=self._node_id)
             self._log.info("xds stream opened")
         self._log.debug("xds request", request=_describe(message))
+
+    def rejected(self, reason: str) -> None:
+        self._stats.nodes_rejected += 1
+        self._log.warning("xds stream refused: no node identity", reason=reason)
 
     def handled(self, message: Any) -> None:
         """A request was processed and every response it caused was written."""
@@ -366,8 +399,9 @@ class XdsServer:
         port: int = 0,
         stats: XdsStats | None = None,
         grace_seconds: float = 5.0,
+        require_node_id: bool = True,
     ) -> None:
-        self.servicer = AdsServicer(cache, stats=stats)
+        self.servicer = AdsServicer(cache, stats=stats, require_node_id=require_node_id)
         self._address = f"{host}:{port}"
         self._grace = grace_seconds
         self._server: grpc.aio.Server | None = None

@@ -1,0 +1,175 @@
+"""Health, readiness and Prometheus metrics of the xds service over plain HTTP (asyncio
+streams, no framework).
+
+/healthz: the process serves. /readyz: 200 once the initial load from Redis finished and the
+ADS server accepts streams, 503 before that and while stopping. /metrics: Prometheus text from
+`XdsStats` (streams, pushes, bytes, ACK/NACK) and `SourceStats` (tenants loaded, entries,
+reloads, gaps, the stream position). The rendering is pure; `HealthServer` is the I/O."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from ripple_common.resources import TypeUrl
+from ripple_xds.server import XdsStats
+from ripple_xds.source import SourceStats, StreamId
+
+log = structlog.get_logger(__name__)
+
+Route = Callable[[], tuple[int, str]]
+_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_NS = "ripple_xds"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsView:
+    """Everything /metrics reports, read at scrape time."""
+
+    xds: XdsStats
+    source: SourceStats
+    position: StreamId
+    resources: Mapping[TypeUrl, int]
+    ready: bool
+
+
+def readiness(*, loaded: bool, serving: bool, stopping: bool) -> tuple[int, str]:
+    if stopping:
+        return 503, "stopping\n"
+    if not loaded:
+        return 503, "loading tenants from redis\n"
+    if not serving:
+        return 503, "ads server not started\n"
+    return 200, "ok\n"
+
+
+def render_metrics(view: MetricsView) -> tuple[int, str]:
+    lines: list[str] = []
+
+    def family(name: str, kind: str, help_text: str) -> None:
+        lines.append(f"# HELP {_NS}_{name} {help_text}")
+        lines.append(f"# TYPE {_NS}_{name} {kind}")
+
+    def sample(name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
+        rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in (labels or {}).items())
+        suffix = f"{{{rendered}}}" if rendered else ""
+        lines.append(f"{_NS}_{name}{suffix} {_number(value)}")
+
+    def by_mode_type(name: str, help_text: str, counts: Mapping[tuple[str, str], int]) -> None:
+        family(name, "counter", help_text)
+        for (mode, short), count in sorted(counts.items()):
+            sample(name, count, {"mode": mode, "type": short})
+
+    stats = view.xds
+    family("ready", "gauge", "1 once the initial load finished and ADS serves.")
+    sample("ready", 1 if view.ready else 0)
+    family("streams_open", "gauge", "ADS streams currently connected.")
+    sample("streams_open", stats.streams_open)
+    family("streams_total", "counter", "ADS streams opened.")
+    sample("streams_total", stats.streams_total)
+    family("nodes_rejected_total", "counter", "Streams closed: the node gave no identity.")
+    sample("nodes_rejected_total", stats.nodes_rejected)
+    by_mode_type("pushes_total", "Responses sent.", stats.pushes)
+    by_mode_type("resources_sent_total", "Resources sent in responses.", stats.resources_sent)
+    by_mode_type("bytes_sent_total", "Response bytes sent.", stats.bytes_sent)
+    by_mode_type("requests_total", "Requests handled.", stats.requests)
+    by_mode_type("acks_total", "Responses acknowledged.", stats.acks)
+    by_mode_type("nacks_total", "Responses rejected by the client.", stats.nacks)
+    family("stale_nonces_total", "counter", "Requests ignored for a stale nonce.")
+    sample("stale_nonces_total", stats.stale_nonces)
+    family("cache_resources", "gauge", "Resources held, by type.")
+    for type_url, count in sorted(view.resources.items(), key=lambda i: i[0].short):
+        sample("cache_resources", count, {"type": type_url.short})
+
+    src = view.source
+    family("tenants_loaded", "gauge", "Tenants read by the last full load.")
+    sample("tenants_loaded", src.tenants_loaded)
+    for name, value, help_text in (
+        ("source_full_loads_total", src.full_loads, "Full loads (start and gaps)."),
+        ("source_gaps_total", src.gaps, "Change stream trimmed past our position."),
+        ("source_entries_total", src.entries, "Change entries handled."),
+        ("source_skipped_total", src.skipped, "Entries at or below the held version."),
+        ("source_fetched_total", src.fetched, "Entries applied by fetching named resources."),
+        ("source_reloaded_total", src.reloaded, "Entries applied by re-reading the tenant."),
+        ("source_malformed_total", src.malformed, "Malformed entries skipped."),
+        ("source_errors_total", src.errors, "Redis errors while following."),
+    ):
+        family(name, "counter", help_text)
+        sample(name, value)
+    family("source_position_ms", "gauge", "Millisecond part of the last change id applied.")
+    sample("source_position_ms", view.position[0])
+    family("source_position_seq", "gauge", "Sequence part of the last change id applied.")
+    sample("source_position_seq", view.position[1])
+    return 200, "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """Integers exactly (counters of bytes outgrow `:g`'s six digits), floats as repr."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class HealthServer:
+    """A minimal HTTP/1.0 GET server for probes and scrapes (start/stop fit the lifecycle)."""
+
+    def __init__(self, *, host: str, port: int, routes: Mapping[str, Route]) -> None:
+        self._host = host
+        self._port = port
+        self._routes = dict(routes)
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            return self._port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self._host, self._port)
+        log.info("health endpoint listening", host=self._host, port=self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(5):
+                request = await reader.readline()
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass
+            status, body = self.respond(request.decode(errors="replace"))
+            payload = body.encode()
+            head = (
+                f"HTTP/1.0 {status} {_REASONS.get(status, 'Status')}\r\n"
+                "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode() + payload)
+            await writer.drain()
+        except (TimeoutError, ConnectionError) as exc:
+            log.debug("health request dropped", error=repr(exc))
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    def respond(self, request_line: str) -> tuple[int, str]:
+        """Status and body for one request line (`GET /path HTTP/1.1`)."""
+        method, _, rest = request_line.partition(" ")
+        path = rest.split(" ", 1)[0].split("?", 1)[0]
+        route = self._routes.get(path)
+        if method != "GET":
+            return 405, "GET only\n"
+        if route is None:
+            return 404, "not found\n"
+        return route()

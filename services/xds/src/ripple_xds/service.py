@@ -1,0 +1,245 @@
+"""Wiring: Redis, the snapshot cache, the Redis follower, the ADS server and the health
+endpoint under `ripple_common.lifecycle`.
+
+Start order: Redis (ping), health endpoint (/readyz answers 503 meanwhile), the gateway's
+HTTP listener into the cache, the initial load of every tenant, then the ADS server, then
+ready; the follower runs from the position the load covered. SIGTERM: /readyz turns 503, the
+ADS server stops accepting and sends GOAWAY (open streams get `shutdown_grace_s` to end; the
+follower keeps feeding them meanwhile), then the follower stops, then the health endpoint,
+Redis and the tracer (reverse start order)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+import structlog
+from opentelemetry import trace
+
+from ripple_common.lifecycle import Lifecycle
+from ripple_common.logs import configure_logging
+from ripple_common.resources import Resource, TypeUrl
+from ripple_common.store_contract import ChangeEntry, KeyLayout
+from ripple_common.telemetry import context_from_fields, init_tracing
+from ripple_xds.gateway import http_listener
+from ripple_xds.health import HealthServer, MetricsView, Route, readiness, render_metrics
+from ripple_xds.server import XdsServer, XdsStats
+from ripple_xds.settings import XdsSettings
+from ripple_xds.snapshot import CacheChange, SnapshotCache
+from ripple_xds.source import AppliedCallback, RedisSource
+
+log = structlog.get_logger("ripple_xds.service")
+SERVICE = "ripple-xds"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    host: str
+    port: int
+
+
+def parse_listen(value: str) -> ListenAddress:
+    """`host:port` (IPv6 as `[::]:port`) as a ListenAddress; port 0 = any free port."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"listen address {value!r} is not host:port")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"listen address {value!r} has no numeric port") from None
+    if not 0 <= number < 65536:
+        raise ValueError(f"listen port {number} out of range")
+    return ListenAddress(host=host, port=number)
+
+
+def gateway_resources(settings: XdsSettings) -> list[Resource]:
+    """What every gateway Envoy gets whatever the tenants: the plain-HTTP listener."""
+    return [http_listener(address=settings.gateway_http_address, port=settings.gateway_http_port)]
+
+
+def applied_tracer(tracer: trace.Tracer) -> AppliedCallback:
+    """One span per applied change, a child of the translation that wrote it (its trace
+    context travels in the change entry)."""
+
+    def on_applied(entry: ChangeEntry, change: CacheChange | None) -> None:
+        changed = sum(len(n) for n in change.names.values()) if change else 0
+        span = tracer.start_span(
+            "xds.apply",
+            context=context_from_fields(entry.trace),
+            attributes={
+                "ripple.tenant": entry.tenant,
+                "ripple.version": entry.version,
+                "ripple.resources_changed": changed,
+            },
+        )
+        span.end()
+
+    return on_applied
+
+
+class RedisClient:
+    """A redis-py client as a lifecycle resource (bytes, not decoded)."""
+
+    def __init__(self, url: str) -> None:
+        self.client: aioredis.Redis = aioredis.from_url(url, decode_responses=False)
+
+    async def start(self) -> None:
+        await self.client.ping()
+
+    async def stop(self) -> None:
+        await self.client.aclose()
+
+
+class Follower:
+    """The Redis source as a lifecycle resource: `start` loads every tenant (returns when the
+    cache holds them), then follows the change stream in a task; `stop` ends the follow."""
+
+    def __init__(self, source: RedisSource, *, block_ms: int) -> None:
+        self.source = source
+        self._block_ms = block_ms
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def task(self) -> asyncio.Task[None]:
+        assert self._task is not None, "follower not started"
+        return self._task
+
+    async def start(self) -> None:
+        await self.source.load()
+        self._task = asyncio.create_task(self.source.follow(), name="follow changes")
+
+    async def stop(self) -> None:
+        self.source.stop()  # not cancel: redis-py can swallow a cancellation mid-command
+        if self._task is None:
+            return
+        done, _ = await asyncio.wait({self._task}, timeout=self._block_ms / 1000 + 5)
+        if not done:
+            log.warning("follower did not stop in time; cancelling")
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=5)
+
+
+class XdsService:
+    """The started parts of one xds process (the health routes read them)."""
+
+    def __init__(
+        self, *, cache: SnapshotCache, follower: Follower, server: XdsServer, lc: Lifecycle
+    ) -> None:
+        self.cache = cache
+        self.follower = follower
+        self.server = server
+        self._lc = lc
+        self.serving = False
+
+    @property
+    def source(self) -> RedisSource:
+        return self.follower.source
+
+    @property
+    def stats(self) -> XdsStats:
+        return self.server.stats
+
+    @property
+    def ready(self) -> bool:
+        return readiness(**self._readiness())[0] == 200
+
+    def _readiness(self) -> dict[str, bool]:
+        return {
+            "loaded": self.source.ready.is_set(),
+            "serving": self.serving,
+            "stopping": self._lc.stopping.is_set(),
+        }
+
+    def resource_counts(self) -> Mapping[TypeUrl, int]:
+        return {t: len(self.cache.names(t)) for t in TypeUrl}
+
+    def health_routes(self) -> dict[str, Route]:
+        return {
+            "/healthz": lambda: (200, "ok\n"),
+            "/readyz": lambda: readiness(**self._readiness()),
+            "/metrics": lambda: render_metrics(
+                MetricsView(
+                    xds=self.stats,
+                    source=self.source.stats,
+                    position=self.source.position,
+                    resources=self.resource_counts(),
+                    ready=self.ready,
+                )
+            ),
+        }
+
+
+async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
+    """Start everything in order (see the module doc); the lifecycle closes it in reverse."""
+    address = parse_listen(settings.listen)
+    redis = await lc.start(RedisClient(settings.redis_url), name="redis")
+    cache = SnapshotCache()
+    cache.apply(upserts=gateway_resources(settings))
+    source = RedisSource(
+        redis.client,
+        cache,
+        layout=KeyLayout(prefix=settings.redis_prefix),
+        block_ms=settings.block_ms,
+        read_count=settings.read_count,
+        load_batch=settings.load_batch,
+        log_every=settings.log_every,
+        on_applied=applied_tracer(trace.get_tracer("ripple_xds")),
+    )
+    server = XdsServer(
+        cache,
+        host=address.host,
+        port=address.port,
+        stats=XdsStats(),
+        grace_seconds=settings.shutdown_grace_s,
+        require_node_id=settings.require_node_id,
+    )
+    service = XdsService(
+        cache=cache, follower=Follower(source, block_ms=settings.block_ms), server=server, lc=lc
+    )
+    if settings.health_port:
+        await lc.start(
+            HealthServer(
+                host=settings.health_host,
+                port=settings.health_port,
+                routes=service.health_routes(),
+            ),
+            name="health endpoint",
+        )
+    await lc.start(service.follower, name="redis source")
+    if lc.stopping.is_set():
+        return service  # stopped during the load: never start serving
+    await lc.start(server, name="ads server")
+    if server.port == 0:
+        raise RuntimeError(f"cannot listen on {settings.listen}")
+    service.serving = True
+    log.info(
+        "ready",
+        listen=f"{address.host}:{server.port}",
+        tenants=source.stats.tenants_loaded,
+        resources=len(cache),
+    )
+    return service
+
+
+async def serve(lc: Lifecycle, settings: XdsSettings) -> None:
+    configure_logging(service=SERVICE, level=settings.log_level, json=settings.log_json)
+    provider = init_tracing(service=SERVICE, otlp_endpoint=settings.otlp_endpoint)
+
+    async def _flush() -> None:
+        provider.shutdown()
+
+    lc.on_close(_flush)
+    service = await start_xds(lc, settings)
+    if not service.serving:
+        return
+    stopped = asyncio.create_task(lc.stopping.wait())
+    following = service.follower.task
+    await asyncio.wait({stopped, following}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if following.done() and not following.cancelled():
+        failure = following.exception()
+        if failure is not None:
+            log.error("follow failed", error=repr(failure))
+            raise failure

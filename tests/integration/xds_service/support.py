@@ -1,0 +1,184 @@
+"""Helpers of the xds service tests: tenants translated by the translator's pure core and
+written with its Redis store, HTTP probes, and a real Envoy doing Delta ADS."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+from ripple_common.resources import Resource
+from ripple_translator.store import KafkaOffset, RedisTenantStore, diff_resources
+from tests.integration.xds import envoy_resources as er
+from tests.unit.translator import k8s
+
+DEADLINE_S = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Backend(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = f"backend host={self.headers.get('Host', '')}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def tenant_resources(tenant: str, hosts: Sequence[str], *, backend_port: int) -> list[Resource]:
+    """The translator's output for a tenant whose Ingress sends `hosts` to Service `web`,
+    whose EndpointSlice points at the backend on loopback."""
+    translation = k8s.run(
+        k8s.ingress(rules=[k8s.rule(h) for h in hosts], namespace=tenant),
+        services=[k8s.service(namespace=tenant)],
+        slices=[
+            k8s.endpoint_slice(
+                endpoints=[k8s.endpoint("127.0.0.1")],
+                ports=[{"name": "http", "port": backend_port, "protocol": "TCP"}],
+                namespace=tenant,
+            )
+        ],
+        tenant=tenant,
+    )
+    assert not translation.diagnostics, translation.diagnostics
+    assert translation.hosts == tuple(sorted(hosts))
+    return list(translation.resources)
+
+
+async def write_tenant(store: RedisTenantStore, tenant: str, desired: Sequence[Resource]) -> int:
+    """Write the tenant's next version (only what changed), as the translator does."""
+    checkpoint = await store.load_checkpoint(tenant)
+    diff = diff_resources(checkpoint.resource_versions, desired)
+    return await store.write_version(
+        tenant,
+        diff.upserts,
+        diff.removals,
+        offset=KafkaOffset(topic="it-xds", partition=0, offset=checkpoint.version + 1),
+        expected_version=checkpoint.version,
+        trace_fields={},
+    )
+
+
+def http_get(port: int, path: str, *, host: str = "localhost") -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+async def status(port: int, path: str = "/", *, host: str = "localhost") -> int | None:
+    try:
+        code, _ = await asyncio.to_thread(http_get, port, path, host=host)
+    except OSError:
+        return None
+    return code
+
+
+async def until(
+    what: str,
+    check: Callable[[], Awaitable[bool]],
+    *,
+    logs: Sequence[Path] = (),
+    within_s: float = DEADLINE_S,
+) -> float:
+    """Poll `check` until true; returns the seconds it took. Fails with the logs' tails."""
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > within_s:
+            tails = "\n".join(f"--- {p.name}\n{tail(p)}" for p in logs)
+            raise AssertionError(f"{what} not within {within_s} s\n{tails}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+def tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-4000:] if path.exists() else "(no log)"
+
+
+def start_envoy(
+    envoy_bin: str, *, xds_port: int, admin_port: int, node_id: str, workdir: Path
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """A real Envoy doing Delta ADS to 127.0.0.1:`xds_port`. Call from the main thread:
+    Envoy dies with the thread that started it (PR_SET_PDEATHSIG)."""
+    config = workdir / "envoy.yaml"
+    config.write_text(
+        er.bootstrap(
+            node_id=node_id, admin_port=admin_port, xds_port=xds_port, api_type="DELTA_GRPC"
+        )
+    )
+    log = workdir / "envoy.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                envoy_bin,
+                "-c",
+                str(config),
+                "--disable-hot-restart",
+                "--concurrency",
+                "1",
+                "--log-level",
+                "info",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return proc, log
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+class XdsProcess:
+    """`python -m ripple_xds` with the given RIPPLE_XDS_ settings, logging to `log`."""
+
+    def __init__(self, settings: Mapping[str, str], *, log: Path) -> None:
+        self.log = log
+        self.settings = dict(settings)
+        env = {**os.environ, **{f"RIPPLE_XDS_{k.upper()}": v for k, v in settings.items()}}
+        with log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ripple_xds"], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise AssertionError(
+                f"ripple-xds exited with {self.proc.returncode}:\n{tail(self.log)}"
+            )
+
+    def terminate(self, *, within_s: float = 30) -> int:
+        """SIGTERM and wait; kill on timeout. Returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(within_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise
