@@ -11,8 +11,9 @@ opens them). Each service's pid file and log live in `$RIPPLE_RUN/pipeline/<serv
 
 `up` is idempotent: a service whose recorded process is alive is left alone. It starts xds,
 translator, watcher in that order (so nothing waits on a consumer that is not there) and waits
-until each is ready: xds and watcher by their `/readyz`, the translator by its consumer group
-owning partitions (its `partition.assigned` log line). A service that exits or is not ready in
+until each is ready: xds and watcher by their `/readyz`, the translator once it owns every
+partition of the events topic (its `partition.assigned` log lines: it consumes nothing
+before each assigned partition's tenants are loaded). A service that exits or is not ready in
 time fails `up` with the tail of its log. `down` sends SIGTERM to each recorded process group
 (reverse order), waits for a clean exit, then SIGKILLs.
 """
@@ -20,8 +21,10 @@ time fails `up` with the tail of its log. `down` sends SIGTERM to each recorded 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -30,11 +33,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from ripple_common.envelope import EVENTS_TOPIC
 from scripts.stack_env import REPO_DIR, load_stack_env, stack_env_file
 
 SERVICES: Final = ("xds", "translator", "watcher")  # start order; stop is the reverse
@@ -42,7 +49,7 @@ GATEWAY_HTTP_PORT: Final = 10080
 WATCHER_HEALTH_PORT: Final = 18081
 XDS_HEALTH_PORT: Final = 18082
 REDIS_PREFIX: Final = "ripple"
-TRANSLATOR_READY_LINE: Final = '"event": "partition.assigned"'
+EVENTS_PARTITIONS: Final = 12  # the stack broker's num.partitions
 
 
 class PipelineError(RuntimeError):
@@ -77,6 +84,43 @@ def _rss_mib(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+async def ensure_topic(bootstrap: str, topic: str, partitions: int) -> tuple[int, bool]:
+    """Create the events topic if missing: the translator's group gets partitions only once
+    the topic exists, and the watcher may not have published yet. Returns the topic's
+    partition count and whether it was made here."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    made = False
+    try:
+        if topic not in set(await admin.list_topics()):
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [NewTopic(name=topic, num_partitions=partitions, replication_factor=1)]
+                )
+                made = True
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return len(described[0]["partitions"]), made
+
+
+def owned_partitions(log_lines: Iterable[str]) -> set[int]:
+    """Partitions a translator owns after these log lines (assigned minus revoked)."""
+    owned: set[int] = set()
+    for line in log_lines:
+        if '"partition.' not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("event") == "partition.assigned":
+            owned.add(int(record["partition"]))
+        elif record.get("event") == "partition.revoked":
+            owned.discard(int(record["partition"]))
+    return owned
 
 
 def http_ready(url: str) -> bool:
@@ -226,15 +270,21 @@ class Pipeline:
         spec = self.specs()[name]
         if spec.readyz is not None:
             return http_ready(spec.readyz)
-        return self._log_has(name, TRANSLATOR_READY_LINE)
+        # One translator owns every partition once it has loaded their tenants; it consumes
+        # nothing before that, so the first assignment alone is not ready.
+        try:
+            partitions = int((self.service_dir(name) / "partitions").read_text())
+        except (OSError, ValueError):
+            partitions = EVENTS_PARTITIONS
+        return len(owned_partitions(self._log_since_start(name))) >= partitions
 
-    def _log_has(self, name: str, needle: str) -> bool:
+    def _log_since_start(self, name: str) -> list[str]:
         try:
             with self.log_path(name).open("rb") as f:
                 f.seek(self._log_start_offset(name))
-                return needle.encode() in f.read()
+                return f.read().decode(errors="replace").splitlines()
         except OSError:
-            return False
+            return []
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         try:
@@ -272,6 +322,13 @@ class Pipeline:
         if unknown:
             raise PipelineError(f"unknown services {sorted(unknown)} (known: {SERVICES})")
         specs = self.specs()
+        if "translator" in services or "watcher" in services:
+            bootstrap = self._stack("RIPPLE_KAFKA_BOOTSTRAP")
+            count, made = asyncio.run(ensure_topic(bootstrap, EVENTS_TOPIC, EVENTS_PARTITIONS))
+            if made:
+                say(f"created topic {EVENTS_TOPIC} ({count} partitions)")
+            self.service_dir("translator").mkdir(parents=True, exist_ok=True)
+            (self.service_dir("translator") / "partitions").write_text(str(count))
         started = []
         for name in (s for s in SERVICES if s in services):
             if self.is_running(name):

@@ -19,9 +19,14 @@ from ripple_watcher.kube import KubeKindApi, KubeLeaseApi, make_api_client
 from ripple_watcher.leases import Elector
 from ripple_watcher.ports import KindApi
 from ripple_watcher.publisher import KafkaSink
-from ripple_watcher.service import WatcherGroup, sealer_from, watch_options
+from ripple_watcher.service import (
+    WatcherGroup,
+    ingress_filter_from,
+    resolver_from,
+    sealer_from,
+    watch_options,
+)
 from ripple_watcher.settings import WatcherSettings
-from ripple_watcher.tenancy import TenantResolver
 
 log = structlog.get_logger(__name__)
 
@@ -50,11 +55,12 @@ async def serve(
         sink_for=lambda spec: KafkaSink(
             producer, topic=settings.topic, max_in_flight=settings.max_in_flight, tracer=tracer
         ),
-        resolver=TenantResolver(tenant_label=settings.tenant_label),
+        resolver=resolver_from(settings),
         sealer=sealer,
         options=watch_options(settings),
         flush_timeout=settings.stop_flush_timeout_seconds,
         elector_for=_electors(settings, api_client),
+        ingress_classes=ingress_filter_from(settings),
     )
     if settings.health_port:
         health = HealthServer(
@@ -63,7 +69,13 @@ async def serve(
         await lc.start(health, name="health server")
     if on_group is not None:
         on_group(group)
-    log.info("watching", kinds=[s.kind for s in specs], topic=settings.topic)
+    log.info(
+        "watching",
+        kinds=[s.kind for s in specs],
+        topic=settings.topic,
+        ingress_classes=sorted(settings.ingress_classes or ()) or None,
+        namespace_selector=settings.namespace_selector,
+    )
     try:
         await group.run(lc.stopping)
     finally:

@@ -7,7 +7,11 @@ resourceVersion; never the object itself). That gives three things:
 - an object whose tenant changed (namespace relabelled) is deleted under the old tenant and
   added under the new one;
 - after a re-list, objects it published that the list lacks (deleted while the watch was down)
-  come out as DELETED events.
+  come out as DELETED events;
+- with a scope (namespace selector, IngressClass filter), an object is only published while in
+  scope: one that leaves it (its Ingress class changed, its namespace stopped matching) comes
+  out as DELETED, one that enters it as ADDED. Namespace label changes reach the other kinds
+  the way tenant changes do: the Namespace reconciler reports them, the others re-list (diff).
 
 A re-list is *full* when the reconciler does not trust its memory (at process start, or after
 a publish failed): then it publishes RELIST_STARTED, every listed object, the deletions it knows
@@ -29,6 +33,7 @@ from ripple_common.envelope import CLUSTER_TENANT, Envelope, EventType
 from ripple_common.sealing import Sealer
 from ripple_watcher.kinds import KindSpec
 from ripple_watcher.sanitize import fingerprint, sanitize
+from ripple_watcher.scope import IngressClassFilter
 from ripple_watcher.tenancy import TenantResolver
 
 ObjectKey = tuple[str, str]  # (namespace or "", name)
@@ -55,6 +60,7 @@ class Reconciler:
         sealer: Sealer | None,
         clock: Callable[[], int] = time.time_ns,
         on_tenant_change: Callable[[str], None] | None = None,
+        ingress_classes: IngressClassFilter | None = None,
     ) -> None:
         if spec.kind == "Secret" and sealer is None:
             raise ValueError("Secrets are only published sealed: a sealing key is required")
@@ -63,6 +69,7 @@ class Reconciler:
         self._sealer = sealer
         self._clock = clock
         self._on_tenant_change = on_tenant_change
+        self._classes = ingress_classes if spec.kind == "Ingress" else None
         self._known: dict[ObjectKey, Known] = {}
         self._trusted = False
 
@@ -98,6 +105,10 @@ class Reconciler:
         namespace = meta.get("namespace")
         if self.spec.kind == "Namespace" and self._resolver.observe_namespace(clean):
             self._tenant_changed(key[1])
+        if not self._in_scope(clean):
+            # Out of scope: never published, or no longer (the translator must forget it).
+            gone = self._known.pop(key, None)
+            return [] if gone is None else [self._deleted(key, gone, obj=None)]
         tenant = self._resolver.tenant_of(namespace)
         fp = fingerprint(clean)
         uid = str(meta.get("uid", ""))
@@ -120,14 +131,25 @@ class Reconciler:
 
     def _delete(self, key: ObjectKey, clean: dict[str, Any] | None) -> list[Envelope]:
         prev = self._known.pop(key, None)
+        # An object never published (out of scope) is not un-published either.
+        in_scope = clean is not None and self._in_scope(clean)
         if self.spec.kind == "Namespace" and self._resolver.forget_namespace(key[1]):
             self._tenant_changed(key[1])
         if clean is None:
-            if prev is None:
-                return []
-            return [self._deleted(key, prev, obj=None)]
+            return [] if prev is None else [self._deleted(key, prev, obj=None)]
+        if prev is None and not in_scope:
+            return []
         tenant = prev.tenant if prev is not None else self._resolver.tenant_of(key[0] or None)
         return [self._envelope(EventType.DELETED, tenant=tenant, obj=clean)]
+
+    def _in_scope(self, clean: Mapping[str, Any]) -> bool:
+        """Published at all: its namespace is selected and, for an Ingress, its class is."""
+        if self.spec.kind == "Namespace":
+            return self._resolver.matches(clean)
+        meta = clean.get("metadata") or {}
+        if not self._resolver.selected(meta.get("namespace")):
+            return False
+        return self._classes is None or self._classes.admits(clean)
 
     def _deleted(self, key: ObjectKey, prev: Known, *, obj: dict[str, Any] | None) -> Envelope:
         return Envelope(

@@ -15,6 +15,8 @@ from ripple_watcher.leases import Elector
 from ripple_watcher.ports import EventSink, KindApi, PublishError
 from ripple_watcher.publisher import SinkStats
 from ripple_watcher.reconcile import Reconciler
+from ripple_watcher.scope import IngressClassFilter
+from ripple_watcher.selectors import parse_selector
 from ripple_watcher.settings import WatcherSettings
 from ripple_watcher.tenancy import TenantResolver
 from ripple_watcher.watchloop import KindWatcher, WatchOptions
@@ -48,6 +50,22 @@ def sealer_from(settings: WatcherSettings, specs: Sequence[KindSpec]) -> Sealer 
     return Sealer.from_base64(settings.sealing_key.get_secret_value())
 
 
+def resolver_from(settings: WatcherSettings) -> TenantResolver:
+    """Tenant label and namespace selector (validated by the settings already)."""
+    text = settings.namespace_selector
+    selector = parse_selector(text) if text else None
+    return TenantResolver(tenant_label=settings.tenant_label, selector=selector)
+
+
+def ingress_filter_from(settings: WatcherSettings) -> IngressClassFilter | None:
+    if settings.ingress_classes is None:
+        return None
+    return IngressClassFilter(
+        classes=frozenset(settings.ingress_classes),
+        include_unclassed=settings.ingress_include_unclassed,
+    )
+
+
 class NullSink:
     """Publishes nothing: the sink of the tenant-resolution feed."""
 
@@ -65,7 +83,9 @@ class WatcherGroup:
     With `elector_for`, each published kind runs only while this replica holds that kind's
     Lease; tenant resolution then comes from a separate, unpublished Namespace watch that
     every replica runs (a standby must know tenants the moment it takes over). The same feed
-    serves a tenant label when Namespaces themselves are not published."""
+    serves a tenant label or a namespace selector when Namespaces themselves are not published.
+    A namespace entering or leaving the selector is handled like a tenant change: the other
+    kinds re-list, which publishes its objects as ADDED or DELETED."""
 
     def __init__(
         self,
@@ -78,6 +98,7 @@ class WatcherGroup:
         options: WatchOptions,
         flush_timeout: float = 10.0,
         elector_for: Callable[[KindSpec], Elector] | None = None,
+        ingress_classes: IngressClassFilter | None = None,
     ) -> None:
         self._flush_timeout = flush_timeout
         self.watchers: list[KindWatcher] = []
@@ -92,6 +113,7 @@ class WatcherGroup:
                 resolver=resolver,
                 sealer=sealer,
                 on_tenant_change=self._tenant_changed if notify else None,
+                ingress_classes=ingress_classes,
             )
             self.sinks.append(sink)
             self.watchers.append(KindWatcher(api_for(spec), reconciler, sink, options=options))
@@ -99,7 +121,7 @@ class WatcherGroup:
                 self.electors[spec.kind] = elector_for(spec)
         self.feed: KindWatcher | None = None
         publishes_namespaces = any(spec.kind == "Namespace" for spec in specs)
-        if leased or (resolver.tenant_label is not None and not publishes_namespaces):
+        if leased or (resolver.needs_namespaces and not publishes_namespaces):
             feed = Reconciler(
                 NAMESPACE, resolver=resolver, sealer=None, on_tenant_change=self._tenant_changed
             )
@@ -126,7 +148,7 @@ class WatcherGroup:
         return next(w for w in self.watchers if w.kind == kind)
 
     def _tenant_changed(self, namespace: str) -> None:
-        log.info("tenant changed", namespace=namespace)
+        log.info("namespace tenant or scope changed", namespace=namespace)
         for w in self.watchers:
             if w.kind != "Namespace" and w.started and not self.is_standby(w):
                 w.request_relist()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+import json
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ripple_common.envelope import EVENTS_TOPIC
 from ripple_common.settings import ServiceSettings
+from ripple_watcher.selectors import parse_selector
 
 DEFAULT_KINDS = (
     "Namespace",
@@ -36,6 +40,26 @@ class WatcherSettings(ServiceSettings):
     tenant_label: str | None = Field(
         default=None,
         description="namespace label whose value overrides the tenant (default: the namespace)",
+    )
+    ingress_classes: Annotated[frozenset[str] | None, NoDecode] = Field(
+        default=None,
+        description="publish only Ingresses of these IngressClass names (comma-separated or "
+        "a JSON list); the class is spec.ingressClassName, else the legacy annotation "
+        "kubernetes.io/ingress.class. An Ingress whose class leaves the set is published as "
+        "DELETED, one that enters it as ADDED. IngressClass objects are always published. "
+        "Unset = every Ingress",
+    )
+    ingress_include_unclassed: bool = Field(
+        default=False,
+        description="with INGRESS_CLASSES: also publish Ingresses that name no class",
+    )
+    namespace_selector: str | None = Field(
+        default=None,
+        description="Kubernetes label selector on Namespaces (e.g. 'ripple.io/managed=true', "
+        "'env in (prod,staging)', '!legacy'; comma = and): only objects of matching "
+        "namespaces (and those Namespaces) are published. A namespace relabelled out of it "
+        "has its objects published as DELETED, one relabelled into it as ADDED. Unset or "
+        "empty = every namespace",
     )
     sealing_key: SecretStr | None = Field(
         default=None,
@@ -74,3 +98,24 @@ class WatcherSettings(ServiceSettings):
     stop_flush_timeout_seconds: float = Field(
         default=10.0, gt=0, description="on SIGTERM, how long to wait for pending deliveries"
     )
+
+    @field_validator("ingress_classes", mode="before")
+    @classmethod
+    def _split_classes(cls, value: Any) -> Any:
+        """`a,b` or `["a","b"]` from the environment; blank = unset."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text:
+            return None
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    @field_validator("namespace_selector")
+    @classmethod
+    def _check_selector(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_selector(value)  # SelectorError (a ValueError): a validation error
+        return value.strip()
