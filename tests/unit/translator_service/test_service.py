@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
-from ripple_translator.engine import Engine, Record
+import pytest
+from pydantic import ValidationError
+
+from ripple_translator.engine import RESERVED_CONNECTIONS, Engine, Record
 from ripple_translator.pipeline import TopicPartition, WriterConfig
-from ripple_translator.service import consume, translate_options
+from ripple_translator.service import consume, translate_options, writer_config
 from ripple_translator.settings import TranslatorSettings
 from tests.unit.translator_service.support import (
     TOPIC,
@@ -88,3 +91,43 @@ def test_settings_become_translate_options() -> None:
     options = translate_options(settings)
     assert options.classes.watch_without_class
     assert options.classes.extra_class_names == {"x"}
+
+
+def test_write_bound_and_pool_size_defaults_leave_room() -> None:
+    settings = TranslatorSettings()
+    assert settings.max_concurrent_writes == 32
+    assert settings.redis_max_connections == 64
+    assert settings.max_concurrent_writes + RESERVED_CONNECTIONS <= settings.redis_max_connections
+    assert writer_config(settings).max_concurrent_writes == 32
+
+
+def test_write_bound_and_pool_size_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RIPPLE_TRANSLATOR_MAX_CONCURRENT_WRITES", "100")
+    monkeypatch.setenv("RIPPLE_TRANSLATOR_REDIS_MAX_CONNECTIONS", "200")
+    settings = TranslatorSettings()
+    assert (settings.max_concurrent_writes, settings.redis_max_connections) == (100, 200)
+    assert writer_config(settings).max_concurrent_writes == 100
+
+
+@pytest.mark.parametrize(
+    ("writes", "pool"),
+    [
+        (0, 64),  # no write could ever run
+        (-1, 64),
+        (64, 64),  # the bound must stay below the pool
+        (64 - RESERVED_CONNECTIONS + 1, 64),  # and leave the engine's other calls room
+        (1, 0),
+    ],
+)
+def test_write_bound_must_fit_the_pool(writes: int, pool: int) -> None:
+    with pytest.raises(ValidationError):
+        TranslatorSettings(max_concurrent_writes=writes, redis_max_connections=pool)
+
+
+def test_the_largest_bound_that_fits_is_accepted() -> None:
+    settings = TranslatorSettings(
+        max_concurrent_writes=64 - RESERVED_CONNECTIONS, redis_max_connections=64
+    )
+    assert settings.max_concurrent_writes == 64 - RESERVED_CONNECTIONS

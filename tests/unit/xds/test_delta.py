@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from ripple_common.resources import TypeUrl
 from ripple_xds.delta import DeltaResponse, DeltaStream
+from ripple_xds.protocol import digest_of
+from ripple_xds.snapshot import SnapshotCache
 from tests.unit.xds.helpers import (
     CDS,
     EDS,
@@ -285,30 +288,144 @@ def test_changes_before_the_ack_are_coalesced_into_one_response() -> None:
     assert bodies(response) == {"a": b"a:v2", "b": b"b:v1"}
 
 
-def test_changes_across_types_go_out_in_push_order() -> None:
+def _subscribed_and_acked() -> tuple[SnapshotCache, DeltaStream]:
     cache = cache_with(res(CDS, "c"), res(EDS, "c"), res(LDS, "l"), res(SRDS, "s"), res(RDS, "r"))
     stream = DeltaStream(cache)
     for request in (
-        delta_req(RDS, sub=("r",)),
-        delta_req(SRDS),
-        delta_req(LDS),
-        delta_req(EDS, sub=("c",)),
         delta_req(CDS),
+        delta_req(EDS, sub=("c",)),
+        delta_req(LDS),
+        delta_req(SRDS),
+        delta_req(RDS, sub=("r",)),
     ):
         _acked(stream, stream.on_request(request).responses)
+    return cache, stream
+
+
+def _types(responses: tuple[DeltaResponse, ...]) -> list[TypeUrl]:
+    return [r.type_url for r in responses]
+
+
+def test_changes_across_types_go_out_in_push_order() -> None:
+    cache, stream = _subscribed_and_acked()
     upserts = [res(t, n, "v2") for t, n in [(RDS, "r"), (SRDS, "s"), (LDS, "l"), (EDS, "c")]]
     step = push(cache, stream, *upserts, res(CDS, "c", "v2"))
-    assert [r.type_url for r in step.responses] == [CDS, EDS, LDS, SRDS, RDS]
+    assert _types(step.responses) == [CDS, EDS]
+    cds, eds = step.responses
+    assert stream.on_request(delta_ack(cds)).responses == ()  # EDS still in flight
+    assert _types(stream.on_request(delta_ack(eds)).responses) == [LDS, SRDS, RDS]
 
 
 def test_later_type_waits_while_an_earlier_change_is_held_back() -> None:
     cache = cache_with(res(CDS, "c"), res(RDS, "r"))
     stream = DeltaStream(cache)
     cds = _one(stream.on_request(delta_req(CDS)).responses)  # in flight, not ACKed
-    _acked(stream, stream.on_request(delta_req(RDS, sub=("r",))).responses)
+    assert stream.on_request(delta_req(RDS, sub=("r",))).responses == ()  # waits for CDS
     assert push(cache, stream, res(CDS, "c", "v2"), res(RDS, "r", "v2")).responses == ()
     after_ack = stream.on_request(delta_ack(cds))
-    assert [r.type_url for r in after_ack.responses] == [CDS, RDS]
+    assert _types(after_ack.responses) == [CDS]
+    rds = _one(stream.on_request(delta_ack(after_ack.responses[0])).responses)
+    assert bodies(rds) == {"r": b"r:v2"}
+
+
+# -- make before break -------------------------------------------------------------------------
+
+
+def test_route_to_a_new_cluster_waits_for_the_cds_and_eds_acks() -> None:
+    cache, stream = _subscribed_and_acked()
+    step = push(cache, stream, res(CDS, "new"), res(EDS, "new"), res(RDS, "r", "to-new"))
+    assert _types(step.responses) == [CDS]
+    eds_sub = stream.on_request(delta_req(EDS, sub=("new",)))  # Envoy asks for endpoints
+    assert _types(eds_sub.responses) == [EDS]
+    assert stream.on_request(delta_ack(step.responses[0])).responses == ()
+    rds = _one(stream.on_request(delta_ack(eds_sub.responses[0])).responses)
+    assert (rds.type_url, bodies(rds)) == (RDS, {"r": b"r:to-new"})
+
+
+def test_cluster_and_endpoints_sent_together_then_route_after_both_acks() -> None:
+    cache, stream = _subscribed_and_acked()
+    step = push(cache, stream, res(CDS, "c", "v2"), res(EDS, "c", "v2"), res(RDS, "r", "v2"))
+    assert _types(step.responses) == [CDS, EDS]
+    cds, eds = step.responses
+    assert stream.on_request(delta_ack(eds)).responses == ()
+    assert _types(stream.on_request(delta_ack(cds)).responses) == [RDS]
+
+
+def test_nack_of_the_cluster_unblocks_the_route() -> None:
+    cache, stream = _subscribed_and_acked()
+    cds = _one(push(cache, stream, res(CDS, "new"), res(RDS, "r", "v2")).responses)
+    step = stream.on_request(delta_nack(cds))
+    assert len(step.nacks) == 1
+    assert _types(step.responses) == [RDS]
+
+
+def test_cluster_removal_waits_for_the_route_update_ack() -> None:
+    cache, stream = _subscribed_and_acked()
+    step = push(cache, stream, res(RDS, "r", "no-c"), removals=((CDS, "c"), (EDS, "c")))
+    rds = _one(step.responses)  # the route stops using the cluster first
+    assert (rds.type_url, bodies(rds)) == (RDS, {"r": b"r:no-c"})
+    after = stream.on_request(delta_ack(rds)).responses
+    assert [(r.type_url, r.removed, r.resources) for r in after] == [
+        (EDS, ("c",), ()),
+        (CDS, ("c",), ()),
+    ]
+
+
+def test_cluster_removal_waits_for_a_route_update_already_in_flight() -> None:
+    cache, stream = _subscribed_and_acked()
+    rds = _one(push(cache, stream, res(RDS, "r", "no-c")).responses)
+    assert push(cache, stream, removals=((CDS, "c"),)).responses == ()
+    cds = _one(stream.on_request(delta_ack(rds)).responses)
+    assert (cds.type_url, cds.removed) == (CDS, ("c",))
+
+
+def test_nack_of_the_route_update_releases_the_removal() -> None:
+    cache, stream = _subscribed_and_acked()
+    step = push(cache, stream, res(RDS, "r", "no-c"), removals=((CDS, "c"),))
+    cds = _one(stream.on_request(delta_nack(_one(step.responses))).responses)
+    assert (cds.type_url, cds.removed) == (CDS, ("c",))
+
+
+def test_lone_cluster_removal_is_not_delayed() -> None:
+    cache, stream = _subscribed_and_acked()
+    cds = _one(push(cache, stream, removals=((CDS, "c"),)).responses)
+    assert (cds.type_url, cds.removed) == (CDS, ("c",))
+
+
+def test_lone_route_change_is_not_delayed() -> None:
+    cache, stream = _subscribed_and_acked()
+    assert _types(push(cache, stream, res(RDS, "r", "v2")).responses) == [RDS]
+
+
+def test_lone_endpoint_change_is_not_delayed() -> None:
+    cache, stream = _subscribed_and_acked()
+    assert _types(push(cache, stream, res(EDS, "c", "v2")).responses) == [EDS]
+
+
+def test_cluster_upsert_goes_out_while_a_removal_is_held_back() -> None:
+    cache, stream = _subscribed_and_acked()
+    step = push(cache, stream, res(CDS, "new"), res(RDS, "r", "v2"), removals=((CDS, "c"),))
+    cds = _one(step.responses)
+    assert (names(cds), cds.removed) == (["new"], ())
+    rds = _one(stream.on_request(delta_ack(cds)).responses)
+    assert rds.type_url == RDS
+    removal = _one(stream.on_request(delta_ack(rds)).responses)
+    assert (removal.type_url, removal.removed) == (CDS, ("c",))
+
+
+def test_removed_cluster_that_comes_back_before_release_is_not_removed() -> None:
+    cache, stream = _subscribed_and_acked()
+    rds = _one(push(cache, stream, res(RDS, "r", "no-c"), removals=((CDS, "c"),)).responses)
+    assert push(cache, stream, res(CDS, "c")).responses == ()  # same content as held
+    assert stream.on_request(delta_ack(rds)).responses == ()
+
+
+def test_version_of_a_held_back_removal_names_what_the_client_holds() -> None:
+    cache, stream = _subscribed_and_acked()
+    step = push(cache, stream, res(CDS, "new"), res(RDS, "r", "v2"), removals=((CDS, "c"),))
+    cds = _one(step.responses)
+    expected = digest_of({"c": res(CDS, "c").version, "new": res(CDS, "new").version})
+    assert cds.system_version_info == expected
 
 
 def test_unknown_type_is_reported_and_not_answered() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ripple_common.resources import PUSH_ORDER
+from ripple_common.resources import PUSH_ORDER, TypeUrl
 from ripple_xds.protocol import digest_of
+from ripple_xds.snapshot import SnapshotCache
 from ripple_xds.sotw import SotwResponse, SotwStream
 from tests.unit.xds.helpers import (
     CDS,
@@ -314,25 +315,117 @@ def _subscribed_and_acked(stream: SotwStream) -> None:
             stream.on_request(sotw_ack(response, *request.resource_names))
 
 
-def test_changes_across_types_go_out_in_push_order() -> None:
+def _setup() -> tuple[SnapshotCache, SotwStream]:
     cache = cache_with(res(CDS, "c"), res(EDS, "c"), res(LDS, "l"), res(SRDS, "s"), res(RDS, "r"))
     stream = SotwStream(cache)
     _subscribed_and_acked(stream)
+    return cache, stream
+
+
+def _types(responses: tuple[SotwResponse, ...]) -> list[TypeUrl]:
+    return [r.type_url for r in responses]
+
+
+def test_changes_across_types_go_out_in_push_order() -> None:
+    cache, stream = _setup()
     upserts = [res(t, n, "v2") for t, n in [(RDS, "r"), (SRDS, "s"), (LDS, "l"), (EDS, "c")]]
     step = push(cache, stream, *upserts, res(CDS, "c", "v2"))
-    sent = [r.type_url for r in step.responses]
+    assert _types(step.responses) == [CDS, EDS]
+    cds, eds = step.responses
+    assert stream.on_request(sotw_ack(cds)).responses == ()  # EDS still in flight
+    sent = _types(stream.on_request(sotw_ack(eds, "c")).responses)
     assert sent == [t for t in PUSH_ORDER if t in sent]
-    assert sent == [CDS, EDS, LDS, SRDS, RDS]
+    assert sent == [LDS, SRDS, RDS]
 
 
 def test_later_type_waits_while_an_earlier_change_is_held_back() -> None:
     cache = cache_with(res(CDS, "c"), res(RDS, "r"))
     stream = SotwStream(cache)
     cds = _one(stream.on_request(sotw_req(CDS)).responses)  # in flight, not ACKed
-    stream.on_request(sotw_ack(_one(stream.on_request(sotw_req(RDS, "r")).responses), "r"))
+    assert stream.on_request(sotw_req(RDS, "r")).responses == ()  # waits for CDS
     assert push(cache, stream, res(CDS, "c", "v2"), res(RDS, "r", "v2")).responses == ()
     after_ack = stream.on_request(sotw_ack(cds))
-    assert [r.type_url for r in after_ack.responses] == [CDS, RDS]
+    assert _types(after_ack.responses) == [CDS]
+    rds = _one(stream.on_request(sotw_ack(after_ack.responses[0])).responses)
+    assert bodies(rds) == {"r": b"r:v2"}
+
+
+# -- make before break -------------------------------------------------------------------------
+
+
+def test_route_to_a_new_cluster_waits_for_the_cds_and_eds_acks() -> None:
+    cache, stream = _setup()
+    step = push(cache, stream, res(CDS, "new"), res(EDS, "new"), res(RDS, "r", "to-new"))
+    cds = _one(step.responses)
+    assert names(cds) == ["c", "new"]
+    eds = _one(stream.on_request(sotw_req(EDS, "c", "new", nonce="", version="")).responses)
+    assert (eds.type_url, names(eds)) == (EDS, ["new"])
+    assert stream.on_request(sotw_ack(cds)).responses == ()
+    rds = _one(stream.on_request(sotw_ack(eds, "c", "new")).responses)
+    assert (rds.type_url, bodies(rds)) == (RDS, {"r": b"r:to-new"})
+
+
+def test_nack_of_the_cluster_unblocks_the_route() -> None:
+    cache, stream = _setup()
+    cds = _one(push(cache, stream, res(CDS, "new"), res(RDS, "r", "v2")).responses)
+    step = stream.on_request(sotw_nack(cds, kept="old"))
+    assert len(step.nacks) == 1
+    assert _types(step.responses) == [RDS]
+
+
+def test_cluster_removal_waits_for_the_route_update_ack() -> None:
+    cache, stream = _setup()
+    step = push(cache, stream, res(RDS, "r", "no-c"), removals=((CDS, "c"), (EDS, "c")))
+    rds = _one(step.responses)  # the route stops using the cluster first
+    assert (rds.type_url, bodies(rds)) == (RDS, {"r": b"r:no-c"})
+    cds = _one(stream.on_request(sotw_ack(rds, "r")).responses)
+    assert (cds.type_url, names(cds)) == (CDS, [])
+
+
+def test_cluster_removal_waits_for_a_route_update_already_in_flight() -> None:
+    cache, stream = _setup()
+    rds = _one(push(cache, stream, res(RDS, "r", "no-c")).responses)
+    assert push(cache, stream, removals=((CDS, "c"),)).responses == ()
+    cds = _one(stream.on_request(sotw_ack(rds, "r")).responses)
+    assert (cds.type_url, names(cds)) == (CDS, [])
+
+
+def test_nack_of_the_route_update_releases_the_removal() -> None:
+    cache, stream = _setup()
+    step = push(cache, stream, res(RDS, "r", "no-c"), removals=((CDS, "c"),))
+    cds = _one(stream.on_request(sotw_nack(_one(step.responses), "r")).responses)
+    assert (cds.type_url, names(cds)) == (CDS, [])
+
+
+def test_lone_cluster_removal_is_not_delayed() -> None:
+    cache, stream = _setup()
+    cds = _one(push(cache, stream, removals=((CDS, "c"),)).responses)
+    assert (cds.type_url, names(cds)) == (CDS, [])
+
+
+def test_lone_route_change_is_not_delayed() -> None:
+    cache, stream = _setup()
+    assert _types(push(cache, stream, res(RDS, "r", "v2")).responses) == [RDS]
+
+
+def test_cluster_upsert_keeps_a_held_back_removal_in_the_full_state() -> None:
+    cache, stream = _setup()
+    step = push(cache, stream, res(CDS, "new"), res(RDS, "r", "v2"), removals=((CDS, "c"),))
+    cds = _one(step.responses)
+    assert bodies(cds) == {"c": b"c:v1", "new": b"new:v1"}  # "c" still in use
+    expected = digest_of({"c": res(CDS, "c").version, "new": res(CDS, "new").version})
+    assert cds.version_info == expected
+    rds = _one(stream.on_request(sotw_ack(cds)).responses)
+    assert rds.type_url == RDS
+    removal = _one(stream.on_request(sotw_ack(rds, "r")).responses)
+    assert (removal.type_url, names(removal)) == (CDS, ["new"])
+
+
+def test_removed_cluster_that_comes_back_before_release_is_not_sent_again() -> None:
+    cache, stream = _setup()
+    rds = _one(push(cache, stream, res(RDS, "r", "no-c"), removals=((CDS, "c"),)).responses)
+    assert push(cache, stream, res(CDS, "c")).responses == ()
+    assert stream.on_request(sotw_ack(rds, "r")).responses == ()
 
 
 # -- versions and reconnects -------------------------------------------------------------------

@@ -16,7 +16,8 @@ with retention, not with the change). Instead the translator stores its INPUTS:
   the tenants ever written from it) goes to `P:{_p.<topic>.<n>}:...`.
 
 On assignment of a partition the engine loads that state and every tenant of the partition
-(objects, stored resource versions, tenant version) before it applies any event, then resumes
+(objects, stored resource versions, tenant version; in batches of LOAD_BATCH tenants, one
+pipelined round trip each, partitions concurrently) before it applies any event, then resumes
 at the group's committed offset (or earlier: at the start of a re-list still in progress, see
 below). Each event is applied to a tenant only if its offset is at or past the tenant's stored
 input offset; older ones are already in the stored inputs and are skipped, so reprocessing
@@ -37,18 +38,19 @@ already cover it. A FINISHED without a known start drops nothing (logged).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
 from ripple_common.envelope import Envelope, EnvelopeError, EventType
 from ripple_common.telemetry import context_from_headers
-from ripple_translator.inputs import InputStore, PartitionCheckpoint
+from ripple_translator.inputs import InputCheckpoint, InputStore, PartitionCheckpoint
+from ripple_translator.loader import StoreTenantLoader, TenantLoader
 from ripple_translator.pipeline import TenantSlot, TenantWriter, TopicPartition, WriterConfig
-from ripple_translator.store import TenantStore
+from ripple_translator.store import Checkpoint, TenantStore
 from ripple_translator.tenants import (
     CLUSTER_KINDS,
     JsonObject,
@@ -59,8 +61,13 @@ from ripple_translator.tenants import (
 )
 
 log = structlog.get_logger("ripple_translator.engine")
-# Tenants loaded from Redis at once when a partition is assigned.
-LOAD_CONCURRENCY = 64
+# Tenants loaded in one round trip (one `TenantLoader.load_tenants` call) on assignment.
+LOAD_BATCH = 200
+# Load batches in flight at once, across the partitions being assigned.
+LOAD_PIPELINES = 4
+# Redis connections the engine may hold besides the tenant writes: the load batches, a tenant
+# loaded on its first event, the partition state. The connection pool must leave them room.
+RESERVED_CONNECTIONS = LOAD_PIPELINES + 4
 # Tries of one Redis call of the engine (loads, partition state) before the service stops.
 IO_ATTEMPTS = 5
 _T = TypeVar("_T")
@@ -110,10 +117,17 @@ class Engine:
     """Applies records to owned tenants and schedules their writes."""
 
     def __init__(
-        self, *, store: TenantStore, inputs: InputStore, config: WriterConfig | None = None
+        self,
+        *,
+        store: TenantStore,
+        inputs: InputStore,
+        config: WriterConfig | None = None,
+        loader: TenantLoader | None = None,
     ) -> None:
         self._store = store
         self._inputs = inputs
+        self._loader = loader or StoreTenantLoader(store, inputs)
+        self._load_slots = asyncio.Semaphore(LOAD_PIPELINES)
         self._runs: dict[TopicPartition, PartitionRun] = {}
         self._slots: dict[str, TenantSlot] = {}
         self._config = config or WriterConfig()
@@ -133,28 +147,22 @@ class Engine:
     def slot(self, tenant: str) -> TenantSlot | None:
         return self._slots.get(tenant)
 
+    @property
+    def writer(self) -> TenantWriter:
+        return self._writer
+
     async def assign(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
-        """Load the partitions' state and tenants. Returns, per partition, an offset to seek
-        back to if it is earlier than the committed one (a re-list in progress), else None."""
+        """Load the partitions' state and tenants (partitions concurrently). Returns, per
+        partition, an offset to seek back to if it is earlier than the committed one (a re-list
+        in progress), else None."""
         rewind: dict[TopicPartition, int | None] = {}
-        for tp in tps:
-            if tp in self._runs:
+        new = [tp for tp in dict.fromkeys(tps) if tp not in self._runs]
+        loaded = dict(zip(new, await _all([self._load_partition(tp) for tp in new]), strict=True))
+        for tp in dict.fromkeys(tps):
+            if tp not in loaded:
                 rewind[tp] = None
                 continue
-            saved = await self._io(partial(self._inputs.load_partition, tp[0], tp[1]))
-            run = PartitionRun(
-                tp=tp,
-                objects=PartitionObjects(classes=dict(saved.classes)),
-                classes_offset=saved.classes_offset,
-                relists=list(saved.relists),
-            )
-            for kind, started in saved.relists:
-                run.objects.start_relist(kind, offset=started)
-            names = sorted(saved.tenants)
-            slots: list[TenantSlot] = []
-            for i in range(0, len(names), LOAD_CONCURRENCY):
-                chunk = names[i : i + LOAD_CONCURRENCY]
-                slots.extend(await asyncio.gather(*(self._load(t, tp) for t in chunk)))
+            run, saved, slots = loaded[tp]
             for slot in slots:
                 slot.registered = True
                 self._slots[slot.tenant] = slot
@@ -170,6 +178,28 @@ class Engine:
                 rewind_to=rewind[tp],
             )
         return rewind
+
+    async def _load_partition(
+        self, tp: TopicPartition
+    ) -> tuple[PartitionRun, PartitionCheckpoint, list[TenantSlot]]:
+        saved = await self._io(partial(self._inputs.load_partition, tp[0], tp[1]))
+        run = PartitionRun(
+            tp=tp,
+            objects=PartitionObjects(classes=dict(saved.classes)),
+            classes_offset=saved.classes_offset,
+            relists=list(saved.relists),
+        )
+        for kind, started in saved.relists:
+            run.objects.start_relist(kind, offset=started)
+        names = sorted(saved.tenants)
+        batches = [names[i : i + LOAD_BATCH] for i in range(0, len(names), LOAD_BATCH)]
+        loaded = await _all([self._load_batch(batch, tp) for batch in batches])
+        return run, saved, [slot for batch in loaded for slot in batch]
+
+    async def _load_batch(self, tenants: Sequence[str], tp: TopicPartition) -> list[TenantSlot]:
+        async with self._load_slots:
+            loaded = await self._io(partial(self._loader.load_tenants, tenants))
+        return [_slot(checkpoint, inputs, tp) for checkpoint, inputs in loaded]
 
     async def revoke(
         self, tps: Sequence[TopicPartition], *, timeout_s: float
@@ -338,22 +368,41 @@ class Engine:
         raise AssertionError("unreachable")
 
     async def _load(self, tenant: str, tp: TopicPartition) -> TenantSlot:
+        """One tenant (on its first event): both reads concurrently."""
         checkpoint, inputs = await asyncio.gather(
             self._io(partial(self._store.load_checkpoint, tenant)),
             self._io(partial(self._inputs.load_inputs, tenant)),
         )
-        input_offset = 0
-        if inputs.offset is not None and (inputs.offset.topic, inputs.offset.partition) == tp:
-            input_offset = inputs.offset.offset
-        return TenantSlot(
-            tenant=tenant,
-            tp=tp,
-            objects=TenantObjects(tenant, dict(inputs.objects)),
-            version=checkpoint.version,
-            resource_versions=dict(checkpoint.resource_versions),
-            input_offset=input_offset,
-        )
+        return _slot(checkpoint, inputs, tp)
 
     def _classes_for(self, tp: TopicPartition) -> tuple[JsonObject, ...]:
         run = self._runs.get(tp)
         return run.objects.class_objects() if run is not None else ()
+
+
+def _slot(checkpoint: Checkpoint, inputs: InputCheckpoint, tp: TopicPartition) -> TenantSlot:
+    """A loaded tenant's slot; its inputs count only if they cover this partition."""
+    input_offset = 0
+    if inputs.offset is not None and (inputs.offset.topic, inputs.offset.partition) == tp:
+        input_offset = inputs.offset.offset
+    return TenantSlot(
+        tenant=checkpoint.tenant,
+        tp=tp,
+        objects=TenantObjects(checkpoint.tenant, dict(inputs.objects)),
+        version=checkpoint.version,
+        resource_versions=dict(checkpoint.resource_versions),
+        input_offset=input_offset,
+    )
+
+
+async def _all(calls: Sequence[Coroutine[Any, Any, _T]]) -> list[_T]:
+    """Run the calls concurrently and return their results in order; if one fails, cancel
+    the others and raise its error (unwrapped)."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

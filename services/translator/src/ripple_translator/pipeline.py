@@ -7,6 +7,13 @@ debounce); events that arrive while a tenant's write is in flight only mark it d
 writer writes all of them as one version when the write in flight returns. A tenant's failure
 (Redis error, fencing conflict, an unusable tenant name) is retried or logged for that tenant
 alone; other tenants' writers run on.
+
+Writes in flight across all tenants are bounded by `WriterConfig.max_concurrent_writes` (each
+write holds one Redis connection at a time, so the bound keeps a burst of thousands of tenants
+below the connection pool). A dirty tenant waits for a write slot in a FIFO queue (the
+semaphore's waiters) and keeps coalescing its events meanwhile; each write attempt takes a
+slot anew, so a tenant that keeps changing goes back to the end of the queue after each write
+and a tenant that waits is never starved. Retry backoff sleeps without holding a slot.
 """
 
 from __future__ import annotations
@@ -125,6 +132,12 @@ class WriterConfig:
     sealer: Sealer | None = None
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
+    # Tenant writes in flight at once (each holds one Redis connection at a time).
+    max_concurrent_writes: int = 32
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent_writes < 1:
+            raise ValueError("max_concurrent_writes must be at least 1")
 
 
 class TenantWriter:
@@ -142,6 +155,20 @@ class TenantWriter:
         self._inputs = inputs
         self._classes_for = classes_for
         self._config = config
+        # Write slots; waiters are served first in, first out.
+        self._write_slots = asyncio.Semaphore(config.max_concurrent_writes)
+        self._in_flight = 0
+        self._waiting = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Tenant writes holding a write slot now."""
+        return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Dirty tenants waiting for a write slot."""
+        return self._waiting
 
     def schedule(self, slot: TenantSlot) -> None:
         if slot.dirty and not slot.busy:
@@ -164,6 +191,13 @@ class TenantWriter:
         delay = self._config.retry_initial_s
         conflicts = 0
         while slot.dirty:
+            # One write slot per attempt (FIFO): events keep coalescing while this waits.
+            self._waiting += 1
+            try:
+                await self._write_slots.acquire()
+            finally:
+                self._waiting -= 1
+            self._in_flight += 1
             try:
                 if conflicts:
                     # Another writer moved the tenant (a takeover race) or our baseline is
@@ -183,7 +217,10 @@ class TenantWriter:
                 raise
             except Exception as exc:
                 log.warning("tenant.write_failed", tenant=slot.tenant, error=repr(exc))
-            await asyncio.sleep(delay)
+            finally:
+                self._in_flight -= 1
+                self._write_slots.release()
+            await asyncio.sleep(delay)  # back off without holding a write slot
             delay = min(delay * 2, self._config.retry_max_s)
 
     async def _write_once(self, slot: TenantSlot) -> None:

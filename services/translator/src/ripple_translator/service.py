@@ -22,6 +22,7 @@ from ripple_common.telemetry import init_tracing
 from ripple_translator.consumer import KafkaEventSource
 from ripple_translator.engine import Engine, Record
 from ripple_translator.inputs import RedisInputStore
+from ripple_translator.loader import RedisTenantLoader
 from ripple_translator.pipeline import TopicPartition, WriterConfig
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import KeyLayout, RedisTenantStore
@@ -68,6 +69,14 @@ def translate_options(settings: TranslatorSettings) -> TranslateOptions:
     )
 
 
+def writer_config(settings: TranslatorSettings) -> WriterConfig:
+    return WriterConfig(
+        options=translate_options(settings),
+        sealer=sealer_from(settings),
+        max_concurrent_writes=settings.max_concurrent_writes,
+    )
+
+
 def sealer_from(settings: TranslatorSettings) -> Sealer | None:
     if settings.sealing_key is None:
         log.warning("no sealing key: sealed TLS private keys cannot be opened")
@@ -76,10 +85,20 @@ def sealer_from(settings: TranslatorSettings) -> Sealer | None:
 
 
 class RedisClient:
-    """A redis-py client as a lifecycle resource (bytes, not decoded)."""
+    """A redis-py client as a lifecycle resource (bytes, not decoded). Its pool holds at most
+    `max_connections`; a caller finding none free waits for one (up to `pool_timeout_s`)
+    instead of failing at once."""
 
-    def __init__(self, url: str) -> None:
-        self.client: aioredis.Redis = aioredis.from_url(url, decode_responses=False)
+    def __init__(
+        self, url: str, *, max_connections: int = 64, pool_timeout_s: float = 20.0
+    ) -> None:
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=pool_timeout_s,
+            decode_responses=False,
+        )
+        self.client: aioredis.Redis = aioredis.Redis.from_pool(pool)
 
     async def start(self) -> None:
         await self.client.ping()
@@ -128,12 +147,20 @@ class ConsumeLoop:
 
 async def start_translator(lc: Lifecycle, settings: TranslatorSettings) -> ConsumeLoop:
     """Start Redis, the engine, the Kafka member and the loop; the lifecycle closes them."""
-    redis = await lc.start(RedisClient(settings.redis_url), name="redis")
+    redis = await lc.start(
+        RedisClient(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            pool_timeout_s=settings.redis_pool_timeout_s,
+        ),
+        name="redis",
+    )
     layout = KeyLayout(prefix=settings.redis_prefix)
     engine = Engine(
         store=RedisTenantStore(redis.client, layout=layout, stream_maxlen=settings.stream_maxlen),
         inputs=RedisInputStore(redis.client, layout=layout),
-        config=WriterConfig(options=translate_options(settings), sealer=sealer_from(settings)),
+        config=writer_config(settings),
+        loader=RedisTenantLoader(redis.client, layout=layout),
     )
     source = await lc.start(
         KafkaEventSource(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ripple_common.envelope import EVENTS_TOPIC
 from ripple_common.settings import ServiceSettings
+from ripple_translator.engine import RESERVED_CONNECTIONS
 from ripple_translator.translate import DEFAULT_CONTROLLER
 
 
@@ -18,6 +21,21 @@ class TranslatorSettings(ServiceSettings):
     topic: str = Field(default=EVENTS_TOPIC, description="events topic to consume")
     group_id: str = Field(default="ripple-translator", description="Kafka consumer group")
     redis_prefix: str = Field(default="ripple", description="prefix of every Redis key")
+    redis_max_connections: int = Field(
+        default=64,
+        ge=1,
+        description="size of the Redis connection pool; must exceed max_concurrent_writes by "
+        f"at least {RESERVED_CONNECTIONS} (loads, partition state)",
+    )
+    redis_pool_timeout_s: float = Field(
+        default=20.0, gt=0, description="longest wait for a free connection of the Redis pool"
+    )
+    max_concurrent_writes: int = Field(
+        default=32,
+        ge=1,
+        description="tenant writes in flight at once (each holds one Redis connection); "
+        "further dirty tenants wait their turn in order, coalescing their events",
+    )
     stream_maxlen: int = Field(default=100_000, description="approximate ripple.changes length")
     poll_ms: int = Field(
         default=100, description="longest wait for records; also the commit cadence when idle"
@@ -44,3 +62,12 @@ class TranslatorSettings(ServiceSettings):
         description="base64 AES key (16/24/32 bytes) opening the TLS private keys the watcher "
         "sealed (the watcher's RIPPLE_WATCHER_SEALING_KEY)",
     )
+
+    @model_validator(mode="after")
+    def _writes_fit_the_pool(self) -> Self:
+        if self.max_concurrent_writes + RESERVED_CONNECTIONS > self.redis_max_connections:
+            raise ValueError(
+                f"redis_max_connections ({self.redis_max_connections}) must be at least "
+                f"max_concurrent_writes ({self.max_concurrent_writes}) + {RESERVED_CONNECTIONS}"
+            )
+        return self

@@ -21,6 +21,12 @@ Rules (envoyproxy/envoy docs/root/api-docs/xds_protocol.rst, "Incremental xDS"):
 - a rejected (NACKed) version is not sent again; the next different content is;
 - one response per type in flight; responses for several types go out in PUSH_ORDER, and
   a type waits while an earlier type has a change held back by an unacknowledged response;
+- make before break (protocol.WARMING_TYPES, ROUTING_TYPES): listener, scope and route
+  responses wait until the cluster, endpoint and secret responses with upserts sent before
+  them were answered (ACK or NACK), so a route never goes live on a warming cluster; cluster,
+  endpoint and secret removals wait until the routing responses pending or in flight when
+  they were decided were answered, so nothing is removed while a route still uses it. Each
+  flush sends upserts in PUSH_ORDER, then released removals in reverse order;
 - a changed cluster is followed by its ClusterLoadAssignment even if that did not change:
   Envoy keeps the cluster warming until it gets one and does not ask for it (15 s otherwise).
 """
@@ -32,16 +38,23 @@ from dataclasses import dataclass, field
 
 from ripple_common.resources import PUSH_ORDER, TypeUrl
 from ripple_xds.protocol import (
+    ROUTING_TYPES,
+    WARMING_TYPES,
     WILDCARD,
     WILDCARD_TYPES,
     Ack,
+    Barrier,
+    DeferredRemovals,
     HeldSet,
     Nack,
     Nonces,
     Sent,
     Step,
+    barrier_passed,
     parse_type_url,
     rewarm_endpoints,
+    routing_barrier,
+    warming_in_flight,
 )
 from ripple_xds.snapshot import CacheView, Entry
 
@@ -70,8 +83,11 @@ class DeltaResponse:
 
 class _TypeState:
     __slots__ = (
+        "answered",
+        "deferred",
         "dirty",
         "dirty_all",
+        "flushed",
         "held",
         "in_flight",
         "must_respond",
@@ -91,6 +107,9 @@ class _TypeState:
         self.dirty_all = False
         self.must_respond = False  # first answer to a wildcard subscription, even if empty
         self.removal_due: set[str] = set()  # names to report removed even if not held
+        self.flushed = 0
+        self.answered = 0
+        self.deferred = DeferredRemovals()  # removals waiting for routing ACKs
 
     def relevant(self, name: str) -> bool:
         return self.wildcard or name in self.names
@@ -137,6 +156,7 @@ class DeltaStream:
                 stale = True
             else:
                 state.in_flight = None
+                state.answered = state.flushed
                 if request.error is None:
                     acks = (
                         Ack(
@@ -222,21 +242,53 @@ class DeltaStream:
     # -- responses ------------------------------------------------------------------------
 
     def _flush(self) -> tuple[DeltaResponse, ...]:
+        types = self._types
         responses: list[DeltaResponse] = []
+        # Upserts in PUSH_ORDER; routing types wait for warming upserts in flight.
         blocked = False
+        warming = warming_in_flight(types)
         for type_url in PUSH_ORDER:
-            state = self._types.get(type_url)
+            state = types.get(type_url)
             if state is None or not state.pending():
                 continue
-            if blocked or state.in_flight is not None:
+            if blocked or state.in_flight is not None or (warming and type_url in ROUTING_TYPES):
                 blocked = True
                 continue
-            response = self._respond(state)
+            defer: Barrier | None = None
+            if type_url in WARMING_TYPES:
+                barrier = routing_barrier(types)
+                if not barrier_passed(types, barrier):
+                    defer = barrier
+            response = self._take(state, defer)
+            if response is not None:
+                responses.append(response)
+                warming = warming or (type_url in WARMING_TYPES and bool(response.resources))
+        # Removals held back until the routing responses were answered, in reverse order.
+        for type_url in reversed(PUSH_ORDER):
+            state = types.get(type_url)
+            if state is None or not state.deferred or state.in_flight is not None:
+                continue
+            if state.pending():
+                continue  # its upserts are held back: the removals wait with them
+            released = state.deferred.release(types)
+            if not released:
+                continue
+            state.dirty.update(released)
+            response = self._take(state, None)
             if response is not None:
                 responses.append(response)
         return tuple(responses)
 
-    def _respond(self, state: _TypeState) -> DeltaResponse | None:
+    def _take(self, state: _TypeState, defer: Barrier | None) -> DeltaResponse | None:
+        state.flushed += 1
+        response = self._respond(state, defer)
+        if response is None:
+            state.answered = state.flushed  # nothing to wait for
+        return response
+
+    def _respond(self, state: _TypeState, defer: Barrier | None) -> DeltaResponse | None:
+        """The response for the pending changes of `state`; with `defer`, removals of held
+        resources are held back until that barrier has passed (the client keeps them)."""
         candidates: Collection[str]
         if state.dirty_all:
             in_cache = self._cache.names(state.type_url) if state.wildcard else state.names
@@ -248,6 +300,7 @@ class DeltaStream:
 
         to_send: list[Entry] = []
         removed: list[str] = []
+        deferred: list[str] = []
         get = self._cache.get
         for name in candidates:
             relevant = state.relevant(name)
@@ -257,6 +310,9 @@ class DeltaStream:
                     state.held.set_entry(entry)
                     to_send.append(entry)
             elif relevant and name in state.held:
+                if defer is not None:
+                    deferred.append(name)
+                    continue
                 state.held.discard(name)
                 removed.append(name)
             elif name in state.removal_due:
@@ -264,6 +320,8 @@ class DeltaStream:
             else:
                 state.held.discard(name)
         state.removal_due.clear()
+        if defer is not None:
+            state.deferred.add(defer, deferred)
         must_respond, state.must_respond = state.must_respond, False
         if not to_send and not removed and not must_respond:
             return None

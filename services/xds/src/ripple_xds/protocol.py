@@ -6,11 +6,11 @@ Pure logic: no grpc, no protobuf."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from ripple_common.resources import TypeUrl
+from ripple_common.resources import PUSH_ORDER, TypeUrl
 from ripple_xds.snapshot import Entry, item_token
 
 # Types a client may subscribe to with a wildcard (legacy: a first request naming nothing).
@@ -29,6 +29,14 @@ SOTW_FULL_STATE_TYPES: frozenset[TypeUrl] = frozenset(
 )
 
 WILDCARD = "*"
+
+# Make before break. Clusters warm on their endpoints (and may use secrets): these types are
+# made first. Listeners, scopes and routes reference them, so an upsert of these routing types
+# waits until every warming response in flight that carries upserts was answered (ACK or
+# NACK); a removal of a warming type waits until the routing responses of the same change
+# (pending or in flight when the removal was decided) were answered.
+WARMING_TYPES: frozenset[TypeUrl] = frozenset({TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.SECRET})
+ROUTING_TYPES: frozenset[TypeUrl] = frozenset(t for t in PUSH_ORDER if t not in WARMING_TYPES)
 
 
 def parse_type_url(type_url: str) -> TypeUrl | None:
@@ -101,6 +109,75 @@ class Nonces:
     def next(self) -> str:
         self._last += 1
         return str(self._last)
+
+
+class Gated(Protocol):
+    """What make before break reads of a type's state. `flushed` counts the times the type's
+    pending changes were turned into a response (sent or found empty); `answered` is the
+    value `flushed` had when its last response was answered, or when nothing had to be sent."""
+
+    in_flight: Sent | None
+    flushed: int
+    answered: int
+
+    def pending(self) -> bool: ...
+
+
+Barrier = tuple[tuple[TypeUrl, int], ...]
+
+
+def routing_barrier(states: Mapping[TypeUrl, Gated]) -> Barrier:
+    """The routing responses that must be answered before a warming removal decided now goes
+    out: the one in flight, or the next one if changes are pending."""
+    return tuple(
+        (type_url, state.flushed + 1 if state.pending() else state.flushed)
+        for type_url, state in states.items()
+        if type_url in ROUTING_TYPES
+    )
+
+
+def barrier_passed(states: Mapping[TypeUrl, Gated], barrier: Barrier) -> bool:
+    return all(states[type_url].answered >= flushed for type_url, flushed in barrier)
+
+
+def warming_in_flight(states: Mapping[TypeUrl, Gated]) -> bool:
+    """A response of a warming type carrying upserts awaits its ACK or NACK."""
+    return any(
+        type_url in WARMING_TYPES and state.in_flight is not None and bool(state.in_flight.names)
+        for type_url, state in states.items()
+    )
+
+
+class DeferredRemovals:
+    """Removals of one warming type held back, each batch until its barrier has passed."""
+
+    __slots__ = ("_batches",)
+
+    def __init__(self) -> None:
+        self._batches: list[tuple[Barrier, set[str]]] = []
+
+    def add(self, barrier: Barrier, names: Iterable[str]) -> None:
+        batch = set(names)
+        if batch:
+            self._batches.append((barrier, batch))
+
+    def release(self, states: Mapping[TypeUrl, Gated]) -> set[str]:
+        """The names whose barrier has passed, no longer held back."""
+        released: set[str] = set()
+        kept: list[tuple[Barrier, set[str]]] = []
+        for barrier, batch in self._batches:
+            if barrier_passed(states, barrier):
+                released |= batch
+            else:
+                kept.append((barrier, batch))
+        self._batches = kept
+        return released
+
+    def __contains__(self, name: object) -> bool:
+        return any(name in batch for _, batch in self._batches)
+
+    def __bool__(self) -> bool:
+        return bool(self._batches)
 
 
 class _EndpointState(Protocol):

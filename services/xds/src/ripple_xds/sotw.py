@@ -18,7 +18,13 @@ Rules (envoyproxy/envoy docs/root/api-docs/xds_protocol.rst):
 - names that do not exist yet are remembered and sent when they appear;
 - send only on change; a name appears at most once in a response;
 - responses for several types go out in PUSH_ORDER, and a type waits while an earlier type
-  has a change held back by an unacknowledged response (make before break);
+  has a change held back by an unacknowledged response;
+- make before break (protocol.WARMING_TYPES, ROUTING_TYPES): listener, scope and route
+  responses wait until the cluster, endpoint and secret responses sent before them were
+  answered (ACK or NACK), so a route never goes live on a warming cluster; a cluster absent
+  from the full state stays in the CDS responses until the routing responses pending or in
+  flight when it disappeared were answered, so it is not removed while a route uses it. Each
+  flush sends upserts in PUSH_ORDER, then released removals in reverse order;
 - a changed cluster is followed by its ClusterLoadAssignment even if that did not change:
   Envoy keeps the cluster warming until it gets one (15 s otherwise);
 - version_info is a digest of what the client then holds, equal on every replica, so a
@@ -32,18 +38,25 @@ from dataclasses import dataclass
 
 from ripple_common.resources import PUSH_ORDER, TypeUrl
 from ripple_xds.protocol import (
+    ROUTING_TYPES,
     SOTW_FULL_STATE_TYPES,
+    WARMING_TYPES,
     WILDCARD,
     WILDCARD_TYPES,
     Ack,
+    Barrier,
+    DeferredRemovals,
     HeldSet,
     Nack,
     Nonces,
     Sent,
     Step,
+    barrier_passed,
     digest_of_entries,
     parse_type_url,
     rewarm_endpoints,
+    routing_barrier,
+    warming_in_flight,
 )
 from ripple_xds.snapshot import CacheView, Entry
 
@@ -70,15 +83,20 @@ class SotwResponse:
 
 class _TypeState:
     __slots__ = (
+        "answered",
+        "deferred",
         "dirty",
         "dirty_all",
         "explicit",
+        "flushed",
         "force",
         "full_state",
         "held",
         "in_flight",
+        "keeps_removals",
         "names",
         "nonce",
+        "sent_entries",
         "sent_version",
         "type_url",
         "wildcard",
@@ -97,6 +115,13 @@ class _TypeState:
         self.dirty: set[str] = set()
         self.dirty_all = False
         self.force = False  # full state: respond even if the content did not change
+        self.flushed = 0
+        self.answered = 0
+        # Full-state warming types (CDS) remove by leaving out: a removal held back keeps
+        # sending the entry last sent, so those are remembered.
+        self.keeps_removals = self.full_state and type_url in WARMING_TYPES
+        self.deferred = DeferredRemovals()
+        self.sent_entries: dict[str, Entry] = {}
 
     def relevant(self, name: str) -> bool:
         return self.wildcard or name in self.names
@@ -135,6 +160,7 @@ class SotwStream:
         nacks: tuple[Nack, ...] = ()
         if request.response_nonce and state.in_flight is not None:
             sent, state.in_flight = state.in_flight, None
+            state.answered = state.flushed
             if request.error is None and request.version_info == sent.version:
                 acks = (Ack(type_url, nonce=sent.nonce, version=sent.version, names=sent.names),)
             else:
@@ -206,6 +232,8 @@ class SotwStream:
             return
         for entry in entries:
             state.held.set_entry(entry)
+        if state.keeps_removals:
+            state.sent_entries = {e.name: e for e in entries}
         state.sent_version = version
         state.dirty.clear()
         state.dirty_all = False
@@ -214,31 +242,64 @@ class SotwStream:
     # -- responses ------------------------------------------------------------------------
 
     def _flush(self) -> tuple[SotwResponse, ...]:
+        types = self._types
         responses: list[SotwResponse] = []
+        # Upserts in PUSH_ORDER; routing types wait for warming responses in flight.
         blocked = False
+        warming = warming_in_flight(types)
         for type_url in PUSH_ORDER:
-            state = self._types.get(type_url)
+            state = types.get(type_url)
             if state is None or not state.pending():
                 continue
-            if blocked or state.in_flight is not None:
+            if blocked or state.in_flight is not None or (warming and type_url in ROUTING_TYPES):
                 blocked = True
                 continue
-            response = self._respond(state)
+            defer: Barrier | None = None
+            if state.keeps_removals:
+                barrier = routing_barrier(types)
+                if not barrier_passed(types, barrier):
+                    defer = barrier
+            response = self._take(state, defer)
+            if response is not None:
+                responses.append(response)
+                warming = warming or (type_url in WARMING_TYPES and bool(response.resources))
+        # Removals held back until the routing responses were answered, in reverse order.
+        for type_url in reversed(PUSH_ORDER):
+            state = types.get(type_url)
+            if state is None or not state.deferred or state.in_flight is not None:
+                continue
+            if state.pending():
+                continue  # its upserts are held back: the removals wait with them
+            released = state.deferred.release(types)
+            if not released:
+                continue
+            state.dirty.update(released)
+            response = self._take(state, None)
             if response is not None:
                 responses.append(response)
         return tuple(responses)
+
+    def _take(self, state: _TypeState, defer: Barrier | None) -> SotwResponse | None:
+        state.flushed += 1
+        response = self._respond(state, defer)
+        if response is None:
+            state.answered = state.flushed  # nothing to wait for
+        return response
 
     def _relevant_entries(self, state: _TypeState) -> list[Entry]:
         names = self._cache.names(state.type_url) if state.wildcard else state.names
         get = self._cache.get
         return [e for n in names if (e := get(state.type_url, n)) is not None]
 
-    def _respond(self, state: _TypeState) -> SotwResponse | None:
+    def _respond(self, state: _TypeState, defer: Barrier | None) -> SotwResponse | None:
         if state.full_state:
-            return self._respond_full(state)
+            return self._respond_full(state, defer)
         return self._respond_by_name(state)
 
-    def _respond_full(self, state: _TypeState) -> SotwResponse | None:
+    def _respond_full(self, state: _TypeState, defer: Barrier | None) -> SotwResponse | None:
+        """The full state; with `defer` (CDS), an entry that disappeared is sent as last sent
+        until that barrier has passed."""
+        before = set(state.held) if defer is not None else set()
         if state.dirty_all:
             previous = {name: state.held.get(name) for name in state.held}
             state.held.clear()
@@ -249,16 +310,30 @@ class SotwStream:
                     changed.append(entry.name)
         else:
             changed = [entry.name for entry in self._update_held(state, state.dirty)]
+        if defer is not None:
+            kept = [
+                old
+                for name in before
+                if name not in state.held and (old := state.sent_entries.get(name)) is not None
+            ]
+            for old in kept:
+                state.held.set_entry(old)
+            state.deferred.add(defer, (old.name for old in kept))
         state.dirty.clear()
         state.dirty_all = False
         force, state.force = state.force, False
         if not force and state.held.digest == state.sent_version:
             return None
-        get = self._cache.get
-        entries = [e for n in state.held if (e := get(state.type_url, n)) is not None]
+        entries = [e for n in state.held if (e := self._held_entry(state, n)) is not None]
         if state.type_url is TypeUrl.CLUSTER:
             rewarm_endpoints(self._types.get(TypeUrl.ENDPOINT), changed)
         return self._send(state, entries)
+
+    def _held_entry(self, state: _TypeState, name: str) -> Entry | None:
+        entry = self._cache.get(state.type_url, name)
+        if entry is None and state.keeps_removals and name in state.deferred:
+            return state.sent_entries.get(name)
+        return entry
 
     def _respond_by_name(self, state: _TypeState) -> SotwResponse | None:
         if state.dirty_all:
@@ -293,6 +368,8 @@ class SotwStream:
         state.nonce = nonce
         state.sent_version = version
         state.in_flight = Sent(nonce=nonce, version=version, names=tuple(e.name for e in entries))
+        if state.keeps_removals:
+            state.sent_entries = {e.name: e for e in entries}
         return SotwResponse(
             state.type_url, version_info=version, nonce=nonce, resources=tuple(entries)
         )
