@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from ripple_common.health import HealthServer
 from ripple_common.resources import TypeUrl
-from ripple_xds.health import HealthServer, MetricsView, readiness, render_metrics
+from ripple_xds.health import MetricsView, readiness, render_metrics
 from ripple_xds.server import XdsStats
 from ripple_xds.source import SourceStats
 

@@ -11,8 +11,8 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
+from ripple_common.health import HealthServer
 from ripple_common.lifecycle import Lifecycle
-from ripple_watcher.health import HealthServer
 from ripple_watcher.kafka import make_producer
 from ripple_watcher.kinds import KindSpec, kinds_by_name
 from ripple_watcher.kube import KubeKindApi, KubeLeaseApi, make_api_client

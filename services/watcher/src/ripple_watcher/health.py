@@ -7,19 +7,15 @@ deliveries and the lag from the watcher seeing a change to Kafka acknowledging i
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
+from ripple_common.health import prom_escape
 from ripple_watcher.publisher import SinkStats
 from ripple_watcher.watchloop import KindWatcher
 
 log = structlog.get_logger(__name__)
-
-Route = Callable[[], tuple[int, str]]
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
 
 def readiness(
@@ -42,7 +38,7 @@ def render_metrics(
         lines.append(f"# TYPE ripple_watcher_{name} {kind}")
 
     def sample(name: str, labels: Mapping[str, str], value: float) -> None:
-        rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+        rendered = ",".join(f'{k}="{prom_escape(v)}"' for k, v in labels.items())
         lines.append(f"ripple_watcher_{name}{{{rendered}}} {value:g}")
 
     family("events_total", "counter", "Watch events handled.")
@@ -79,62 +75,3 @@ def render_metrics(
         if stats is not None:
             sample("delivery_lag_seconds_max", {"kind": kind}, stats.lag_max_seconds)
     return 200, "\n".join(lines) + "\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-class HealthServer:
-    """A minimal HTTP/1.0 GET server for probes and scrapes."""
-
-    def __init__(self, *, host: str, port: int, routes: Mapping[str, Route]) -> None:
-        self._host = host
-        self._port = port
-        self._routes = dict(routes)
-        self._server: asyncio.Server | None = None
-
-    @property
-    def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            return self._port
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self._host, self._port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with asyncio.timeout(5):
-                request = await reader.readline()
-                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    pass
-            method, _, rest = request.decode(errors="replace").partition(" ")
-            path = rest.split(" ", 1)[0].split("?", 1)[0]
-            route = self._routes.get(path)
-            if method != "GET":
-                status, body = 405, "GET only\n"
-            elif route is None:
-                status, body = 404, "not found\n"
-            else:
-                status, body = route()
-            payload = body.encode()
-            head = (
-                f"HTTP/1.0 {status} {_REASONS.get(status, 'Status')}\r\n"
-                "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode() + payload)
-            await writer.drain()
-        except (TimeoutError, ConnectionError) as exc:
-            log.debug("health request dropped", error=repr(exc))
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()

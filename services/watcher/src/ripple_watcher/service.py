@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from ripple_common.envelope import Envelope
+from ripple_common.health import Route
 from ripple_common.sealing import Sealer
-from ripple_watcher.health import Route, readiness, render_metrics
+from ripple_watcher.health import readiness, render_metrics
 from ripple_watcher.kinds import NAMESPACE, KindSpec
 from ripple_watcher.leases import Elector
 from ripple_watcher.ports import EventSink, KindApi, PublishError

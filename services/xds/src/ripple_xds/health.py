@@ -8,21 +8,18 @@ reloads, gaps, the stream position). The rendering is pure; `HealthServer` is th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
 
+from ripple_common.health import prom_escape, prom_number
 from ripple_common.resources import TypeUrl
 from ripple_xds.server import XdsStats
 from ripple_xds.source import SourceStats, StreamId
 
 log = structlog.get_logger(__name__)
 
-Route = Callable[[], tuple[int, str]]
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 _NS = "ripple_xds"
 
 
@@ -55,9 +52,9 @@ def render_metrics(view: MetricsView) -> tuple[int, str]:
         lines.append(f"# TYPE {_NS}_{name} {kind}")
 
     def sample(name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
-        rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in (labels or {}).items())
+        rendered = ",".join(f'{k}="{prom_escape(v)}"' for k, v in (labels or {}).items())
         suffix = f"{{{rendered}}}" if rendered else ""
-        lines.append(f"{_NS}_{name}{suffix} {_number(value)}")
+        lines.append(f"{_NS}_{name}{suffix} {prom_number(value)}")
 
     def by_mode_type(name: str, help_text: str, counts: Mapping[tuple[str, str], int]) -> None:
         family(name, "counter", help_text)
@@ -105,71 +102,3 @@ def render_metrics(view: MetricsView) -> tuple[int, str]:
     family("source_position_seq", "gauge", "Sequence part of the last change id applied.")
     sample("source_position_seq", view.position[1])
     return 200, "\n".join(lines) + "\n"
-
-
-def _number(value: float) -> str:
-    """Integers exactly (counters of bytes outgrow `:g`'s six digits), floats as repr."""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-class HealthServer:
-    """A minimal HTTP/1.0 GET server for probes and scrapes (start/stop fit the lifecycle)."""
-
-    def __init__(self, *, host: str, port: int, routes: Mapping[str, Route]) -> None:
-        self._host = host
-        self._port = port
-        self._routes = dict(routes)
-        self._server: asyncio.Server | None = None
-
-    @property
-    def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            return self._port
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self._host, self._port)
-        log.info("health endpoint listening", host=self._host, port=self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with asyncio.timeout(5):
-                request = await reader.readline()
-                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    pass
-            status, body = self.respond(request.decode(errors="replace"))
-            payload = body.encode()
-            head = (
-                f"HTTP/1.0 {status} {_REASONS.get(status, 'Status')}\r\n"
-                "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode() + payload)
-            await writer.drain()
-        except (TimeoutError, ConnectionError) as exc:
-            log.debug("health request dropped", error=repr(exc))
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    def respond(self, request_line: str) -> tuple[int, str]:
-        """Status and body for one request line (`GET /path HTTP/1.1`)."""
-        method, _, rest = request_line.partition(" ")
-        path = rest.split(" ", 1)[0].split("?", 1)[0]
-        route = self._routes.get(path)
-        if method != "GET":
-            return 405, "GET only\n"
-        if route is None:
-            return 404, "not found\n"
-        return route()

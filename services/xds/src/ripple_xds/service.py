@@ -18,13 +18,14 @@ import redis.asyncio as aioredis
 import structlog
 from opentelemetry import trace
 
+from ripple_common.health import HealthServer, Route
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.logs import configure_logging
 from ripple_common.resources import Resource, TypeUrl
 from ripple_common.store_contract import ChangeEntry, KeyLayout
 from ripple_common.telemetry import context_from_fields, init_tracing
 from ripple_xds.gateway import http_listener
-from ripple_xds.health import HealthServer, MetricsView, Route, readiness, render_metrics
+from ripple_xds.health import MetricsView, readiness, render_metrics
 from ripple_xds.server import XdsServer, XdsStats
 from ripple_xds.settings import XdsSettings
 from ripple_xds.snapshot import CacheChange, SnapshotCache
