@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import http.server
 import json
 import os
@@ -192,6 +193,11 @@ class NetnsBackend:
         # behind by an interrupted `up` (namespace never made) goes here.
         if _ip("link", "show", HOST_IF, check=False):
             _ip("link", "del", HOST_IF, check=False)
+        # The kernel tears the pair down asynchronously; a quick `up` after this must not find
+        # the dying host end and skip making a new pair.
+        deadline = time.monotonic() + 5
+        while _ip("link", "show", HOST_IF, check=False) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _ensure_link(self) -> None:
         if os.geteuid() != 0:
@@ -310,10 +316,23 @@ def _handler(name: str) -> type[http.server.BaseHTTPRequestHandler]:
     return Handler
 
 
+def _bind(
+    bind: str, listener: Listener, *, timeout_s: float = 10.0
+) -> http.server.ThreadingHTTPServer:
+    """Bind, retrying while the namespace's address is not assignable yet (a veth pair that
+    was just made, or one still being torn down by an earlier `down`)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return http.server.ThreadingHTTPServer((bind, listener.port), _handler(listener.name))
+        except OSError as exc:
+            if exc.errno != errno.EADDRNOTAVAIL or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def serve(bind: str, listeners: Sequence[Listener]) -> int:
-    servers = [
-        http.server.ThreadingHTTPServer((bind, lst.port), _handler(lst.name)) for lst in listeners
-    ]
+    servers = [_bind(bind, lst) for lst in listeners]
     for server in servers:
         server.daemon_threads = True
     stop = threading.Event()
