@@ -348,3 +348,83 @@ async def test_trace_context_continues_from_kafka_headers_into_the_write(
     traceparent = store.writes[-1].trace["traceparent"]
     assert traceparent.split("-")[1] == trace_id
     assert traceparent.split("-")[2] != "00f067aa0ba902b7"  # a child span of the event's
+
+
+async def test_a_coalesced_write_is_a_child_of_the_first_event_and_links_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from ripple_translator import pipeline
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(pipeline, "tracer", provider.get_tracer("test"))
+    store = FakeStore()
+    engine = make(store)
+    await engine.assign([TP])
+    first, second = "4bf92f3577b34da6a3ce929d0e0e4736", "5bf92f3577b34da6a3ce929d0e0e4737"
+    await engine.handle(
+        [
+            record(0, cluster(ingress_class())),
+            record(1, event("a", service("a")), headers=[_traceparent(first, "00f067aa0ba902b7")]),
+            record(
+                2,
+                event("a", ingress("a", "web", "a.example.com")),
+                headers=[_traceparent(second, "00f067aa0ba902b8")],
+            ),
+        ]
+    )
+    await engine.settle(timeout_s=5)
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "translator.write"]
+    assert span.parent is not None
+    assert (format(span.parent.trace_id, "032x"), format(span.parent.span_id, "016x")) == (
+        first,
+        "00f067aa0ba902b7",
+    )
+    assert [
+        (format(lk.context.trace_id, "032x"), format(lk.context.span_id, "016x"))
+        for lk in span.links
+    ] == [(second, "00f067aa0ba902b8")]
+    assert span.attributes is not None
+    assert span.attributes["ripple.tenant"] == "a"
+    assert span.attributes["ripple.events"] == 2
+    assert span.attributes["ripple.version"] == store.tenants["a"].version
+    assert store.writes[-1].trace["traceparent"].split("-")[1:3] == [
+        first,
+        format(span.context.span_id, "016x"),
+    ]
+
+
+async def test_a_write_without_trace_context_starts_its_own_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from ripple_translator import pipeline
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(pipeline, "tracer", provider.get_tracer("test"))
+    engine = make(FakeStore())
+    await engine.assign([TP])
+    headers = [_traceparent("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")]
+    await engine.handle([record(0, event("a", service("a")), headers=headers)])
+    await engine.settle(timeout_s=5)
+    await engine.handle([record(1, event("a", ingress("a", "web", "a.example.com")))])
+    await engine.settle(timeout_s=5)
+    writes = [s for s in exporter.get_finished_spans() if s.name == "translator.write"]
+    assert len(writes) == 2
+    assert writes[0].parent is not None
+    assert writes[1].parent is None  # not the previous event's trace
+    assert not writes[1].links
+
+
+def _traceparent(trace_id: str, span_id: str) -> tuple[str, bytes]:
+    return ("traceparent", f"00-{trace_id}-{span_id}-01".encode())

@@ -87,6 +87,8 @@ def test_applied_change_is_a_span_in_the_translations_trace() -> None:
     assert dict(span.attributes) == {
         "ripple.tenant": "ta",
         "ripple.version": 3,
+        "ripple.full": False,
         "ripple.resources_changed": 1,
+        "ripple.resources": ("ta/routes",),
     }
     assert isinstance(tracer, trace.Tracer)

@@ -293,7 +293,7 @@ class Engine:
         if record.offset < slot.input_offset:
             return  # already in the stored inputs
         if slot.objects.apply(env):
-            slot.trace_context = context_from_headers(record.headers)
+            slot.traced(context_from_headers(record.headers))
             slot.mark(record.offset, keys=[object_key(env)])
             self._writer.schedule(slot)
 

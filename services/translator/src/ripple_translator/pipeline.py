@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 
 from ripple_common.sealing import Sealer
 from ripple_common.telemetry import context_to_fields
@@ -40,7 +41,7 @@ from ripple_translator.store import (
     diff_resources,
 )
 from ripple_translator.store.model import ResourceKey
-from ripple_translator.tenants import JsonObject, ObjectKey, TenantObjects
+from ripple_translator.tenants import JsonObject, ObjectKey, TenantObjects, encode_key
 from ripple_translator.translate import TranslateOptions, Translation, translate
 from ripple_translator.translate.naming import NamingError
 from ripple_translator.unseal import open_secret
@@ -50,6 +51,8 @@ tracer = trace.get_tracer("ripple_translator")
 
 TopicPartition = tuple[str, int]
 MAX_LOGGED_DIAGNOSTICS = 20
+MAX_TRACE_CONTEXTS = 32  # per write: the parent and up to 31 span links
+MAX_TRACED_OBJECTS = 20  # object keys named on a write span
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,8 +106,15 @@ class TenantSlot:
     events: int = 0
     dirty_from: int | None = None
     in_flight_from: int | None = None
-    trace_context: otel_context.Context | None = None
+    # Trace contexts of the events pending a write (oldest first, at most MAX_TRACE_CONTEXTS):
+    # the write's span is a child of the first and links the others.
+    trace_contexts: list[otel_context.Context] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+
+    def traced(self, ctx: otel_context.Context) -> None:
+        """An event carrying the trace context `ctx` is pending this tenant's next write."""
+        if len(self.trace_contexts) < MAX_TRACE_CONTEXTS and _span_context(ctx).is_valid:
+            self.trace_contexts.append(ctx)
 
     def mark(self, offset: int, *, keys: Iterable[ObjectKey] = ()) -> None:
         """An event at `offset` changed the tenant (or its cluster inputs)."""
@@ -230,12 +240,18 @@ class TenantWriter:
             topic=slot.tp[0], partition=slot.tp[1], offset=slot.applied_through + 1
         )
         changed, events = set(slot.changed), slot.events
+        contexts, slot.trace_contexts = slot.trace_contexts, []
         slot.in_flight_from = _min(slot.in_flight_from, slot.dirty_from)
         slot.dirty, slot.dirty_from, slot.changed, slot.events = False, None, set(), 0
         try:
             with tracer.start_as_current_span(
-                "translate tenant", context=slot.trace_context, attributes={"tenant": slot.tenant}
-            ):
+                "translator.write",
+                # A child of the first pending event's span (a fresh trace without one); the
+                # events coalesced into the same write are links.
+                context=contexts[0] if contexts else otel_context.Context(),
+                links=[trace.Link(_span_context(ctx)) for ctx in contexts[1:]],
+                attributes=_write_attributes(slot, changed, events=events, offset=offset),
+            ) as span:
                 trace_fields = context_to_fields()
                 try:
                     plan = plan_write(
@@ -248,13 +264,22 @@ class TenantWriter:
                     )
                 except NamingError as exc:
                     log.error("tenant.untranslatable", tenant=slot.tenant, error=str(exc))
+                    span.set_status(trace.StatusCode.ERROR, str(exc))
                     slot.in_flight_from = None
                     return
                 version = await self._store_plan(slot, plan, offset, trace_fields)
+                span.set_attributes(
+                    {
+                        "ripple.version": version,
+                        "ripple.upserts": len(plan.diff.upserts),
+                        "ripple.removals": len(plan.diff.removals),
+                    }
+                )
         except BaseException:
             # Not written: what this write held is pending again.
             slot.changed |= changed
             slot.events += events
+            slot.trace_contexts = (contexts + slot.trace_contexts)[:MAX_TRACE_CONTEXTS]
             slot.dirty = True
             slot.dirty_from = _min(slot.in_flight_from, slot.dirty_from)
             slot.in_flight_from = None
@@ -318,6 +343,32 @@ class TenantWriter:
             log.warning("tenant.inputs_stale", tenant=slot.tenant, offset=offset.offset)
         slot.input_offset = max(slot.input_offset, offset.offset)
         return version
+
+
+def _span_context(ctx: otel_context.Context) -> trace.SpanContext:
+    return trace.get_current_span(ctx).get_span_context()
+
+
+def _write_attributes(
+    slot: TenantSlot, changed: Iterable[ObjectKey], *, events: int, offset: KafkaOffset
+) -> dict[str, AttributeValue]:
+    """The write span's attributes: tenant, the changed objects (kind/namespace/name), and
+    where in Kafka the write stands."""
+    keys = sorted(changed)
+    attributes: dict[str, AttributeValue] = {
+        "ripple.tenant": slot.tenant,
+        "ripple.events": events,
+        "ripple.objects": [encode_key(k) for k in keys[:MAX_TRACED_OBJECTS]],
+        "ripple.objects_changed": len(keys),
+        "messaging.kafka.partition": slot.tp[1],
+        "messaging.kafka.offset": offset.offset - 1,
+    }
+    kinds = sorted({k[0] for k in keys})
+    if kinds:
+        attributes["ripple.kind"] = kinds[0] if len(kinds) == 1 else ",".join(kinds)
+    if len(keys) == 1:
+        attributes["ripple.name"] = keys[0][2]
+    return attributes
 
 
 def _min(a: int | None, b: int | None) -> int | None:

@@ -1,6 +1,7 @@
 """Envelopes to Kafka with bounded in-flight deliveries (no aiokafka import: see kafka.py).
 
-Each envelope is one span (kind PRODUCER) whose W3C context rides in the Kafka headers.
+Each envelope is one `watcher.publish` span (kind PRODUCER) whose W3C context rides in the
+Kafka headers: the translator's write span is its child.
 Tenant events are keyed by tenant (the default partitioner keeps a tenant on one partition).
 Cluster-scoped events and relist markers (tenant CLUSTER_TENANT) are copied to every partition
 of the topic, so every translator sees them in order with its own tenants' events.
@@ -80,7 +81,7 @@ class KafkaSink:
 
     async def publish(self, envelope: Envelope) -> None:
         with self._tracer.start_as_current_span(
-            f"publish {envelope.kind}",
+            "watcher.publish",
             kind=trace.SpanKind.PRODUCER,
             attributes={
                 "messaging.system": "kafka",
@@ -91,6 +92,8 @@ class KafkaSink:
                 "ripple.namespace": envelope.namespace or "",
                 "ripple.name": envelope.name,
                 "ripple.resource_version": envelope.resource_version,
+                # When the watch delivered the change (the start of its propagation).
+                "ripple.observed_at_ns": envelope.observed_at_ns,
             },
         ):
             headers = context_to_headers()

@@ -33,6 +33,7 @@ from ripple_xds.source import AppliedCallback, RedisSource
 
 log = structlog.get_logger("ripple_xds.service")
 SERVICE = "ripple-xds"
+MAX_TRACED_RESOURCES = 20  # resource names on an xds.apply span
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +66,16 @@ def applied_tracer(tracer: trace.Tracer) -> AppliedCallback:
     context travels in the change entry)."""
 
     def on_applied(entry: ChangeEntry, change: CacheChange | None) -> None:
-        changed = sum(len(n) for n in change.names.values()) if change else 0
+        changed = sorted(n for names in change.names.values() for n in names) if change else []
         span = tracer.start_span(
             "xds.apply",
             context=context_from_fields(entry.trace),
             attributes={
                 "ripple.tenant": entry.tenant,
                 "ripple.version": entry.version,
-                "ripple.resources_changed": changed,
+                "ripple.full": entry.full,
+                "ripple.resources_changed": len(changed),
+                "ripple.resources": changed[:MAX_TRACED_RESOURCES],
             },
         )
         span.end()

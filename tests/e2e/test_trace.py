@@ -1,0 +1,235 @@
+"""One Ingress change is one trace in Jaeger: watcher -> translator -> xds.
+
+A new Ingress is created in a fresh tenant and polled through the gateway Envoy until it
+serves; then its trace is read back from the stack's Jaeger query API. The watcher's
+`watcher.publish` span (one per event), the translator's `translator.write` span (the write
+that stored the change; a child of the event's span through the Kafka headers) and xds's
+`xds.apply` span (a child of the write's span through the change-stream entry) must all be in
+that one trace, parented in that order, and the observation-to-apply time must be within the
+5 s SLA. The per-stage durations are printed (run with -s) and recorded as test properties.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+
+from scripts.demo import (
+    BACKEND_A,
+    Kube,
+    add_tenant,
+    ingress_manifest,
+    poll_until,
+    serves,
+    tenants,
+)
+from scripts.pipeline import Pipeline
+from tests.conftest import StackEnv
+
+SLA_S = 5.0
+TRACE_TIMEOUT_S = 15.0  # the services export in batches (every 5 s by default)
+WATCHER, TRANSLATOR, XDS = "ripple-watcher", "ripple-translator", "ripple-xds"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A span of a Jaeger trace (times in microseconds since the epoch)."""
+
+    service: str
+    name: str
+    span_id: str
+    parent_id: str | None
+    start_us: int
+    duration_us: int
+    tags: Mapping[str, Any]
+
+    @property
+    def end_us(self) -> int:
+        return self.start_us + self.duration_us
+
+
+def parse_trace(trace: Mapping[str, Any]) -> list[Span]:
+    """The spans of one trace of the Jaeger query API's answer."""
+    processes = trace["processes"]
+    spans = []
+    for raw in trace["spans"]:
+        parents = [r["spanID"] for r in raw.get("references", []) if r["refType"] == "CHILD_OF"]
+        spans.append(
+            Span(
+                service=processes[raw["processID"]]["serviceName"],
+                name=raw["operationName"],
+                span_id=raw["spanID"],
+                parent_id=parents[0] if parents else None,
+                start_us=int(raw["startTime"]),
+                duration_us=int(raw["duration"]),
+                tags={t["key"]: t["value"] for t in raw.get("tags", [])},
+            )
+        )
+    return spans
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """The change's spans, one per service, each the parent of the next."""
+
+    trace_id: str
+    watcher: Span
+    translator: Span
+    xds: Span
+
+
+def find_chain(trace_id: str, spans: Sequence[Span], *, tenant: str, name: str) -> Chain | None:
+    """The Ingress `name`'s watcher span and the translator/xds spans descending from it."""
+    published = [
+        s
+        for s in spans
+        if s.service == WATCHER
+        and s.name == "watcher.publish"
+        and s.tags.get("ripple.tenant") == tenant
+        and s.tags.get("ripple.kind") == "Ingress"
+        and s.tags.get("ripple.name") == name
+    ]
+    for watcher in published:
+        for translator in spans:
+            if not (
+                translator.service == TRANSLATOR
+                and translator.name == "translator.write"
+                and translator.parent_id == watcher.span_id
+                and "ripple.version" in translator.tags  # the write that stored the change
+            ):
+                continue
+            for xds in spans:
+                if (
+                    xds.service == XDS
+                    and xds.name == "xds.apply"
+                    and xds.parent_id == translator.span_id
+                ):
+                    return Chain(trace_id, watcher, translator, xds)
+    return None
+
+
+async def _get_json(session: aiohttp.ClientSession, url: str, **params: str) -> Any:
+    async with session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+        if resp.status == 404:
+            return None
+        resp.raise_for_status()
+        return await resp.json()
+
+
+async def wait_for_chain(
+    query_url: str, *, tenant: str, name: str, timeout_s: float = TRACE_TIMEOUT_S
+) -> tuple[Chain, list[Span]]:
+    """Search the watcher's traces of `tenant` until one holds the whole chain."""
+    deadline = time.monotonic() + timeout_s
+    seen: dict[str, list[tuple[str, str]]] = {}
+    async with aiohttp.ClientSession() as session:
+        while True:
+            found = await _get_json(
+                session,
+                f"{query_url}/api/traces",
+                service=WATCHER,
+                operation="watcher.publish",
+                tags=json.dumps({"ripple.tenant": tenant, "ripple.kind": "Ingress"}),
+                lookback="1h",
+                limit="20",
+            )
+            for trace_id in sorted({t["traceID"] for t in (found or {}).get("data") or []}):
+                # The whole trace by id (a search answer may hold only part of it).
+                full = await _get_json(session, f"{query_url}/api/traces/{trace_id}")
+                spans = [s for t in (full or {}).get("data") or [] for s in parse_trace(t)]
+                seen[trace_id] = sorted((s.service, s.name) for s in spans)
+                chain = find_chain(trace_id, spans, tenant=tenant, name=name)
+                if chain is not None:
+                    return chain, spans
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"no trace watcher -> translator -> xds for Ingress {tenant}/{name} in "
+                    f"Jaeger after {timeout_s:.0f}s; traces seen: {seen or 'none'}"
+                )
+            await asyncio.sleep(0.5)
+
+
+async def _writes_settled(pipeline: Pipeline, tenant: str, *, quiet_s: float = 0.5) -> None:
+    """Wait until the translator has written the tenant and stayed quiet for `quiet_s`, so
+    the Ingress's event is not coalesced into a write of the setup events."""
+    needle = f'"tenant": "{tenant}"'
+    deadline = time.monotonic() + 10
+    last, since = -1, time.monotonic()
+    while True:
+        writes = sum(
+            1
+            for line in pipeline.log_tail("translator", 500).splitlines()
+            if needle in line and '"tenant.write"' in line
+        )
+        if writes != last:
+            last, since = writes, time.monotonic()
+        elif writes > 0 and time.monotonic() - since >= quiet_s:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"translator never wrote tenant {tenant} ({writes} writes logged)")
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.usefixtures("backend")
+async def test_one_ingress_change_is_one_trace_within_the_sla(
+    pipeline: Pipeline,
+    kube: Kube,
+    stack: StackEnv,
+    record_property: Callable[[str, object], None],
+) -> None:
+    query_url = stack["RIPPLE_JAEGER_QUERY_URL"]
+    _, app, _ = tenants()
+    await add_tenant(kube, app, services=[("web", BACKEND_A[1])])
+    await _writes_settled(pipeline, app.ns)
+
+    t0 = time.monotonic()
+    await kube.create_ingress(app.ns, ingress_manifest("web", app.host, [("/", "web")]))
+    poll = await poll_until(
+        app.host, "/", port=pipeline.gateway_port, done=serves(BACKEND_A[0]), since=t0
+    )
+
+    chain, spans = await wait_for_chain(query_url, tenant=app.ns, name="web")
+    watcher, translator, xds = chain.watcher, chain.translator, chain.xds
+
+    # One trace across the three services, parented hop by hop.
+    assert {s.service for s in spans} >= {WATCHER, TRANSLATOR, XDS}
+    assert watcher.parent_id is None, "the watcher's span starts the trace"
+    assert translator.parent_id == watcher.span_id
+    assert xds.parent_id == translator.span_id
+    for span in (watcher, translator, xds):
+        assert span.tags.get("ripple.tenant") == app.ns, (span.name, dict(span.tags))
+    assert translator.tags.get("ripple.kind") == "Ingress", dict(translator.tags)
+    assert f"Ingress/{app.ns}/web" in str(translator.tags.get("ripple.objects"))
+    assert xds.tags.get("ripple.version") == translator.tags.get("ripple.version")
+    assert watcher.start_us <= translator.start_us <= xds.start_us
+
+    # Observation (the watch event) to the change applied in xds's snapshot cache.
+    observed_us = int(watcher.tags.get("ripple.observed_at_ns", watcher.start_us * 1000)) // 1000
+    total_ms = (xds.end_us - observed_us) / 1000
+    stages = [  # (property, label, milliseconds)
+        ("observe_ms", "observation -> watcher.publish", (watcher.start_us - observed_us) / 1000),
+        ("publish_ms", "watcher.publish", watcher.duration_us / 1000),
+        (
+            "kafka_ms",
+            "kafka (publish -> write start)",
+            (translator.start_us - watcher.end_us) / 1000,
+        ),
+        ("write_ms", "translator.write", translator.duration_us / 1000),
+        ("stream_ms", "change stream (write -> apply)", (xds.start_us - translator.end_us) / 1000),
+        ("apply_ms", "xds.apply", xds.duration_us / 1000),
+        ("observation_to_apply_ms", "observation -> xds.apply (total)", total_ms),
+        ("create_to_200_ms", "create -> first 200 through Envoy", poll.elapsed_s * 1000),
+    ]
+    print(f"trace {chain.trace_id} (Ingress {app.ns}/web, version {xds.tags['ripple.version']})")
+    record_property("trace_id", chain.trace_id)
+    for key, label, ms in stages:
+        print(f"  {label:<36} {ms:9.2f} ms")
+        record_property(key, round(ms, 2))
+    assert total_ms < SLA_S * 1000, f"observation -> apply took {total_ms:.0f} ms"
