@@ -85,12 +85,13 @@ class RunningWatcher:
     task: asyncio.Task[None]
 
     async def synced(self, *, within: float = 30.0) -> None:
-        """Every kind listed once (kinds another replica leads: not waited for)."""
+        """Every kind listed once. Not waited for: kinds another replica leads, and optional
+        kinds (Gateway API), whose CRDs may not be installed (wait on their `synced`)."""
         async with asyncio.timeout(within):
             if self.group.feed is not None:
                 await self.group.feed.synced.wait()
             for w in self.group.watchers:
-                if not self.group.electors:
+                if not self.group.electors and not w.optional:
                     await w.synced.wait()
 
 

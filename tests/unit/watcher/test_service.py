@@ -7,9 +7,10 @@ import os
 import pytest
 from pydantic import SecretStr
 
+from ripple_common.envelope import EventType
 from ripple_common.sealing import Sealer
 from ripple_watcher.__main__ import main
-from ripple_watcher.kinds import INGRESS, NAMESPACE, TLS_SECRET, KindSpec
+from ripple_watcher.kinds import GATEWAY, HTTP_ROUTE, INGRESS, NAMESPACE, TLS_SECRET, KindSpec
 from ripple_watcher.leases import Elector
 from ripple_watcher.service import ConfigError, WatcherGroup, sealer_from
 from ripple_watcher.settings import WatcherSettings
@@ -20,6 +21,7 @@ from tests.unit.watcher.fakes import (
     RecordingSink,
     event,
     ingress,
+    meta,
     namespace,
     wait_until,
 )
@@ -194,3 +196,69 @@ async def test_with_leases_only_the_leading_replica_publishes() -> None:
     assert len(cluster_a.sinks["Ingress"].envelopes) == 3
     assert cluster_b.sinks["Ingress"].envelopes == []
     assert b.health_routes()["/readyz"]()[0] == 200
+
+
+async def test_optional_kind_is_ready_while_absent_and_publishes_once_served() -> None:
+    """Gateway API kinds before and after their CRDs are installed (the integration test
+    covers this against a real API only on a cluster that starts without the CRDs)."""
+    crds_installed = asyncio.Event()
+
+    async def available() -> bool:
+        return crds_installed.is_set()
+
+    gateway = {
+        "metadata": meta("gw", namespace="shop", rv="6"),
+        "spec": {"gatewayClassName": "ripple", "listeners": [{"name": "http", "port": 80}]},
+        "status": {"conditions": [{"type": "Accepted", "status": "True"}]},
+    }
+    route = {
+        "metadata": meta("web", namespace="shop", rv="7"),
+        "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.test"]},
+    }
+    cluster = Cluster(
+        {
+            "Namespace": FakeKindApi(listings=[("5", [namespace("shop")])]),
+            "Gateway": FakeKindApi(listings=[("8", [gateway])]),
+            "HTTPRoute": FakeKindApi(listings=[("8", [route])]),
+        }
+    )
+    for kind in ("Gateway", "HTTPRoute"):
+        cluster.apis[kind].available = available  # type: ignore[method-assign]
+    group = WatcherGroup(
+        [NAMESPACE, GATEWAY, HTTP_ROUTE],
+        api_for=cluster.api_for,
+        sink_for=cluster.sink_for,
+        resolver=TenantResolver(tenant_label=None),
+        sealer=None,
+        options=WatchOptions(absent_poll_seconds=0.001),
+    )
+    stop = asyncio.Event()
+    run = asyncio.create_task(group.run(stop))
+    await group.watcher("Namespace").synced.wait()
+    await asyncio.sleep(0.05)  # many polls
+    absent = [group.watcher(k) for k in ("Gateway", "HTTPRoute")]
+    assert [(w.started, w.ready) for w in absent] == [(False, True), (False, True)]
+    assert group.health_routes()["/readyz"]()[0] == 200
+    assert [cluster.apis[k].list_calls for k in ("Gateway", "HTTPRoute")] == [0, 0]
+    assert cluster.sinks["Gateway"].envelopes == cluster.sinks["HTTPRoute"].envelopes == []
+
+    crds_installed.set()
+    async with asyncio.timeout(2):
+        for w in absent:
+            await w.synced.wait()
+    stop.set()
+    await asyncio.wait_for(run, 2)
+    (gw,) = cluster.sinks["Gateway"].of_type(EventType.ADDED)
+    (rt,) = cluster.sinks["HTTPRoute"].of_type(EventType.ADDED)
+    assert [(e.kind, e.tenant, e.namespace, e.name) for e in (gw, rt)] == [
+        ("Gateway", "shop", "shop", "gw"),
+        ("HTTPRoute", "shop", "shop", "web"),
+    ]
+    assert gw.object is not None
+    assert rt.object is not None
+    assert (gw.object["apiVersion"], gw.object["spec"]) == (
+        "gateway.networking.k8s.io/v1",
+        gateway["spec"],
+    )
+    assert "status" not in gw.object
+    assert rt.object["spec"] == route["spec"]
