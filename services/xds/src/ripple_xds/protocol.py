@@ -6,9 +6,9 @@ Pure logic: no grpc, no protobuf."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ripple_common.resources import PUSH_ORDER, TypeUrl
 from ripple_xds.snapshot import Entry, item_token
@@ -178,6 +178,72 @@ class DeferredRemovals:
 
     def __bool__(self) -> bool:
         return bool(self._batches)
+
+
+class Flushable(Gated, Protocol):
+    """What a make-before-break flush reads and writes of a type's state."""
+
+    deferred: DeferredRemovals
+    dirty: set[str]
+
+
+class Carrier(Protocol):
+    """A response: whether it carries upserts decides whether routing types must wait."""
+
+    @property
+    def resources(self) -> tuple[Any, ...]: ...
+
+
+S = TypeVar("S", bound=Flushable)
+R = TypeVar("R", bound=Carrier)
+
+
+def flush_in_order(
+    states: Mapping[TypeUrl, S],
+    *,
+    take: Callable[[S, Barrier | None], R | None],
+    holds_removals: Callable[[TypeUrl, S], bool],
+) -> tuple[R, ...]:
+    """The responses one flush sends, make before break, shared by SotW and Delta.
+
+    Upserts go in PUSH_ORDER; a routing type waits while a warming response carrying upserts
+    is in flight (or went out earlier in this flush). For a type that `holds_removals`, a
+    removal decided while routing changes are pending or unanswered is held back (`take` gets
+    the barrier) and released, in reverse PUSH_ORDER, once those were answered."""
+    responses: list[R] = []
+    blocked = False
+    warming = warming_in_flight(states)
+    for type_url in PUSH_ORDER:
+        state = states.get(type_url)
+        if state is None or not state.pending():
+            continue
+        if blocked or state.in_flight is not None or (warming and type_url in ROUTING_TYPES):
+            blocked = True
+            continue
+        defer: Barrier | None = None
+        if holds_removals(type_url, state):
+            barrier = routing_barrier(states)
+            if not barrier_passed(states, barrier):
+                defer = barrier
+        response = take(state, defer)
+        if response is not None:
+            responses.append(response)
+            warming = warming or (type_url in WARMING_TYPES and bool(response.resources))
+    # Removals held back until the routing responses were answered, in reverse order.
+    for type_url in reversed(PUSH_ORDER):
+        state = states.get(type_url)
+        if state is None or not state.deferred or state.in_flight is not None:
+            continue
+        if state.pending():
+            continue  # its upserts are held back: the removals wait with them
+        released = state.deferred.release(states)
+        if not released:
+            continue
+        state.dirty.update(released)
+        response = take(state, None)
+        if response is not None:
+            responses.append(response)
+    return tuple(responses)
 
 
 class _EndpointState(Protocol):

@@ -36,9 +36,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from ripple_common.resources import PUSH_ORDER, TypeUrl
+from ripple_common.resources import TypeUrl
 from ripple_xds.protocol import (
-    ROUTING_TYPES,
     SOTW_FULL_STATE_TYPES,
     WARMING_TYPES,
     WILDCARD,
@@ -51,12 +50,10 @@ from ripple_xds.protocol import (
     Nonces,
     Sent,
     Step,
-    barrier_passed,
     digest_of_entries,
+    flush_in_order,
     parse_type_url,
     rewarm_endpoints,
-    routing_barrier,
-    warming_in_flight,
 )
 from ripple_xds.snapshot import CacheView, Entry
 
@@ -242,42 +239,11 @@ class SotwStream:
     # -- responses ------------------------------------------------------------------------
 
     def _flush(self) -> tuple[SotwResponse, ...]:
-        types = self._types
-        responses: list[SotwResponse] = []
-        # Upserts in PUSH_ORDER; routing types wait for warming responses in flight.
-        blocked = False
-        warming = warming_in_flight(types)
-        for type_url in PUSH_ORDER:
-            state = types.get(type_url)
-            if state is None or not state.pending():
-                continue
-            if blocked or state.in_flight is not None or (warming and type_url in ROUTING_TYPES):
-                blocked = True
-                continue
-            defer: Barrier | None = None
-            if state.keeps_removals:
-                barrier = routing_barrier(types)
-                if not barrier_passed(types, barrier):
-                    defer = barrier
-            response = self._take(state, defer)
-            if response is not None:
-                responses.append(response)
-                warming = warming or (type_url in WARMING_TYPES and bool(response.resources))
-        # Removals held back until the routing responses were answered, in reverse order.
-        for type_url in reversed(PUSH_ORDER):
-            state = types.get(type_url)
-            if state is None or not state.deferred or state.in_flight is not None:
-                continue
-            if state.pending():
-                continue  # its upserts are held back: the removals wait with them
-            released = state.deferred.release(types)
-            if not released:
-                continue
-            state.dirty.update(released)
-            response = self._take(state, None)
-            if response is not None:
-                responses.append(response)
-        return tuple(responses)
+        return flush_in_order(
+            self._types,
+            take=self._take,
+            holds_removals=lambda _type_url, state: state.keeps_removals,
+        )
 
     def _take(self, state: _TypeState, defer: Barrier | None) -> SotwResponse | None:
         state.flushed += 1
