@@ -1,5 +1,5 @@
-"""Fixtures of the translator service's integration tests: a Redis client (bytes), a random
-key prefix cleaned up afterwards, and a fresh topic deleted afterwards."""
+"""Fixtures of the translator service's integration tests: a fresh topic deleted afterwards
+(the Redis client and key prefix come from tests/integration/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,32 +7,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.conftest import StackEnv
 
 PARTITIONS = 2
-
-
-@pytest.fixture
-async def redis_client(stack: StackEnv) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(stack["RIPPLE_REDIS_URL"], decode_responses=False)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def prefix(redis_client: aioredis.Redis) -> AsyncIterator[str]:
-    prefix = f"it-tr-{uuid.uuid4().hex[:8]}"
-    try:
-        yield prefix
-    finally:
-        keys = [k async for k in redis_client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await redis_client.delete(*keys)
 
 
 @pytest.fixture

@@ -4,36 +4,14 @@ afterwards) and an HTTP backend on loopback."""
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 
 import pytest
 import redis.asyncio as aioredis
 
 from ripple_translator.store import KeyLayout, RedisTenantStore
-from tests.conftest import StackEnv
 from tests.integration.xds_service.support import Backend
-
-
-@pytest.fixture
-async def redis_client(stack: StackEnv) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(stack["RIPPLE_REDIS_URL"], decode_responses=False)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def prefix(redis_client: aioredis.Redis) -> AsyncIterator[str]:
-    value = f"it-xds-{uuid.uuid4().hex[:10]}"
-    try:
-        yield value
-    finally:
-        keys = [k async for k in redis_client.scan_iter(match=f"{value}*", count=1000)]
-        if keys:
-            await redis_client.delete(*keys)
 
 
 @pytest.fixture

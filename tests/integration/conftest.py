@@ -1,0 +1,32 @@
+"""Fixtures shared by the integration tests: a client of the stack's Redis (bytes, not decoded)
+and a random key prefix whose keys are deleted afterwards."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.conftest import StackEnv
+
+
+@pytest.fixture
+async def redis_client(stack: StackEnv) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(stack["RIPPLE_REDIS_URL"], decode_responses=False)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def prefix(redis_client: aioredis.Redis) -> AsyncIterator[str]:
+    value = f"it-{uuid.uuid4().hex[:10]}"
+    try:
+        yield value
+    finally:
+        keys = [k async for k in redis_client.scan_iter(match=f"{value}*", count=1000)]
+        if keys:
+            await redis_client.delete(*keys)
