@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from scripts.stack_env import REPO_DIR
+from scripts.stack_env import REPO_DIR, cmdline, pid_alive, run_dir
 
 NAMESPACE: Final = "ripple-be"
 HOST_IF: Final = "rbe-host"
@@ -51,8 +51,8 @@ class BackendError(RuntimeError):
     """The namespace or the server could not be set up."""
 
 
-def run_dir() -> Path:
-    return Path(os.environ.get("RIPPLE_RUN", REPO_DIR / ".stack")) / "netns-backend"
+def default_state_dir() -> Path:
+    return run_dir() / "netns-backend"
 
 
 def _ip(*args: str, netns: str | None = None, check: bool = True) -> str:
@@ -61,22 +61,6 @@ def _ip(*args: str, netns: str | None = None, check: bool = True) -> str:
     if check and done.returncode != 0:
         raise BackendError(f"`{' '.join(cmd)}` failed: {done.stderr.strip()}")
     return done.stdout
-
-
-def _pid_alive(pid: int) -> bool:
-    """Alive and not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +96,7 @@ class NetnsBackend:
     """The namespace, its veth pair and the HTTP server inside; all state is on disk."""
 
     def __init__(self, *, state_dir: Path | None = None, namespace: str = NAMESPACE) -> None:
-        self.state_dir = state_dir or run_dir()
+        self.state_dir = state_dir or default_state_dir()
         self.namespace = namespace
         self.pid_file = self.state_dir / "pid"
         self.log_file = self.state_dir / "log"
@@ -137,7 +121,7 @@ class NetnsBackend:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if _pid_alive(pid) and "scripts.netns_backend" in _cmdline(pid):
+        if pid_alive(pid) and "scripts.netns_backend" in cmdline(pid):
             return pid
         return None
 
@@ -252,9 +236,9 @@ class NetnsBackend:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)

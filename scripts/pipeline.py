@@ -42,7 +42,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from ripple_common.envelope import EVENTS_TOPIC
-from scripts.stack_env import REPO_DIR, load_stack_env, stack_env_file
+from scripts.stack_env import (
+    REPO_DIR,
+    cmdline,
+    load_stack_env,
+    pid_alive,
+    run_dir,
+    stack_env_file,
+)
 
 SERVICES: Final = ("xds", "translator", "watcher")  # start order; stop is the reverse
 GATEWAY_HTTP_PORT: Final = 10080
@@ -54,26 +61,6 @@ EVENTS_PARTITIONS: Final = 12  # the stack broker's num.partitions
 
 class PipelineError(RuntimeError):
     """A service could not be started, or the stack's settings are missing."""
-
-
-def run_dir() -> Path:
-    return Path(os.environ.get("RIPPLE_RUN", REPO_DIR / ".stack"))
-
-
-def pid_alive(pid: int) -> bool:
-    """Alive and not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def _rss_mib(pid: int) -> float | None:
@@ -251,7 +238,7 @@ class Pipeline:
             pid = int((self.service_dir(name) / "pid").read_text().strip())
         except (OSError, ValueError):
             return None
-        if pid_alive(pid) and f"ripple_{name}" in _cmdline(pid):
+        if pid_alive(pid) and f"ripple_{name}" in cmdline(pid):
             return pid
         return None
 

@@ -1,4 +1,5 @@
-"""Read the local stack's client settings, written by `stack/stack up` to $RIPPLE_RUN/env."""
+"""The local stack's run directory and client settings (written by `stack/stack up` to
+$RIPPLE_RUN/env), and the process checks the scripts that start processes beside it share."""
 
 from __future__ import annotations
 
@@ -8,8 +9,30 @@ from pathlib import Path
 REPO_DIR = Path(__file__).resolve().parent.parent
 
 
+def run_dir() -> Path:
+    """The stack's run directory: every process's pid, log and data live under it."""
+    return Path(os.environ.get("RIPPLE_RUN", REPO_DIR / ".stack"))
+
+
 def stack_env_file() -> Path:
-    return Path(os.environ.get("RIPPLE_RUN", REPO_DIR / ".stack")) / "env"
+    return run_dir() / "env"
+
+
+def pid_alive(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def cmdline(pid: int) -> str:
+    """The command line of `pid` (empty when it is gone), to tell our process from a reused pid."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def load_stack_env() -> dict[str, str]:
