@@ -4,19 +4,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ripple_common.envelope import CLUSTER_TENANT, Envelope, EventType
 from ripple_common.resources import Resource
 from ripple_translator.engine import Record
 from ripple_translator.inputs import InputCheckpoint, PartitionCheckpoint
-from ripple_translator.store import Checkpoint, HostClaim, KafkaOffset, VersionConflictError
+from ripple_translator.store import KafkaOffset
 from ripple_translator.store.model import ResourceKey
 from ripple_translator.tenants import JsonObject, ObjectKey
 from ripple_translator.translate import DEFAULT_CONTROLLER
+from tests.unit.store.fake_store import FakeTenantStore
 
 TOPIC = "events"
 CLASS = "ripple"
@@ -145,13 +145,6 @@ def record(
     )
 
 
-@dataclass(slots=True)
-class _Stored:
-    version: int = 0
-    offset: KafkaOffset | None = None
-    resources: dict[ResourceKey, Resource] = field(default_factory=dict)
-
-
 @dataclass(frozen=True, slots=True)
 class WriteCall:
     tenant: str
@@ -161,11 +154,12 @@ class WriteCall:
     trace: Mapping[str, str]
 
 
-class FakeStore:
-    """`TenantStore` in memory. Clear `gate` to hold writes in flight; `fail` raises once."""
+class FakeStore(FakeTenantStore):
+    """The store fake (`tests/unit/store/fake_store.py`) with a journal of every write call.
+    Clear `gate` to hold writes in flight; an exception put in `fail` is raised once."""
 
     def __init__(self) -> None:
-        self.tenants: dict[str, _Stored] = {}
+        super().__init__()
         self.writes: list[WriteCall] = []
         self.gate = asyncio.Event()
         self.gate.set()
@@ -184,44 +178,26 @@ class FakeStore:
         await self.gate.wait()
         if self.fail:
             raise self.fail.pop(0)
-        state = self.tenants.setdefault(tenant, _Stored())
-        if state.version != expected_version:
-            raise VersionConflictError(tenant, expected=expected_version, actual=state.version)
-        self.writes.append(
-            WriteCall(tenant, tuple(upserts), tuple(removals), offset, dict(trace_fields))
+        current = self.tenants[tenant].version if tenant in self.tenants else 0
+        if current == expected_version:
+            self.writes.append(
+                WriteCall(tenant, tuple(upserts), tuple(removals), offset, dict(trace_fields))
+            )
+        return await super().write_version(
+            tenant,
+            upserts,
+            removals,
+            offset=offset,
+            expected_version=expected_version,
+            trace_fields=trace_fields,
         )
-        if not upserts and not removals:
-            return state.version
-        for r in upserts:
-            state.resources[(r.type_url, r.name)] = r
-        for key in removals:
-            state.resources.pop(key, None)
-        state.version += 1
-        state.offset = offset
-        return state.version
-
-    async def load_checkpoint(self, tenant: str) -> Checkpoint:
-        state = self.tenants.get(tenant, _Stored())
-        return Checkpoint(
-            tenant=tenant,
-            version=state.version,
-            offset=state.offset,
-            resource_versions={k: r.version for k, r in state.resources.items()},
-        )
-
-    async def announce(self, tenant: str, *, trace_fields: Mapping[str, str]) -> int:
-        return self.tenants.get(tenant, _Stored()).version
-
-    async def claim_hosts(
-        self, tenant: str, hosts: Iterable[str], created_at: datetime
-    ) -> dict[str, HostClaim]:
-        raise NotImplementedError
-
-    async def release_hosts(self, tenant: str, hosts: Iterable[str]) -> set[str]:
-        raise NotImplementedError
 
     def names(self, tenant: str) -> set[str]:
-        return {name for _, name in self.tenants.get(tenant, _Stored()).resources}
+        return (
+            {name for _, name in self.tenants[tenant].resources}
+            if tenant in self.tenants
+            else set()
+        )
 
 
 class FakeInputs:
