@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 from tests.conftest import StackEnv
+from tests.integration.loopback import free_port
 
 BOOTSTRAP = """
 admin:
@@ -39,19 +39,13 @@ static_resources:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _get(url: str) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=2) as resp:
         return resp.status, resp.read().decode()
 
 
 def test_envoy_answers_admin_and_routes(stack: StackEnv, tmp_path: Path) -> None:
-    admin, listen = _free_port(), _free_port()
+    admin, listen = free_port(), free_port()
     config = tmp_path / "envoy.yaml"
     config.write_text(BOOTSTRAP.format(admin=admin, listen=listen))
     log = (tmp_path / "envoy.log").open("w")

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from tests.conftest import StackEnv
+from tests.integration.loopback import free_port
 from tests.integration.watcher.support import running_watcher, watcher_settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _get(port: int, path: str) -> tuple[int, str]:
@@ -27,7 +21,7 @@ async def _get(port: int, path: str) -> tuple[int, str]:
 
 
 async def test_synced_watcher_is_ready_and_exposes_metrics(stack: StackEnv, topic: str) -> None:
-    port = _free_port()
+    port = free_port()
     settings = watcher_settings(stack, topic, health_port=port, health_host="127.0.0.1")
     async with running_watcher(settings):
         ready = await _get(port, "/readyz")

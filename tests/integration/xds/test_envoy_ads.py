@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import socket
 import subprocess
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -21,58 +18,10 @@ from ripple_common.resources import TypeUrl
 from ripple_xds.server import XdsServer
 from ripple_xds.snapshot import SnapshotCache
 from tests.conftest import StackEnv
+from tests.integration.loopback import free_port, http_get, status
 from tests.integration.xds import envoy_resources as er
 
 DEADLINE_S = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _Backend(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = f"backend host={self.headers.get('Host', '')}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def backend_port() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def _get(port: int, host: str) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/", headers={"Host": host})
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode()
-    finally:
-        conn.close()
-
-
-async def _status(port: int, host: str) -> int | None:
-    try:
-        status, _ = await asyncio.to_thread(_get, port, host)
-    except OSError:
-        return None
-    return status
 
 
 async def _until(
@@ -134,7 +83,7 @@ class Gateway:
         self.log = log
 
     async def status(self, host: str) -> int | None:
-        return await _status(self.listen_port, host)
+        return await status(self.listen_port, host=host)
 
     async def stat(self, name: str) -> int | None:
         """A counter or gauge from Envoy's admin /stats."""
@@ -178,7 +127,7 @@ async def gateway(
     api_type: str = request.param
     envoy_bin = stack["RIPPLE_ENVOY_BIN"]
     cache = SnapshotCache()
-    listen_port = _free_port()
+    listen_port = free_port()
     cache.apply(
         upserts=[
             er.eds_cluster(er.BACKEND_CLUSTER),
@@ -190,7 +139,7 @@ async def gateway(
     )
     server = XdsServer(cache, host="127.0.0.1", port=0, grace_seconds=0.5)
     await server.start()
-    admin_port = _free_port()
+    admin_port = free_port()
     config = tmp_path / "envoy.yaml"
     config.write_text(
         er.bootstrap(
@@ -227,8 +176,8 @@ async def gateway(
 
 
 async def test_host_is_routed_to_the_backend(gateway: Gateway) -> None:
-    status, body = await asyncio.to_thread(_get, gateway.listen_port, "h1:8080")
-    assert (status, body) == (200, "backend host=h1:8080")
+    answer = await asyncio.to_thread(http_get, gateway.listen_port, "/", host="h1:8080")
+    assert answer == (200, "backend host=h1:8080")
 
 
 async def test_added_host_turns_from_404_to_200(gateway: Gateway) -> None:

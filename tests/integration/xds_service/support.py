@@ -4,15 +4,12 @@ written with its Redis store, HTTP probes, and a real Envoy doing Delta ADS."""
 from __future__ import annotations
 
 import asyncio
-import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from ripple_common.resources import Resource
@@ -21,24 +18,6 @@ from tests.integration.xds import envoy_resources as er
 from tests.unit.translator import k8s
 
 DEADLINE_S = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Backend(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = f"backend host={self.headers.get('Host', '')}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 def tenant_resources(tenant: str, hosts: Sequence[str], *, backend_port: int) -> list[Resource]:
@@ -73,24 +52,6 @@ async def write_tenant(store: RedisTenantStore, tenant: str, desired: Sequence[R
         expected_version=checkpoint.version,
         trace_fields={},
     )
-
-
-def http_get(port: int, path: str, *, host: str = "localhost") -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", path, headers={"Host": host})
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode()
-    finally:
-        conn.close()
-
-
-async def status(port: int, path: str = "/", *, host: str = "localhost") -> int | None:
-    try:
-        code, _ = await asyncio.to_thread(http_get, port, path, host=host)
-    except OSError:
-        return None
-    return code
 
 
 async def until(

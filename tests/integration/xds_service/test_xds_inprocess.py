@@ -20,10 +20,8 @@ from ripple_xds.gateway import HTTP_LISTENER
 from ripple_xds.service import XdsService, start_xds
 from ripple_xds.settings import XdsSettings
 from tests.conftest import StackEnv
+from tests.integration.loopback import free_port, http_get, status
 from tests.integration.xds_service.support import (
-    free_port,
-    http_get,
-    status,
     tenant_resources,
     write_tenant,
 )

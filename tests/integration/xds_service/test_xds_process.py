@@ -16,12 +16,10 @@ import pytest
 
 from ripple_translator.store import RedisTenantStore
 from tests.conftest import StackEnv
+from tests.integration.loopback import free_port, http_get, status
 from tests.integration.xds_service.support import (
     XdsProcess,
-    free_port,
-    http_get,
     start_envoy,
-    status,
     stop_process,
     tail,
     tenant_resources,
