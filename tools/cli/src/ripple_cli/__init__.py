@@ -1,0 +1,1 @@
+"""ripple's operator CLI (`ripple COMMAND`)."""
