@@ -23,27 +23,33 @@ apiserver_version() {
 apiserver_bin() { echo "$RIPPLE_CACHE/bin/kube-apiserver-$(apiserver_version)"; }
 
 apiserver_install() {
-  local bin; bin="$(apiserver_bin)"
+  kube_build apiserver kube-apiserver "$(apiserver_bin)" "several minutes on 2 cores"
+}
+
+# kube_build COMPONENT CMD BIN NOTE: build k8s.io/kubernetes/cmd/CMD at the pinned release into
+# BIN (once; kubectl.sh uses it too).
+kube_build() {
+  local comp="$1" cmd="$2" bin="$3" note="$4"
   [[ -x "$bin" ]] && return 0
-  command -v go >/dev/null || die "apiserver: the go toolchain is needed to build kube-apiserver"
+  command -v go >/dev/null || die "$comp: the go toolchain is needed to build $cmd"
   mkdir -p "$RIPPLE_CACHE/bin"
   rm -f "$bin".tmp.*
   local v; v="$(apiserver_version)"
   local minor="${v#v*.}"; minor="${minor%%.*}"
-  # Stamp the release into /version like the upstream build does (`go build` alone reports v0.0.0-master).
+  # Stamp the release like the upstream build does (`go build` alone reports v0.0.0-master).
   local x="" p
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     x+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
   local tmp="$bin.tmp.$$" t0=$SECONDS
-  log "apiserver: building kube-apiserver $v from Go modules (several minutes on 2 cores)"
+  log "$comp: building $cmd $v from Go modules ($note)"
   if ! (cd "$STACK_DIR/build/kube" &&
         go build -mod=readonly -buildvcs=false -trimpath -ldflags="-s -w$x" -o "$tmp" \
-          k8s.io/kubernetes/cmd/kube-apiserver); then
-    rm -f "$tmp"; log "apiserver: build failed"; return 1
+          "k8s.io/kubernetes/cmd/$cmd"); then
+    rm -f "$tmp"; log "$comp: build failed"; return 1
   fi
   mv -f "$tmp" "$bin"
-  log "apiserver: built $bin in $(( SECONDS - t0 ))s"
+  log "$comp: built $bin in $(( SECONDS - t0 ))s"
 }
 
 apiserver_pki_dir() { echo "$(comp_dir apiserver)/pki"; }
