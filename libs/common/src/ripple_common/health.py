@@ -1,12 +1,12 @@
 """A minimal HTTP/1.0 GET server for health, readiness and Prometheus metrics, shared by the
 services (asyncio streams, no framework). Routes are pure functions returning (status, body);
-`prom_escape` and `prom_number` help render the Prometheus text format."""
+`PromText` (with `Histogram`) renders the Prometheus text format for every service."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
@@ -24,6 +24,64 @@ def prom_number(value: float) -> str:
 def prom_escape(value: str) -> str:
     """A Prometheus label value, escaped."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Histogram:
+    """A Prometheus histogram's state: per-bucket counts (not cumulative; the last bucket is
+    +Inf), the sum and the count of the observed values."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        index = next((i for i, b in enumerate(self.bounds) if value <= b), len(self.bounds))
+        self.counts[index] += 1
+        self.sum += value
+        self.count += 1
+
+
+class PromText:
+    """Prometheus text exposition, every metric name prefixed with `<namespace>_`."""
+
+    def __init__(self, namespace: str) -> None:
+        self._prefix = f"{namespace}_"
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str) -> None:
+        self.lines.append(f"# HELP {self._prefix}{name} {help_text}")
+        self.lines.append(f"# TYPE {self._prefix}{name} {kind}")
+
+    def sample(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
+        rendered = ",".join(f'{k}="{prom_escape(v)}"' for k, v in (labels or {}).items())
+        suffix = f"{{{rendered}}}" if rendered else ""
+        self.lines.append(f"{self._prefix}{name}{suffix} {prom_number(value)}")
+
+    def single(self, name: str, kind: str, help_text: str, value: float) -> None:
+        """A family with one unlabelled sample."""
+        self.family(name, kind, help_text)
+        self.sample(name, value)
+
+    def histogram_samples(
+        self, name: str, hist: Histogram, labels: Mapping[str, str] | None = None
+    ) -> None:
+        """The samples of one labelled series of a histogram family (cumulative buckets)."""
+        cumulative = 0
+        for bound, count in zip((*hist.bounds, None), hist.counts, strict=True):
+            cumulative += count
+            le = "+Inf" if bound is None else prom_number(bound)
+            self.sample(f"{name}_bucket", cumulative, {**(labels or {}), "le": le})
+        self.sample(f"{name}_sum", hist.sum, labels)
+        self.sample(f"{name}_count", hist.count, labels)
+
+    def histogram(self, name: str, help_text: str, hist: Histogram) -> None:
+        self.family(name, "histogram", help_text)
+        self.histogram_samples(name, hist)
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
 
 
 class HealthServer:

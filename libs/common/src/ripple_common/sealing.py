@@ -96,3 +96,10 @@ def _decode(value: object) -> bytes | None:
 def secret_context(*, namespace: str, name: str, field: str) -> str:
     """The associated data a sealed Secret value is bound to."""
     return f"{namespace}/{name}/{field}"
+
+
+def resource_context(resource_name: str, field: str = "private_key") -> str:
+    """The associated data a sealed value stored inside an xDS resource is bound to (a
+    Secret resource's private key: the translator seals it, the xds server opens it), so a
+    sealed key copied into another resource does not open."""
+    return f"xds:{resource_name}/{field}"

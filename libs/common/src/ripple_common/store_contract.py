@@ -100,13 +100,55 @@ class KafkaOffset:
 
 NameMap = Mapping[TypeUrl, tuple[str, ...]]
 
+# Propagation marks a change entry carries beside its W3C trace fields (in `ChangeEntry.trace`,
+# epoch nanoseconds as decimal text): when the watcher observed the oldest event the version
+# covers, when that event was published to Kafka (the record's timestamp), and when the
+# translator handed the version to Redis. xds adds when it applied and when Envoy ACKed.
+OBSERVED_FIELD = "ripple-observed-ns"
+PUBLISHED_FIELD = "ripple-published-ns"
+WRITTEN_FIELD = "ripple-written-ns"
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """The propagation marks of one change entry (None: not carried)."""
+
+    observed_ns: int | None = None
+    published_ns: int | None = None
+    written_ns: int | None = None
+
+    def fields(self) -> dict[str, str]:
+        """The marks as entry fields (absent marks left out)."""
+        pairs = (
+            (OBSERVED_FIELD, self.observed_ns),
+            (PUBLISHED_FIELD, self.published_ns),
+            (WRITTEN_FIELD, self.written_ns),
+        )
+        return {key: str(value) for key, value in pairs if value is not None}
+
+    @classmethod
+    def of(cls, fields: Mapping[str, str]) -> Marks:
+        """The marks among `fields` (malformed ones read as absent)."""
+        return cls(
+            observed_ns=_int_or_none(fields.get(OBSERVED_FIELD)),
+            published_ns=_int_or_none(fields.get(PUBLISHED_FIELD)),
+            written_ns=_int_or_none(fields.get(WRITTEN_FIELD)),
+        )
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class ChangeEntry:
     """One `P.changes` entry: tenant reached `version`; `upserts`/`removals` name what changed
     since the previous version. `full` (an announcement, e.g. after a translator takeover)
     names nothing: a reader behind `version` re-reads the whole tenant. `trace` holds the W3C
-    fields (`traceparent`, `tracestate`)."""
+    fields (`traceparent`, `tracestate`) and the propagation marks (`Marks`)."""
 
     tenant: str
     version: int
@@ -114,6 +156,10 @@ class ChangeEntry:
     removals: NameMap = field(default_factory=dict)
     full: bool = False
     trace: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def marks(self) -> Marks:
+        return Marks.of(self.trace)
 
     def names(self) -> dict[TypeUrl, set[str]]:
         """Every name the entry mentions, upserted or removed, per type."""

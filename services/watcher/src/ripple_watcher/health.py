@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
-from ripple_common.health import prom_escape
+from ripple_common.health import PromText
 from ripple_watcher.publisher import SinkStats
 from ripple_watcher.watchloop import KindWatcher
 
@@ -31,15 +31,11 @@ def readiness(
 def render_metrics(
     watchers: Sequence[KindWatcher], sinks: Mapping[str, SinkStats | None]
 ) -> tuple[int, str]:
-    lines: list[str] = []
-
-    def family(name: str, kind: str, help_text: str) -> None:
-        lines.append(f"# HELP ripple_watcher_{name} {help_text}")
-        lines.append(f"# TYPE ripple_watcher_{name} {kind}")
+    out = PromText("ripple_watcher")
+    family = out.family
 
     def sample(name: str, labels: Mapping[str, str], value: float) -> None:
-        rendered = ",".join(f'{k}="{prom_escape(v)}"' for k, v in labels.items())
-        lines.append(f"ripple_watcher_{name}{{{rendered}}} {value:g}")
+        out.sample(name, value, labels)
 
     family("events_total", "counter", "Watch events handled.")
     for w in watchers:
@@ -74,4 +70,4 @@ def render_metrics(
     for kind, stats in sinks.items():
         if stats is not None:
             sample("delivery_lag_seconds_max", {"kind": kind}, stats.lag_max_seconds)
-    return 200, "\n".join(lines) + "\n"
+    return 200, out.text()

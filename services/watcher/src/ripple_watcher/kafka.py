@@ -6,6 +6,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from ripple_common.kafka_security import client_kwargs
 from ripple_watcher.settings import WatcherSettings
 
 
@@ -22,4 +23,5 @@ def make_producer(settings: WatcherSettings) -> Any:
         max_batch_size=settings.max_batch_bytes,
         request_timeout_ms=settings.kafka_request_timeout_ms,
         compression_type=None,
+        **client_kwargs(settings.kafka_security()),
     )

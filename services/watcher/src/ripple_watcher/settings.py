@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ripple_common.envelope import EVENTS_TOPIC
+from ripple_common.kafka_security import KafkaSecuritySettings
 from ripple_common.settings import ServiceSettings
 from ripple_watcher.selectors import parse_selector
 
@@ -24,7 +25,7 @@ DEFAULT_KINDS = (
 )
 
 
-class WatcherSettings(ServiceSettings):
+class WatcherSettings(ServiceSettings, KafkaSecuritySettings):
     model_config = SettingsConfigDict(env_prefix="RIPPLE_WATCHER_", frozen=True, extra="ignore")
 
     kubeconfig: str | None = Field(
