@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 
-from ripple_translator.store import ClaimStatus, RedisTenantStore
+import redis.asyncio as aioredis
+
+from ripple_translator.store import ClaimStatus, HostNotice, HostState, HostView, RedisTenantStore
+from ripple_translator.store.redis_store import CLAIM_HOST_LUA
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -97,3 +101,89 @@ async def test_release_frees_only_the_owners_hosts(store: RedisTenantStore) -> N
     # a younger tenant may claim a released host
     assert (await store.claim_hosts("c", ["h1"], at(99)))["h1"].status is ClaimStatus.OWNED
     assert (await store.claim_hosts("c", ["h2"], at(99)))["h2"].owner == "a"
+
+
+async def test_a_takeover_reports_the_tenant_still_serving_until_it_withdraws(
+    store: RedisTenantStore,
+) -> None:
+    young = (await store.claim("young", {"h": at(10)}))["h"]
+    assert (young.status, young.others, young.servable) == (ClaimStatus.OWNED, (), True)
+    taken = (await store.claim("old", {"h": at(1)}))["h"]
+    assert (taken.status, taken.previous, taken.others) == (ClaimStatus.TAKEN, "young", ("young",))
+    assert not taken.servable
+    lost = (await store.claim("young", {"h": at(10)}))["h"]
+    assert lost.status is ClaimStatus.LOST
+    # the loser withdraws after writing a version without the scope: the owner is told
+    notices = await store.withdraw("young", stop_serving=["h"], release=[])
+    assert [(n.tenant, n.host, n.why) for n in notices] == [("old", "h", "withdrawn")]
+    again = (await store.claim("old", {"h": at(1)}))["h"]
+    assert (again.status, again.others, again.servable) == (ClaimStatus.OWNED, (), True)
+    assert await store.host_views(["h", "free"]) == {
+        "h": HostView(owner="old", serving=frozenset({"old"})),
+        "free": HostView(owner=None, serving=frozenset()),
+    }
+
+
+async def test_a_release_hands_the_host_to_the_waiting_claimants(store: RedisTenantStore) -> None:
+    await store.claim("a", {"h": at(0)})
+    await store.claim("b", {"h": at(5)})
+    await store.claim("c", {"h": at(6)})
+    notices = await store.withdraw("a", stop_serving=[], release=["h"])
+    assert sorted((n.tenant, n.why) for n in notices) == [("b", "released"), ("c", "released")]
+    assert (await store.owners(["h"]))["h"] is None
+    assert (await store.claim("c", {"h": at(6)}))["h"].status is ClaimStatus.OWNED
+    assert (await store.claim("b", {"h": at(5)}))["h"].status is ClaimStatus.TAKEN
+    # a non-owner's release frees nothing; the owner hears of it only from a tenant that
+    # was still counted as serving the host ("c", displaced by "b")
+    assert await store.withdraw("z", stop_serving=[], release=["h"]) == []
+    assert await store.withdraw("c", stop_serving=[], release=["h"]) == [
+        HostNotice(tenant="b", host="h", why="withdrawn")
+    ]
+    assert await store.withdraw("c", stop_serving=["h"], release=[]) == []
+    assert (await store.owners(["h"]))["h"] == "b"
+
+
+async def test_host_states_and_notices_round_trip(store: RedisTenantStore) -> None:
+    assert await store.load_host_states(["t"]) == {}
+    await store.save_host_states("t", {"h1": HostState.SERVED, "h2": HostState.LOST})
+    await store.save_host_states("u", {"h3": HostState.BLOCKED})
+    await store.save_host_states("u", {"h4": HostState.SERVED})
+    assert await store.load_host_states(["t", "u", "none"]) == {
+        "t": {"h1": HostState.SERVED, "h2": HostState.LOST},
+        "u": {"h4": HostState.SERVED},
+    }
+    start = await store.notices_position()
+    assert start == "0-0"
+    sent = [HostNotice(tenant="t", host="h1", why="taken"), HostNotice("u", "h4", "released")]
+    await store.notify(sent)
+    position, got = await store.read_notices(start, block_ms=100)
+    assert got == sent
+    assert await store.notices_position() == position
+    _, none = await store.read_notices(position, block_ms=50)
+    assert none == []
+
+
+async def test_a_claim_may_record_the_tenants_host_states_in_the_same_round_trip(
+    store: RedisTenantStore,
+) -> None:
+    await store.save_host_states("t", {"old": HostState.SERVED})
+    claims = await store.claim(
+        "t", {"h": at(0)}, record={"old": HostState.SERVED, "h": HostState.LOST}
+    )
+    assert claims["h"].status is ClaimStatus.OWNED
+    assert await store.load_host_states(["t"]) == {
+        "t": {"old": HostState.SERVED, "h": HostState.LOST}
+    }
+    assert await store.claim("t", {}, record={}) == {}
+    assert await store.load_host_states(["t"]) == {}
+
+
+async def test_host_scripts_are_loaded_again_when_the_server_lost_them(
+    store: RedisTenantStore, client: aioredis.Redis
+) -> None:
+    # A script text the server never saw stands for a server that lost its script cache.
+    store._claim = client.register_script(f"{CLAIM_HOST_LUA}\n-- {uuid.uuid4().hex}")
+    store._host_scripts_loaded = True
+    claims = await store.claim("t", {"h": at(0)})
+    assert claims["h"].status is ClaimStatus.OWNED
+    assert store._host_scripts_loaded

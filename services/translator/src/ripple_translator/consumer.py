@@ -18,6 +18,7 @@ from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from ripple_common.kafka_security import PLAINTEXT, KafkaSecurity, client_kwargs
 from ripple_translator.engine import Record
 from ripple_translator.pipeline import TopicPartition
 
@@ -55,18 +56,22 @@ class KafkaEventSource:
         handler: RebalanceHandler,
         revoke_timeout_s: float = 10.0,
         client_id: str = "ripple-translator",
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self._topic = topic
         self._handler = handler
         self._revoke_timeout_s = revoke_timeout_s
         # Partitions whose tenants are loaded: only their records are handed out.
         self._ready: set[TopicPartition] = set()
+        # Set once the first assignment (possibly empty) is loaded: readiness.
+        self.joined = False
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
             client_id=client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **client_kwargs(security),
         )
 
     async def start(self) -> None:
@@ -96,6 +101,7 @@ class KafkaEventSource:
                         offset=m.offset,
                         value=m.value or b"",
                         headers=tuple(m.headers or ()),
+                        timestamp_ms=m.timestamp if m.timestamp >= 0 else None,
                     )
                 )
         return out
@@ -124,6 +130,7 @@ class KafkaEventSource:
                 log.info("kafka.rewind", partition=partition, committed=committed, to=offset)
                 self._consumer.seek(tp, offset)
         self._ready.update(tps)
+        self.joined = True
 
     async def on_revoked(self, tps: Sequence[TopicPartition]) -> None:
         self._ready.difference_update(tps)

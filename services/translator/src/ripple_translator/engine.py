@@ -49,8 +49,16 @@ from ripple_common.envelope import Envelope, EnvelopeError, EventType
 from ripple_common.telemetry import context_from_headers
 from ripple_translator.inputs import InputCheckpoint, InputStore, PartitionCheckpoint
 from ripple_translator.loader import StoreTenantLoader, TenantLoader
-from ripple_translator.pipeline import TenantSlot, TenantWriter, TopicPartition, WriterConfig
-from ripple_translator.store import Checkpoint, TenantStore
+from ripple_translator.metrics import TranslatorStats
+from ripple_translator.pipeline import (
+    DiagnosticSink,
+    TenantSlot,
+    TenantWriter,
+    TopicPartition,
+    WriterConfig,
+)
+from ripple_translator.store import Checkpoint, HostNotice, HostRegistry, TenantStore
+from ripple_translator.store.model import host_stale
 from ripple_translator.tenants import (
     CLUSTER_KINDS,
     JsonObject,
@@ -66,8 +74,9 @@ LOAD_BATCH = 200
 # Load batches in flight at once, across the partitions being assigned.
 LOAD_PIPELINES = 4
 # Redis connections the engine may hold besides the tenant writes: the load batches, a tenant
-# loaded on its first event, the partition state. The connection pool must leave them room.
-RESERVED_CONNECTIONS = LOAD_PIPELINES + 4
+# loaded on its first event, the partition state, the host-notice follower (a blocking read)
+# and the host check after an assignment. The connection pool must leave them room.
+RESERVED_CONNECTIONS = LOAD_PIPELINES + 6
 # Tries of one Redis call of the engine (loads, partition state) before the service stops.
 IO_ATTEMPTS = 5
 _T = TypeVar("_T")
@@ -82,6 +91,7 @@ class Record:
     offset: int
     value: bytes
     headers: Sequence[tuple[str, bytes]] = ()
+    timestamp_ms: int | None = None  # the record's Kafka timestamp (the watcher's send time)
 
     @property
     def tp(self) -> TopicPartition:
@@ -123,9 +133,15 @@ class Engine:
         inputs: InputStore,
         config: WriterConfig | None = None,
         loader: TenantLoader | None = None,
+        hosts: HostRegistry | None = None,
+        on_diagnostics: DiagnosticSink | None = None,
+        stats: TranslatorStats | None = None,
     ) -> None:
         self._store = store
         self._inputs = inputs
+        self._hosts = hosts
+        self.stats = stats or TranslatorStats()
+        self._host_checks: set[asyncio.Task[None]] = set()
         self._loader = loader or StoreTenantLoader(store, inputs)
         self._load_slots = asyncio.Semaphore(LOAD_PIPELINES)
         self._runs: dict[TopicPartition, PartitionRun] = {}
@@ -136,6 +152,9 @@ class Engine:
             inputs=inputs,
             classes_for=self._classes_for,
             config=self._config,
+            hosts=hosts,
+            on_diagnostics=on_diagnostics,
+            stats=self.stats,
         )
 
     # -- ownership ----------------------------------------------------------------------------
@@ -150,6 +169,65 @@ class Engine:
     @property
     def writer(self) -> TenantWriter:
         return self._writer
+
+    @property
+    def tenants(self) -> int:
+        return len(self._slots)
+
+    # -- host ownership ------------------------------------------------------------------------
+
+    def wake(self, notices: Sequence[HostNotice]) -> int:
+        """Re-translate the owned tenants the notices name (a host of theirs changed hands).
+        Returns how many were woken; tenants owned elsewhere are another translator's."""
+        woken = 0
+        for tenant in sorted({n.tenant for n in notices}):
+            slot = self._slots.get(tenant)
+            if slot is None:
+                continue
+            offset = slot.applied_through
+            if offset is None:
+                offset = slot.input_offset - 1  # the write keeps covering the stored position
+            if offset < 0:
+                continue  # never written: its first event claims its hosts anyway
+            slot.hosts_stale = True
+            slot.mark(offset)
+            self._writer.schedule(slot)
+            woken += 1
+        self.stats.host_notices += woken
+        return woken
+
+    async def check_hosts(self, tenants: Sequence[str]) -> list[str]:
+        """Re-translate the tenants whose recorded host states no longer match Redis (a
+        notice sent while no translator held them); returns them. Runs after an assignment,
+        once the tenants are registered (a notice sent later reaches the follower)."""
+        if self._hosts is None or not tenants:
+            return []
+        stale: list[str] = []
+        for i in range(0, len(tenants), LOAD_BATCH):
+            batch = tenants[i : i + LOAD_BATCH]
+            states = await self._io(partial(self._hosts.load_host_states, batch))
+            hosts = {h for by_host in states.values() for h in by_host}
+            views = await self._io(partial(self._hosts.host_views, hosts)) if hosts else {}
+            for tenant, by_host in states.items():
+                if any(host_stale(tenant, st, views[h]) for h, st in by_host.items()):
+                    stale.append(tenant)
+        if stale:
+            log.info("hosts.stale", tenants=stale[:20], count=len(stale))
+            self.wake([HostNotice(tenant=t, host="", why="stale") for t in stale])
+        return stale
+
+    def _check_hosts_later(self, tenants: Sequence[str]) -> None:
+        if self._hosts is None or not tenants:
+            return
+        task = asyncio.create_task(self._check_hosts_logged(list(tenants)), name="host check")
+        self._host_checks.add(task)
+        task.add_done_callback(self._host_checks.discard)
+
+    async def _check_hosts_logged(self, tenants: list[str]) -> None:
+        try:
+            await self.check_hosts(tenants)
+        except Exception as exc:
+            log.warning("hosts.check_failed", error=repr(exc), tenants=len(tenants))
 
     async def assign(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
         """Load the partitions' state and tenants (partitions concurrently). Returns, per
@@ -168,6 +246,7 @@ class Engine:
                 self._slots[slot.tenant] = slot
                 run.tenants.add(slot.tenant)
             self._runs[tp] = run
+            self._check_hosts_later(sorted(s.tenant for s in slots))
             rewind[tp] = min((o for _, o in saved.relists), default=None)
             log.info(
                 "partition.assigned",
@@ -221,6 +300,8 @@ class Engine:
 
     async def drain(self, *, timeout_s: float) -> dict[TopicPartition, int]:
         """Shutdown: finish every write and return the positions to commit."""
+        for task in list(self._host_checks):
+            task.cancel()
         return await self.revoke(list(self._runs), timeout_s=timeout_s)
 
     async def settle(self, *, timeout_s: float) -> bool:
@@ -257,6 +338,7 @@ class Engine:
     # -- events -------------------------------------------------------------------------------
 
     async def handle(self, records: Sequence[Record]) -> None:
+        self.stats.records += len(records)
         for record in records:
             run = self._runs.get(record.tp)
             if run is None:
@@ -293,7 +375,12 @@ class Engine:
         if record.offset < slot.input_offset:
             return  # already in the stored inputs
         if slot.objects.apply(env):
-            slot.traced(context_from_headers(record.headers))
+            self.stats.events += 1
+            slot.traced(
+                context_from_headers(record.headers),
+                observed_ns=env.observed_at_ns,
+                published_ms=record.timestamp_ms,
+            )
             slot.mark(record.offset, keys=[object_key(env)])
             self._writer.schedule(slot)
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import structlog
 from opentelemetry import context as otel_context
@@ -29,11 +29,16 @@ from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
 from ripple_common.sealing import Sealer
+from ripple_common.store_contract import Marks
 from ripple_common.telemetry import context_to_fields
+from ripple_translator.hosts import HostOutcome, HostPolicy, decide, wanted_claims
 from ripple_translator.inputs import InputStore
+from ripple_translator.metrics import TranslatorStats
 from ripple_translator.store import (
     AnnounceError,
     Diff,
+    HostRegistry,
+    HostState,
     KafkaOffset,
     TenantStore,
     VersionConflictError,
@@ -42,7 +47,7 @@ from ripple_translator.store import (
 )
 from ripple_translator.store.model import ResourceKey
 from ripple_translator.tenants import JsonObject, ObjectKey, TenantObjects, encode_key
-from ripple_translator.translate import TranslateOptions, Translation, translate
+from ripple_translator.translate import Diagnostic, TranslateOptions, Translation, translate
 from ripple_translator.translate.naming import NamingError
 from ripple_translator.unseal import open_secret
 
@@ -50,6 +55,8 @@ log = structlog.get_logger("ripple_translator.pipeline")
 tracer = trace.get_tracer("ripple_translator")
 
 TopicPartition = tuple[str, int]
+# Receives each written tenant's diagnostics (e.g. the Kubernetes Event reporter); must not block.
+DiagnosticSink = Callable[[str, Sequence[Diagnostic]], None]
 MAX_LOGGED_DIAGNOSTICS = 20
 MAX_TRACE_CONTEXTS = 32  # per write: the parent and up to 31 span links
 MAX_TRACED_OBJECTS = 20  # object keys named on a write span
@@ -109,12 +116,36 @@ class TenantSlot:
     # Trace contexts of the events pending a write (oldest first, at most MAX_TRACE_CONTEXTS):
     # the write's span is a child of the first and links the others.
     trace_contexts: list[otel_context.Context] = field(default_factory=list)
+    # Propagation marks of the oldest event pending a write (observed, published), carried
+    # to the change entry (`Marks`).
+    marks: Marks | None = None
     task: asyncio.Task[None] | None = None
+    # Host ownership: what was recorded last (None: not loaded yet) and the hosts withheld by
+    # the last arbitration (the first guess of the next translation).
+    host_states: dict[str, HostState] | None = None
+    withheld: frozenset[str] = frozenset()
+    # The diagnostics of the last write: each new one is logged once, and its resolution.
+    diagnostics: frozenset[Diagnostic] = frozenset()
+    # The last arbitration and what it claimed: reused while the tenant asks for the same
+    # hosts and no notice says a host changed hands (`hosts_stale`).
+    last_claims: tuple[tuple[str, object, object], ...] | None = None
+    last_hosts: HostOutcome | None = None
+    hosts_stale: bool = True
 
-    def traced(self, ctx: otel_context.Context) -> None:
-        """An event carrying the trace context `ctx` is pending this tenant's next write."""
+    def traced(
+        self,
+        ctx: otel_context.Context,
+        *,
+        observed_ns: int | None = None,
+        published_ms: int | None = None,
+    ) -> None:
+        """An event carrying the trace context `ctx` (observed and published at those times)
+        is pending this tenant's next write."""
         if len(self.trace_contexts) < MAX_TRACE_CONTEXTS and _span_context(ctx).is_valid:
             self.trace_contexts.append(ctx)
+        if self.marks is None:
+            published_ns = published_ms * 1_000_000 if published_ms is not None else None
+            self.marks = Marks(observed_ns=observed_ns, published_ns=published_ns)
 
     def mark(self, offset: int, *, keys: Iterable[ObjectKey] = ()) -> None:
         """An event at `offset` changed the tenant (or its cluster inputs)."""
@@ -144,6 +175,10 @@ class WriterConfig:
     retry_max_s: float = 5.0
     # Tenant writes in flight at once (each holds one Redis connection at a time).
     max_concurrent_writes: int = 32
+    host_policy: HostPolicy = field(default_factory=HostPolicy)
+    # Test hook (crash-safety tests only): after a version is written and before its Kafka
+    # offset can be committed, call this (e.g. to abort the process). None in production.
+    after_write: Callable[[str, int], None] | None = None
 
     def __post_init__(self) -> None:
         if self.max_concurrent_writes < 1:
@@ -160,11 +195,17 @@ class TenantWriter:
         inputs: InputStore,
         classes_for: Callable[[TopicPartition], tuple[JsonObject, ...]],
         config: WriterConfig,
+        hosts: HostRegistry | None = None,
+        on_diagnostics: DiagnosticSink | None = None,
+        stats: TranslatorStats | None = None,
     ) -> None:
         self._store = store
         self._inputs = inputs
         self._classes_for = classes_for
         self._config = config
+        self._hosts = hosts
+        self._on_diagnostics = on_diagnostics
+        self.stats = stats or TranslatorStats()
         # Write slots; waiters are served first in, first out.
         self._write_slots = asyncio.Semaphore(config.max_concurrent_writes)
         self._in_flight = 0
@@ -241,6 +282,7 @@ class TenantWriter:
         )
         changed, events = set(slot.changed), slot.events
         contexts, slot.trace_contexts = slot.trace_contexts, []
+        marks, slot.marks = slot.marks or Marks(), None
         slot.in_flight_from = _min(slot.in_flight_from, slot.dirty_from)
         slot.dirty, slot.dirty_from, slot.changed, slot.events = False, None, set(), 0
         try:
@@ -254,20 +296,26 @@ class TenantWriter:
             ) as span:
                 trace_fields = context_to_fields()
                 try:
-                    plan = plan_write(
-                        slot.objects,
-                        changed=changed,
-                        classes=self._classes_for(slot.tp),
-                        resource_versions=slot.resource_versions,
-                        options=self._config.options,
-                        sealer=self._config.sealer,
-                    )
+                    plan = self._plan(slot, changed)
                 except NamingError as exc:
                     log.error("tenant.untranslatable", tenant=slot.tenant, error=str(exc))
                     span.set_status(trace.StatusCode.ERROR, str(exc))
                     slot.in_flight_from = None
                     return
-                version = await self._store_plan(slot, plan, offset, trace_fields)
+                hosts: HostOutcome | None = None
+                if self._hosts is not None:
+                    hosts = await self._arbitrate(self._hosts, slot, plan)
+                    if hosts.withheld != slot.withheld:
+                        slot.withheld = hosts.withheld
+                        plan = self._plan(slot, changed)
+                written = replace(marks, written_ns=time.time_ns())
+                version = await self._store_plan(
+                    slot, plan, offset, {**trace_fields, **written.fields()}
+                )
+                if self._config.after_write is not None:
+                    self._config.after_write(slot.tenant, version)
+                if hosts is not None and self._hosts is not None:
+                    await self._settle_hosts(self._hosts, slot, hosts)
                 span.set_attributes(
                     {
                         "ripple.version": version,
@@ -280,12 +328,20 @@ class TenantWriter:
             slot.changed |= changed
             slot.events += events
             slot.trace_contexts = (contexts + slot.trace_contexts)[:MAX_TRACE_CONTEXTS]
+            slot.marks = marks if marks != Marks() else slot.marks
             slot.dirty = True
             slot.dirty_from = _min(slot.in_flight_from, slot.dirty_from)
             slot.in_flight_from = None
             raise
         slot.in_flight_from = None
-        diags = plan.translation.diagnostics
+        diags = plan.translation.diagnostics + (hosts.diagnostics if hosts else ())
+        duration = time.perf_counter() - started
+        self.stats.written(
+            events=events, changed=bool(plan.diff), diagnostics=len(diags), seconds=duration
+        )
+        if diags and self._on_diagnostics is not None:
+            self._on_diagnostics(slot.tenant, diags)
+        _log_diagnostic_changes(slot, diags)
         log.info(
             "tenant.write",
             tenant=slot.tenant,
@@ -302,8 +358,77 @@ class TenantWriter:
                 f"{d.severity} {d.object} {d.reason}: {d.message}"
                 for d in diags[:MAX_LOGGED_DIAGNOSTICS]
             ],
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            withheld_hosts=sorted(slot.withheld)[:MAX_LOGGED_DIAGNOSTICS],
+            duration_ms=round(duration * 1000, 2),
         )
+
+    def _plan(self, slot: TenantSlot, changed: Iterable[ObjectKey]) -> WritePlan:
+        options = self._config.options
+        if self._hosts is not None or self._config.host_policy.tenant_domain:
+            allowed = _HostFilter(slot.tenant, self._config.host_policy, slot.withheld)
+            options = replace(options, host_allowed=allowed)
+        return plan_write(
+            slot.objects,
+            changed=changed,
+            classes=self._classes_for(slot.tp),
+            resource_versions=slot.resource_versions,
+            options=options,
+            sealer=self._config.sealer,
+        )
+
+    async def _arbitrate(
+        self, hosts: HostRegistry, slot: TenantSlot, plan: WritePlan
+    ) -> HostOutcome:
+        """Claim the hosts the translation asks for (one pipelined round trip)."""
+        asked = plan.translation.claims
+        wanted = wanted_claims(slot.tenant, asked, self._config.host_policy)
+        key = tuple((a.host, a.created, a.ingress) for a in asked if a.host in wanted)
+        if not slot.hosts_stale and slot.last_hosts is not None and key == slot.last_claims:
+            # Nothing to claim anew: ownership only changes hands with a notice to us.
+            return HostOutcome(
+                withheld=slot.last_hosts.withheld,
+                diagnostics=slot.last_hosts.diagnostics,
+                stop_serving=frozenset(),
+                release=frozenset(),
+                notices=(),
+                states=slot.last_hosts.states,
+            )
+        slot.hosts_stale = True
+        slot.last_claims = key
+        if slot.host_states is None:
+            loaded = await hosts.load_host_states([slot.tenant])
+            slot.host_states = dict(loaded.get(slot.tenant, {}))
+        new = [h for h in wanted if h not in slot.host_states]
+        pending: dict[str, HostState] | None = None
+        if new:
+            # Record new hosts before claiming them (as lost until decided; same round
+            # trip), so a crash after the claim cannot leak a claim nobody releases.
+            pending = {**slot.host_states, **dict.fromkeys(new, HostState.LOST)}
+        outcomes = await hosts.claim(slot.tenant, wanted, record=pending)
+        if pending is not None:
+            slot.host_states = pending
+        return decide(slot.tenant, asked=asked, outcomes=outcomes, previous=slot.host_states)
+
+    async def _settle_hosts(
+        self, hosts: HostRegistry, slot: TenantSlot, outcome: HostOutcome
+    ) -> None:
+        """After the version is written: withdraw and release hosts, record the states,
+        notify the tenants whose hosts changed hands."""
+        notices = await hosts.withdraw(
+            slot.tenant, stop_serving=outcome.stop_serving, release=outcome.release
+        )
+        if outcome.states != slot.host_states:
+            await hosts.save_host_states(slot.tenant, outcome.states)
+        slot.host_states = dict(outcome.states)
+        slot.last_hosts, slot.hosts_stale = outcome, False
+        notices = [*outcome.notices, *notices]
+        if notices:
+            await hosts.notify(notices)
+            log.info(
+                "hosts.notified",
+                tenant=slot.tenant,
+                notices=[f"{n.tenant} {n.why} {n.host}" for n in notices[:MAX_LOGGED_DIAGNOSTICS]],
+            )
 
     async def _store_plan(
         self,
@@ -343,6 +468,46 @@ class TenantWriter:
             log.warning("tenant.inputs_stale", tenant=slot.tenant, offset=offset.offset)
         slot.input_offset = max(slot.input_offset, offset.offset)
         return version
+
+
+def _log_diagnostic_changes(slot: TenantSlot, diags: Iterable[Diagnostic]) -> None:
+    """One log line per diagnostic when it first appears (not on every version) and one when
+    it is gone; the `tenant.write` line lists the current ones."""
+    current = frozenset(diags)
+    for d in sorted(current - slot.diagnostics):
+        log.warning(
+            "diagnostic",
+            tenant=slot.tenant,
+            kind=d.object.kind,
+            namespace=d.object.namespace,
+            name=d.object.name,
+            severity=str(d.severity),
+            reason=str(d.reason),
+            message=d.message,
+        )
+    for d in sorted(slot.diagnostics - current):
+        log.info(
+            "diagnostic.resolved",
+            tenant=slot.tenant,
+            kind=d.object.kind,
+            namespace=d.object.namespace,
+            name=d.object.name,
+            reason=str(d.reason),
+        )
+    slot.diagnostics = current
+
+
+@dataclass(frozen=True, slots=True)
+class _HostFilter:
+    """The translation's `host_allowed`: the policy allows it and arbitration did not
+    withhold it."""
+
+    tenant: str
+    policy: HostPolicy
+    withheld: frozenset[str]
+
+    def __call__(self, host: str) -> bool:
+        return host not in self.withheld and self.policy.allows(self.tenant, host)
 
 
 def _span_context(ctx: otel_context.Context) -> trace.SpanContext:

@@ -9,24 +9,31 @@ start order.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import redis.asyncio as aioredis
 import structlog
 
+from ripple_common.health import HealthServer, Route
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.logs import configure_logging
 from ripple_common.sealing import Sealer
 from ripple_common.telemetry import init_tracing
 from ripple_translator.consumer import KafkaEventSource
 from ripple_translator.engine import Engine, Record
+from ripple_translator.events import KubeEventPoster
+from ripple_translator.host_notices import NoticeFollower
+from ripple_translator.hosts import HostPolicy
 from ripple_translator.inputs import RedisInputStore
 from ripple_translator.loader import RedisTenantLoader
+from ripple_translator.metrics import MetricsView, TranslatorStats, readiness, render_metrics
 from ripple_translator.pipeline import TopicPartition, WriterConfig
+from ripple_translator.reporting import EventReporter
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import KeyLayout, RedisTenantStore
-from ripple_translator.translate import ClassPolicy, TranslateOptions
+from ripple_translator.translate import ClassPolicy, GatewayPolicy, TranslateOptions
 
 log = structlog.get_logger("ripple_translator.service")
 SERVICE = "ripple-translator"
@@ -65,7 +72,8 @@ def translate_options(settings: TranslatorSettings) -> TranslateOptions:
             controllers=settings.controllers,
             extra_class_names=settings.extra_class_names,
             watch_without_class=settings.watch_without_class,
-        )
+        ),
+        gateways=GatewayPolicy(class_names=settings.gateway_classes),
     )
 
 
@@ -74,7 +82,21 @@ def writer_config(settings: TranslatorSettings) -> WriterConfig:
         options=translate_options(settings),
         sealer=sealer_from(settings),
         max_concurrent_writes=settings.max_concurrent_writes,
+        host_policy=HostPolicy(
+            tenant_domain=settings.host_tenant_domain, allowed=dict(settings.host_allowed)
+        ),
+        after_write=abort_after_write if settings.test_abort_after_write else None,
     )
+
+
+ABORT_EXIT_CODE = 86
+
+
+def abort_after_write(tenant: str, version: int) -> None:
+    """The crash-safety tests' hook: die like SIGKILL would (no drain, no commit, no close)
+    right after a tenant version is durable in Redis."""
+    log.warning("test.abort_after_write", tenant=tenant, version=version)
+    os._exit(ABORT_EXIT_CODE)
 
 
 def sealer_from(settings: TranslatorSettings) -> Sealer | None:
@@ -156,12 +178,34 @@ async def start_translator(lc: Lifecycle, settings: TranslatorSettings) -> Consu
         name="redis",
     )
     layout = KeyLayout(prefix=settings.redis_prefix)
+    stats = TranslatorStats()
+    reporter: EventReporter | None = None
+    if settings.events_enabled:
+        poster = await lc.start(KubeEventPoster(settings.kubeconfig), name="kubernetes events")
+        reporter = await lc.start(
+            EventReporter(
+                poster,
+                stats=stats,
+                rate_per_s=settings.events_rate_per_s,
+                repeat_after_s=settings.events_repeat_after_s,
+            ),
+            name="event reporter",
+        )
+    store = RedisTenantStore(redis.client, layout=layout, stream_maxlen=settings.stream_maxlen)
     engine = Engine(
-        store=RedisTenantStore(redis.client, layout=layout, stream_maxlen=settings.stream_maxlen),
+        store=store,
         inputs=RedisInputStore(redis.client, layout=layout),
         config=writer_config(settings),
         loader=RedisTenantLoader(redis.client, layout=layout),
+        hosts=store if settings.host_arbitration else None,
+        on_diagnostics=reporter.report if reporter is not None else None,
+        stats=stats,
     )
+    if settings.host_arbitration:
+        await lc.start(
+            NoticeFollower(store, engine, block_ms=settings.notice_block_ms),
+            name="host notices",
+        )
     source = await lc.start(
         KafkaEventSource(
             bootstrap=settings.kafka_bootstrap,
@@ -169,10 +213,39 @@ async def start_translator(lc: Lifecycle, settings: TranslatorSettings) -> Consu
             group_id=settings.group_id,
             handler=engine,
             revoke_timeout_s=settings.revoke_timeout_s,
+            security=settings.kafka_security(),
         ),
         name="kafka consumer",
     )
+    if settings.health_port:
+        await lc.start(
+            HealthServer(
+                host=settings.health_host,
+                port=settings.health_port,
+                routes=health_routes(engine, source, lc),
+            ),
+            name="health endpoint",
+        )
     return await lc.start(ConsumeLoop(engine, source, settings), name="consume loop")
+
+
+def health_routes(engine: Engine, source: KafkaEventSource, lc: Lifecycle) -> dict[str, Route]:
+    def ready() -> tuple[int, str]:
+        return readiness(joined=source.joined, stopping=lc.stopping.is_set())
+
+    def metrics() -> tuple[int, str]:
+        return render_metrics(
+            MetricsView(
+                stats=engine.stats,
+                partitions=len(engine.owned),
+                tenants=engine.tenants,
+                in_flight=engine.writer.in_flight,
+                waiting=engine.writer.waiting,
+                ready=ready()[0] == 200,
+            )
+        )
+
+    return {"/healthz": lambda: (200, "ok\n"), "/readyz": ready, "/metrics": metrics}
 
 
 async def serve(lc: Lifecycle, settings: TranslatorSettings) -> None:

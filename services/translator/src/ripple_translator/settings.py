@@ -8,12 +8,13 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ripple_common.envelope import EVENTS_TOPIC
+from ripple_common.kafka_security import KafkaSecuritySettings
 from ripple_common.settings import ServiceSettings
 from ripple_translator.engine import RESERVED_CONNECTIONS
-from ripple_translator.translate import DEFAULT_CONTROLLER
+from ripple_translator.translate import DEFAULT_CONTROLLER, DEFAULT_GATEWAY_CLASS
 
 
-class TranslatorSettings(ServiceSettings):
+class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
     model_config = SettingsConfigDict(env_prefix="RIPPLE_TRANSLATOR_", frozen=True, extra="ignore")
 
     kafka_bootstrap: str = Field(default="127.0.0.1:19092", description="Kafka bootstrap servers")
@@ -57,10 +58,54 @@ class TranslatorSettings(ServiceSettings):
     watch_without_class: bool = Field(
         default=False, description="serve Ingresses without class (ingress-nginx's behaviour)"
     )
+    gateway_classes: frozenset[str] = Field(
+        default=frozenset({DEFAULT_GATEWAY_CLASS}),
+        description="Gateway API gatewayClassNames whose Gateways' HTTPRoutes are served "
+        "(JSON list)",
+    )
     sealing_key: SecretStr | None = Field(
         default=None,
         description="base64 AES key (16/24/32 bytes) opening the TLS private keys the watcher "
         "sealed (the watcher's RIPPLE_WATCHER_SEALING_KEY)",
+    )
+
+    host_arbitration: bool = Field(
+        default=True,
+        description="claim hosts across tenants in Redis before writing (the older Ingress "
+        "wins; docs/host-ownership.md)",
+    )
+    host_tenant_domain: str = Field(
+        default="",
+        description="optional policy: a tenant may only claim this domain and names under it; "
+        "'{tenant}' is replaced by the tenant, e.g. '{tenant}.apps.example.com' (empty: any "
+        "host)",
+    )
+    host_allowed: dict[str, frozenset[str]] = Field(
+        default_factory=dict,
+        description="with host_tenant_domain: per tenant, further hosts it may claim (exact, or "
+        "'.suffix'), as JSON",
+    )
+    notice_block_ms: int = Field(
+        default=1000, ge=1, description="longest blocking read of the host-notice stream"
+    )
+    events_enabled: bool = Field(
+        default=False,
+        description="post each diagnostic as a Kubernetes Event on the object it names",
+    )
+    kubeconfig: str | None = Field(
+        default=None, description="kubeconfig for the Events; unset = in-cluster service account"
+    )
+    events_rate_per_s: float = Field(default=20.0, gt=0, description="Events posted per second")
+    events_repeat_after_s: float = Field(
+        default=600.0, ge=0, description="the same problem is reported again after this long"
+    )
+    health_host: str = Field(
+        default="127.0.0.1", description="address of the health/readiness/metrics endpoint"
+    )
+    test_abort_after_write: bool = Field(
+        default=False,
+        description="TESTS ONLY: exit the process at once (no cleanup) right after the first "
+        "tenant version is written, before its Kafka offset is committed",
     )
 
     @model_validator(mode="after")

@@ -26,13 +26,15 @@ ObjectKey = tuple[str, str, str]
 
 INGRESS_CLASS: Final = "IngressClass"
 # Kinds the translation reads, and the TenantState field each goes to. Other namespaced kinds
-# (Gateway API) are kept (so stored inputs stay complete) but not yet translated.
+# are kept (so stored inputs stay complete) but not translated.
 TRANSLATED_KINDS: Final[Mapping[str, str]] = {
     "Ingress": "ingresses",
     "Service": "services",
     "EndpointSlice": "endpoint_slices",
     "Secret": "secrets",
     "ConfigMap": "config_maps",
+    "Gateway": "gateways",
+    "HTTPRoute": "http_routes",
 }
 # Cluster-scoped kinds the translator keeps per partition.
 CLUSTER_KINDS: Final = frozenset({INGRESS_CLASS})
@@ -101,6 +103,8 @@ class TenantObjects:
             endpoint_slices=tuple(fields["endpoint_slices"]),
             secrets=tuple(fields["secrets"]),
             config_maps=tuple(fields["config_maps"]),
+            gateways=tuple(fields["gateways"]),
+            http_routes=tuple(fields["http_routes"]),
         )
 
 

@@ -116,10 +116,54 @@ class HostClaim:
     owner: str
     owner_created_at: datetime
     previous: str | None = None
+    # Other tenants that may still serve the host (they have not withdrawn its scope yet): a
+    # granted host is served only once this is empty, so no host maps to two tenants.
+    others: tuple[str, ...] = ()
 
     @property
     def granted(self) -> bool:
         return self.status is not ClaimStatus.LOST
+
+    @property
+    def servable(self) -> bool:
+        return self.granted and not self.others
+
+
+class HostState(enum.StrEnum):
+    """What a tenant recorded about each host it asked for (`P:{t}:hosts`), so that a
+    translator taking the tenant over can tell whether the world moved meanwhile."""
+
+    SERVED = "served"  # owned and served
+    BLOCKED = "blocked"  # owned, waiting for the previous owner to withdraw its scope
+    LOST = "lost"  # another tenant owns it
+
+
+@dataclass(frozen=True, slots=True)
+class HostView:
+    """A host's owner (None: unclaimed) and the tenants that may serve it."""
+
+    owner: str | None
+    serving: frozenset[str]
+
+
+def host_stale(tenant: str, state: HostState, view: HostView) -> bool:
+    """Whether `tenant`'s recorded `state` of a host no longer matches Redis (it must be
+    re-translated): it serves a host it lost, waits for a host now free to serve, or lost a
+    host that is free now."""
+    if state is HostState.SERVED:
+        return view.owner != tenant
+    if state is HostState.BLOCKED:
+        return view.owner != tenant or view.serving <= {tenant}
+    return view.owner is None or view.owner == tenant
+
+
+@dataclass(frozen=True, slots=True)
+class HostNotice:
+    """One `P.hostevents` entry: `tenant` must re-translate because `host` changed hands."""
+
+    tenant: str
+    host: str
+    why: str
 
 
 def to_micros(created_at: datetime) -> int:
@@ -182,4 +226,51 @@ class TenantStore(Protocol):
 
     async def release_hosts(self, tenant: str, hosts: Iterable[str]) -> set[str]:
         """Free the hosts `tenant` owns; returns those released (others are left alone)."""
+        ...
+
+
+class HostRegistry(Protocol):
+    """Cross-tenant host ownership with hand-over (docs/host-ownership.md)."""
+
+    async def claim(
+        self,
+        tenant: str,
+        claims: Mapping[str, datetime],
+        *,
+        record: Mapping[str, HostState] | None = None,
+    ) -> dict[str, HostClaim]:
+        """Claim each host with its claim time (the oldest Ingress asking for it). A granted
+        claim also marks the tenant as (about to be) serving the host; a lost one puts the
+        tenant on the host's waiting list. `record`, if given, replaces the tenant's host
+        states first (in the same round trip)."""
+        ...
+
+    async def withdraw(
+        self, tenant: str, *, stop_serving: Iterable[str], release: Iterable[str]
+    ) -> list[HostNotice]:
+        """After a version without their scopes is written: the tenant no longer serves
+        `stop_serving` and gives up `release` (owned ones are freed). Returns the tenants to
+        notify (the owner now free to serve, the waiting claimants of a released host)."""
+        ...
+
+    async def load_host_states(self, tenants: Sequence[str]) -> dict[str, dict[str, HostState]]:
+        """What each tenant recorded about its hosts (tenants without a record are left out)."""
+        ...
+
+    async def save_host_states(self, tenant: str, states: Mapping[str, HostState]) -> None: ...
+
+    async def host_views(self, hosts: Iterable[str]) -> dict[str, HostView]: ...
+
+    async def notify(self, notices: Sequence[HostNotice]) -> None:
+        """Tell whichever translator owns each notice's tenant to re-translate it."""
+        ...
+
+    async def notices_position(self) -> str:
+        """Where a follower starting now begins (the last notice's id)."""
+        ...
+
+    async def read_notices(
+        self, position: str, *, block_ms: int, count: int = 1000
+    ) -> tuple[str, list[HostNotice]]:
+        """Notices after `position`, waiting up to `block_ms`; and the new position."""
         ...

@@ -10,12 +10,14 @@ between, readers learn of the version at the tenant's next entry (its version ju
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from ripple_common.resources import Resource
 from ripple_common.store_contract import (
@@ -31,6 +33,9 @@ from ripple_translator.store.model import (
     Checkpoint,
     ClaimStatus,
     HostClaim,
+    HostNotice,
+    HostState,
+    HostView,
     ResourceKey,
     VersionConflictError,
     from_micros,
@@ -62,8 +67,11 @@ redis.call('HSET', KEYS[1], 'topic', ARGV[2], 'partition', ARGV[3], 'offset', AR
 return {1, v}
 """
 
-# KEYS: host key. ARGV: tenant, claim micros.
-# Reply: {status, owner, owner micros, previous owner or ''}.
+# KEYS: host hash, its serving set, its waiting set (one slot: the host's hash tag).
+# ARGV: tenant, claim micros.
+# Reply: {status, owner, owner micros, previous owner or '', other tenants serving}.
+# A granted claim adds the tenant to the serving set (before its scope is written) and
+# reports who else is in it; a lost one adds it to the waiting set.
 CLAIM_HOST_LUA = """
 local function older(t1, c1, t2, c2)
   if c1 ~= c2 then return c1 < c2 end
@@ -76,24 +84,46 @@ local function older(t1, c1, t2, c2)
 end
 local owner = redis.call('HMGET', KEYS[1], 'tenant', 'created')
 local me, at = ARGV[1], tonumber(ARGV[2])
-if (not owner[1]) or owner[1] == me then
-  redis.call('HSET', KEYS[1], 'tenant', me, 'created', ARGV[2])
-  return {'owned', me, ARGV[2], ''}
+local status, previous = 'owned', ''
+if owner[1] and owner[1] ~= me then
+  if older(me, at, owner[1], tonumber(owner[2])) then
+    status, previous = 'taken', owner[1]
+  else
+    redis.call('SADD', KEYS[3], me)
+    return {'lost', owner[1], owner[2], '', {}}
+  end
 end
-if older(me, at, owner[1], tonumber(owner[2])) then
-  redis.call('HSET', KEYS[1], 'tenant', me, 'created', ARGV[2])
-  return {'taken', me, ARGV[2], owner[1]}
+redis.call('HSET', KEYS[1], 'tenant', me, 'created', ARGV[2])
+redis.call('SREM', KEYS[3], me)
+redis.call('SADD', KEYS[2], me)
+local others = {}
+for _, t in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if t ~= me then table.insert(others, t) end
 end
-return {'lost', owner[1], owner[2], ''}
+return {status, me, ARGV[2], previous, others}
 """
 
-# KEYS: host key. ARGV: tenant. Reply: 1 released, 0 not the owner.
-RELEASE_HOST_LUA = """
-if redis.call('HGET', KEYS[1], 'tenant') == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
+# KEYS: as CLAIM_HOST_LUA. ARGV: tenant, release ('1': give the host up, '0': only stop
+# serving it). Reply: {released (1/0), tenants to notify: the waiting claimants of a released
+# host, or the owner if the tenant was in the serving set (the owner may serve now)}. Called
+# after the tenant's version without the host's scope is written.
+WITHDRAW_HOST_LUA = """
+local me = ARGV[1]
+local removed = redis.call('SREM', KEYS[2], me)
+local owner = redis.call('HGET', KEYS[1], 'tenant')
+if ARGV[2] == '1' then
+  redis.call('SREM', KEYS[3], me)
+  if owner == me then
+    redis.call('DEL', KEYS[1])
+    local waiting = redis.call('SMEMBERS', KEYS[3])
+    redis.call('DEL', KEYS[3])
+    return {1, waiting}
+  end
 end
-return 0
+if removed == 1 and owner and owner ~= me then
+  return {0, {owner}}
+end
+return {0, {}}
 """
 
 _TYPE_INDEX = {t: i for i, t in enumerate(TYPE_ORDER)}
@@ -168,7 +198,8 @@ class RedisTenantStore:
         self._write: AsyncScript = client.register_script(WRITE_VERSION_LUA)
         self._load: AsyncScript = client.register_script(LOAD_TENANT_LUA)
         self._claim: AsyncScript = client.register_script(CLAIM_HOST_LUA)
-        self._release: AsyncScript = client.register_script(RELEASE_HOST_LUA)
+        self._withdraw: AsyncScript = client.register_script(WITHDRAW_HOST_LUA)
+        self._host_scripts_loaded = False
 
     @property
     def layout(self) -> KeyLayout:
@@ -222,32 +253,200 @@ class RedisTenantStore:
     async def claim_hosts(
         self, tenant: str, hosts: Iterable[str], created_at: datetime
     ) -> dict[str, HostClaim]:
-        micros = str(to_micros(created_at))
-        wanted = sorted(set(hosts))
-        async with self._client.pipeline(transaction=False) as pipe:
-            for host in wanted:
-                await self._claim(
-                    keys=[self._layout.host(host)], args=[tenant, micros], client=pipe
-                )
-            replies = await pipe.execute()
+        return await self.claim(tenant, dict.fromkeys(hosts, created_at))
+
+    async def release_hosts(self, tenant: str, hosts: Iterable[str]) -> set[str]:
+        released, _ = await self._withdraw_all(tenant, [(h, True) for h in sorted(set(hosts))])
+        return released
+
+    # -- HostRegistry (docs/host-ownership.md) --------------------------------------------------
+
+    def host_keys(self, host: str) -> list[str]:
+        """The host's owner hash, serving set and waiting set (one slot)."""
+        key = self._layout.host(host)
+        return [key, f"{key}:serving", f"{key}:waiting"]
+
+    def host_states_key(self, tenant: str) -> str:
+        return f"{self._layout.prefix}:{{{tenant}}}:hosts"
+
+    @property
+    def notices_key(self) -> str:
+        return f"{self._layout.prefix}.hostevents"
+
+    async def claim(
+        self,
+        tenant: str,
+        claims: Mapping[str, datetime],
+        *,
+        record: Mapping[str, HostState] | None = None,
+    ) -> dict[str, HostClaim]:
+        wanted = sorted(claims)
+        if not wanted and record is None:
+            return {}
+        micros = {h: str(to_micros(claims[h])) for h in wanted}
+        replies = await self._run_scripts(
+            self._claim,
+            [(self.host_keys(h), [tenant, micros[h]]) for h in wanted],
+            before=None
+            if record is None
+            else partial(self._save_states, tenant=tenant, states=record),
+        )
+        if record is not None:
+            replies = replies[2 if record else 1 :]
         out: dict[str, HostClaim] = {}
-        for host, (status, owner, owner_micros, previous) in zip(wanted, replies, strict=True):
+        for host, (status, owner, owner_micros, previous, others) in zip(
+            wanted, replies, strict=True
+        ):
             out[host] = HostClaim(
                 host=host,
                 status=ClaimStatus(_text(status)),
                 owner=_text(owner),
                 owner_created_at=from_micros(int(owner_micros)),
                 previous=_text(previous) or None,
+                others=tuple(sorted(_text(o) for o in others)),
             )
         return out
 
-    async def release_hosts(self, tenant: str, hosts: Iterable[str]) -> set[str]:
+    async def withdraw(
+        self, tenant: str, *, stop_serving: Iterable[str], release: Iterable[str]
+    ) -> list[HostNotice]:
+        gone = set(release)
+        ops = [(h, True) for h in sorted(gone)]
+        ops += [(h, False) for h in sorted(set(stop_serving) - gone)]
+        _, notify = await self._withdraw_all(tenant, ops)
+        return notify
+
+    async def _withdraw_all(
+        self, tenant: str, ops: Sequence[tuple[str, bool]]
+    ) -> tuple[set[str], list[HostNotice]]:
+        if not ops:
+            return set(), []
+        replies = await self._run_scripts(
+            self._withdraw,
+            [(self.host_keys(h), [tenant, "1" if release else "0"]) for h, release in ops],
+        )
+        released: set[str] = set()
+        notify: list[HostNotice] = []
+        for (host, _), (done, tenants) in zip(ops, replies, strict=True):
+            if int(done):
+                released.add(host)
+            why = "released" if int(done) else "withdrawn"
+            notify.extend(
+                HostNotice(tenant=t, host=host, why=why)
+                for t in sorted(_text(t) for t in tenants)
+                if t != tenant
+            )
+        return released, notify
+
+    async def load_host_states(self, tenants: Sequence[str]) -> dict[str, dict[str, HostState]]:
+        if not tenants:
+            return {}
+        async with self._client.pipeline(transaction=False) as pipe:
+            for tenant in tenants:
+                pipe.hgetall(self.host_states_key(tenant))
+            replies = await pipe.execute()
+        return {
+            tenant: {_text(h): HostState(_text(s)) for h, s in raw.items()}
+            for tenant, raw in zip(tenants, replies, strict=True)
+            if raw
+        }
+
+    async def save_host_states(self, tenant: str, states: Mapping[str, HostState]) -> None:
+        async with self._client.pipeline(transaction=True) as pipe:
+            self._save_states(pipe, tenant=tenant, states=states)
+            await pipe.execute()
+
+    async def _run_scripts(
+        self,
+        script: AsyncScript,
+        calls: Sequence[tuple[list[str], list[str]]],
+        *,
+        before: Callable[[Any], None] | None = None,
+    ) -> list[Any]:
+        """One pipelined round trip of EVALSHA calls (after `before` adds its commands).
+        The host scripts are loaded once (redis-py's own script pipelines ask the server
+        whether they exist on every execute: a second round trip); a server that lost them
+        (restart, SCRIPT FLUSH) answers NOSCRIPT, and they are loaded again."""
+        for attempt in (1, 2):
+            if not self._host_scripts_loaded:
+                for s in (self._claim, self._withdraw):
+                    await self._client.script_load(s.script)
+                self._host_scripts_loaded = True
+            async with self._client.pipeline(transaction=False) as pipe:
+                if before is not None:
+                    before(pipe)
+                for keys, args in calls:
+                    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                try:
+                    return list(await pipe.execute())
+                except NoScriptError:
+                    if attempt == 2:
+                        raise
+                    self._host_scripts_loaded = False
+        raise AssertionError("unreachable")
+
+    def _save_states(self, pipe: Any, *, tenant: str, states: Mapping[str, HostState]) -> None:
+        """DEL + HSET of the tenant's host states (one key: atomic on a MULTI pipeline;
+        on a plain one, a crash between leaves the record empty, which only makes the next
+        host check re-translate the tenant)."""
+        key = self.host_states_key(tenant)
+        pipe.delete(key)
+        if states:
+            pipe.hset(key, mapping={h: str(s) for h, s in states.items()})
+
+    async def host_views(self, hosts: Iterable[str]) -> dict[str, HostView]:
         wanted = sorted(set(hosts))
         async with self._client.pipeline(transaction=False) as pipe:
             for host in wanted:
-                await self._release(keys=[self._layout.host(host)], args=[tenant], client=pipe)
+                key, serving, _ = self.host_keys(host)
+                pipe.hget(key, "tenant")
+                pipe.smembers(serving)
             replies = await pipe.execute()
-        return {host for host, released in zip(wanted, replies, strict=True) if released}
+        out: dict[str, HostView] = {}
+        for i, host in enumerate(wanted):
+            owner, serving = replies[2 * i], replies[2 * i + 1]
+            out[host] = HostView(
+                owner=_text(owner) if owner is not None else None,
+                serving=frozenset(_text(t) for t in serving),
+            )
+        return out
+
+    async def notify(self, notices: Sequence[HostNotice]) -> None:
+        if not notices:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for n in notices:
+                pipe.xadd(
+                    self.notices_key,
+                    {"tenant": n.tenant, "host": n.host, "why": n.why},
+                    maxlen=self._maxlen,
+                    approximate=True,
+                )
+            await pipe.execute()
+
+    async def notices_position(self) -> str:
+        """The id of the last notice (where a new follower starts), "0-0" if none."""
+        last = await self._client.xrevrange(self.notices_key, count=1)
+        return _text(last[0][0]) if last else "0-0"
+
+    async def read_notices(
+        self, position: str, *, block_ms: int, count: int = 1000
+    ) -> tuple[str, list[HostNotice]]:
+        """Notices after `position` (waiting up to `block_ms`); returns the new position."""
+        reply: Any = await self._client.xread(
+            {self.notices_key: position}, block=block_ms, count=count
+        )
+        out: list[HostNotice] = []
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                position = _text(entry_id)
+                f = {_text(k): _text(v) for k, v in fields.items()}
+                out.append(
+                    HostNotice(
+                        tenant=f.get("tenant", ""), host=f.get("host", ""), why=f.get("why", "")
+                    )
+                )
+        return position, out
 
     async def owners(self, hosts: Iterable[str]) -> dict[str, str | None]:
         """The current owner of each host (None: unclaimed). For status reports and tests."""

@@ -4,6 +4,7 @@ Entry point: `translate`. See `naming` for resource names and `ingress` for the 
 """
 
 from ripple_translator.translate.diagnostics import Diagnostic, ObjectRef, Reason, Severity
+from ripple_translator.translate.gateway import DEFAULT_GATEWAY_CLASS, GatewayPolicy
 from ripple_translator.translate.ingressclass import DEFAULT_CONTROLLER, ClassPolicy
 from ripple_translator.translate.model import TenantState
 from ripple_translator.translate.tls import TlsBinding
@@ -17,8 +18,10 @@ from ripple_translator.translate.translate import (
 
 __all__ = [
     "DEFAULT_CONTROLLER",
+    "DEFAULT_GATEWAY_CLASS",
     "ClassPolicy",
     "Diagnostic",
+    "GatewayPolicy",
     "HostClaim",
     "ObjectRef",
     "Reason",

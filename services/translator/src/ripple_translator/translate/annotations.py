@@ -239,7 +239,8 @@ def _primary(r: _Reader) -> IngressAnnotations:
             )
         )
     hash_policy = _hash_policy(r)
-    lb = LbPolicy.RING_HASH if hash_policy else _lb_policy(r)
+    balance = _lb_policy(r)  # parsed even when upstream-hash-by wins, to report bad values
+    lb = LbPolicy.RING_HASH if hash_policy else balance
     protocol = r.choice("backend-protocol", BackendProtocol, BackendProtocol.HTTP, upper=True)
     read_ms = r.duration("proxy-read-timeout", DEFAULT_IDLE_TIMEOUT_MS)
     send_ms = r.duration("proxy-send-timeout", DEFAULT_IDLE_TIMEOUT_MS)

@@ -39,7 +39,6 @@ class Reason(enum.StrEnum):
     SECRET_NOT_FOUND = "SecretNotFound"
     INVALID_SECRET = "InvalidSecret"
     CONFIG_MAP_NOT_FOUND = "ConfigMapNotFound"
-    WILDCARD_HOST_UNSUPPORTED = "WildcardHostUnsupported"
     CATCH_ALL_UNSUPPORTED = "CatchAllUnsupported"
     HOST_NOT_ALLOWED = "HostNotAllowed"
     PATH_CONFLICT = "PathConflict"
@@ -47,6 +46,15 @@ class Reason(enum.StrEnum):
     CANARY_WITHOUT_PRIMARY = "CanaryWithoutPrimary"
     CANARY_CONFLICT = "CanaryConflict"
     UNSUPPORTED_ENDPOINTS = "UnsupportedEndpoints"
+    # Gateway API
+    NO_MATCHING_PARENT = "NoMatchingParent"
+    NOT_ALLOWED_BY_LISTENERS = "NotAllowedByListeners"
+    NO_MATCHING_LISTENER_HOSTNAME = "NoMatchingListenerHostname"
+    UNSUPPORTED_LISTENER = "UnsupportedListener"
+    REF_NOT_PERMITTED = "RefNotPermitted"
+    INVALID_RULE = "InvalidRule"
+    UNSUPPORTED_FILTER = "UnsupportedFilter"
+    HOST_CONFLICT = "HostConflict"
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -7,6 +7,13 @@ deterministic (map fields sorted), so equal input gives byte-identical resources
 Filter names used in ``typed_per_filter_config`` (the listener's HttpConnectionManager must
 carry filters with these names, configured to do nothing by default):
 `CORS_FILTER` and `RBAC_FILTER`.
+
+Scope selection (the xds gateway's `ripple_xds.scope_key`, which these names must match): the
+gateway keys scopes on the `SCOPE_KEY_HEADER` it writes (the exact host, else the host's
+one-label ``*.`` wildcard when no exact scope exists). Every virtual host carries the marker
+``filter_metadata[SCOPE_FILTER][SERVED_KEY]`` so that the gateway knows an exact host is served
+(its owner keeps it, even for paths it does not route); every RouteConfiguration strips the
+header before the upstream.
 """
 
 from __future__ import annotations
@@ -53,6 +60,9 @@ CORS_FILTER: Final = "envoy.filters.http.cors"
 RBAC_FILTER: Final = "envoy.filters.http.rbac"
 HTTP_PROTOCOL_OPTIONS: Final = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 TLS_TRANSPORT_SOCKET: Final = "envoy.transport_sockets.tls"
+SCOPE_KEY_HEADER: Final = "x-ripple-scope"
+SCOPE_FILTER: Final = "ripple.scope"
+SERVED_KEY: Final = "served"
 
 _LB: Final = {
     LbPolicy.ROUND_ROBIN: cluster_pb2.Cluster.ROUND_ROBIN,
@@ -131,7 +141,8 @@ def tls_secret(name: str, *, certificate: str, private_key: str) -> Resource:
 
 
 def scope(name: str, *, route_config: str, host: str) -> Resource:
-    """A scope whose key is the exact host (the listener extracts it from :authority)."""
+    """A scope whose key is the host, exact or a ``*.`` wildcard (the gateway writes the key
+    header: the request's exact host, else its one-label wildcard)."""
     msg = scoped_route_pb2.ScopedRouteConfiguration(
         name=name,
         route_configuration_name=route_config,
@@ -144,9 +155,14 @@ def scope(name: str, *, route_config: str, host: str) -> Resource:
 
 
 def route_config(name: str, virtual_hosts: Sequence[VirtualHostSpec]) -> Resource:
-    msg = route_pb2.RouteConfiguration(name=name, ignore_port_in_host_matching=True)
+    msg = route_pb2.RouteConfiguration(
+        name=name,
+        ignore_port_in_host_matching=True,
+        request_headers_to_remove=[SCOPE_KEY_HEADER],
+    )
     for vh in virtual_hosts:
         vhost = msg.virtual_hosts.add(name=vh.host, domains=[vh.host])
+        vhost.metadata.filter_metadata[SCOPE_FILTER].fields[SERVED_KEY].bool_value = True
         for spec in vh.routes:
             vhost.routes.append(_route(spec))
     return _resource(TypeUrl.ROUTE, name, msg)
@@ -159,6 +175,8 @@ def _route(spec: RouteSpec) -> Any:
     route = route_components_pb2.Route(name=spec.name, match=_match(spec.match))
     for header in spec.headers:
         route.match.headers.append(_header_matcher(header))
+    for param in spec.query_params:
+        route.match.query_parameters.append(_query_matcher(param))
     _set_action(route, spec.action)
     if spec.cors is not None:
         route.typed_per_filter_config[CORS_FILTER].CopyFrom(_pack(_cors(spec.cors)))
@@ -169,6 +187,12 @@ def _route(spec: RouteSpec) -> Any:
         route.request_headers_to_add.append(_header_option(key, value))
     for key, value in spec.response_headers:
         route.response_headers_to_add.append(_header_option(key, value))
+    for key, value in spec.request_headers_append:
+        route.request_headers_to_add.append(_header_option(key, value, append=True))
+    for key, value in spec.response_headers_append:
+        route.response_headers_to_add.append(_header_option(key, value, append=True))
+    route.request_headers_to_remove.extend(spec.request_headers_remove)
+    route.response_headers_to_remove.extend(spec.response_headers_remove)
     return route
 
 
@@ -194,6 +218,15 @@ def _header_matcher(header: HeaderMatch) -> Any:
     return matcher
 
 
+def _query_matcher(param: HeaderMatch) -> Any:
+    matcher = route_components_pb2.QueryParameterMatcher(name=param.name)
+    if param.regex:
+        matcher.string_match.safe_regex.regex = param.value
+    else:
+        matcher.string_match.exact = param.value
+    return matcher
+
+
 def _set_action(route: Any, action: Action) -> None:
     if isinstance(action, Respond):
         route.direct_response.status = action.status
@@ -210,7 +243,14 @@ def _set_action(route: Any, action: Action) -> None:
             r.port_redirect = action.port
         if action.path is not None:
             r.path_redirect = action.path
-            r.strip_query = True
+            r.strip_query = not action.keep_query
+        elif action.rewrite is not None:
+            pattern, substitution = action.rewrite
+            r.regex_rewrite.CopyFrom(
+                regex_pb2.RegexMatchAndSubstitute(
+                    pattern=regex_pb2.RegexMatcher(regex=pattern), substitution=substitution
+                )
+            )
     else:
         _set_forward(route.route, action)
 
@@ -313,10 +353,13 @@ def _any_of(nets: Sequence[Any]) -> Any:
     return rbac_config_pb2.Principal(or_ids=rbac_config_pb2.Principal.Set(ids=ids))
 
 
-def _header_option(key: str, value: str) -> Any:
-    return base_pb2.HeaderValueOption(
+def _header_option(key: str, value: str, *, append: bool = False) -> Any:
+    option = base_pb2.HeaderValueOption
+    return option(
         header=base_pb2.HeaderValue(key=key, value=envoy_literal(value)),
-        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+        append_action=option.APPEND_IF_EXISTS_OR_ADD
+        if append
+        else option.OVERWRITE_IF_EXISTS_OR_ADD,
     )
 
 

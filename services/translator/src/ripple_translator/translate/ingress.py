@@ -45,7 +45,6 @@ from ripple_translator.translate.plan import (
 
 _GROUP_REF = re.compile(r"\\(\d)")
 _ROOT = PathMatch(MatchKind.PREFIX, "/")
-_FORBIDDEN_IN_PATH = frozenset("?#\0\r\n\t ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,16 +185,6 @@ def usable_host(
                 Reason.HOST_NOT_ALLOWED,
                 f"host {host} belongs to another tenant or is outside this tenant's domains; "
                 "its rules are left out",
-            )
-        )
-        return None
-    if validate.is_wildcard(host):
-        diags.append(
-            warning(
-                ref,
-                Reason.WILDCARD_HOST_UNSUPPORTED,
-                f"wildcard host {host} is not served yet: gateway scopes are keyed by the "
-                "exact host; list the concrete hosts instead",
             )
         )
         return None
@@ -483,9 +472,8 @@ class _HostBuilder:
             return ()
         headers = []
         for name, value in sorted(cm.data.items()):
-            problem = validate.check_header_name(
-                name, request=False
-            ) or validate.check_header_value(value)
+            problem = validate.check_header_name(name, request=True)
+            problem = problem or validate.check_header_value(value)
             if problem is None and name.startswith(":"):
                 problem = f"{name!r} is a pseudo-header"
             if problem:
@@ -576,12 +564,7 @@ def _no_primary(cand: _Candidate) -> Diagnostic:
 
 
 def _check_plain_path(p: IngressPath) -> str | None:
-    if not p.path.startswith("/"):
-        return f"path {p.path!r} must start with '/'"
-    bad = sorted(set(p.path) & _FORBIDDEN_IN_PATH)
-    if bad:
-        return f"path {p.path!r} holds {', '.join(repr(c) for c in bad)}"
-    return None
+    return validate.check_url_path(p.path)
 
 
 def _check_group_refs(path: str, substitution: str) -> str | None:

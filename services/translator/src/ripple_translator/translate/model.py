@@ -180,6 +180,9 @@ class TenantState:
     endpoint_slices: tuple[JsonObject, ...] = ()
     secrets: tuple[JsonObject, ...] = ()
     config_maps: tuple[JsonObject, ...] = ()
+    # Gateway API (gateway.networking.k8s.io/v1) Gateways and HTTPRoutes.
+    gateways: tuple[JsonObject, ...] = ()
+    http_routes: tuple[JsonObject, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,6 +77,10 @@ class RedirectTo:
     host: str | None = None
     port: int | None = None
     path: str | None = None  # None: keep the request path and query
+    # Keep the request's query string when `path` replaces the path (Gateway API).
+    keep_query: bool = False
+    # (RE2 pattern, substitution) applied to the request path (Gateway API ReplacePrefixMatch).
+    rewrite: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +97,16 @@ class RouteSpec:
     match: PathMatch
     action: Action
     headers: tuple[HeaderMatch, ...] = ()
+    query_params: tuple[HeaderMatch, ...] = ()
     cors: Cors | None = None
     source_ranges: SourceRanges | None = None
+    # Headers set (overwritten), appended, and removed, on the request and on the response.
     request_headers: tuple[tuple[str, str], ...] = ()
     response_headers: tuple[tuple[str, str], ...] = ()
+    request_headers_append: tuple[tuple[str, str], ...] = ()
+    response_headers_append: tuple[tuple[str, str], ...] = ()
+    request_headers_remove: tuple[str, ...] = ()
+    response_headers_remove: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

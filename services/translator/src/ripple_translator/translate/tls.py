@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ripple_translator.translate import naming, validate
 from ripple_translator.translate.diagnostics import Diagnostic, Reason, error, warning
+from ripple_translator.translate.gateway_model import Gateway, Listener
 from ripple_translator.translate.model import TlsSecret
 from ripple_translator.translate.plan import Accepted
 
@@ -130,4 +131,101 @@ def check_secret(secret: TlsSecret) -> str | None:
         return f"{where}: tls.key is encrypted"
     if "-----BEGIN" not in key or "PRIVATE KEY-----" not in key:
         return f"{where}: tls.key is not a PEM private key"
+    return None
+
+
+def plan_gateway_tls(
+    *,
+    tenant: str,
+    gateways: Sequence[Gateway],
+    secrets: Mapping[tuple[str, str], TlsSecret],
+    host_allowed: Callable[[str], bool],
+    plan: TlsPlan,
+) -> TlsPlan:
+    """`plan` plus the certificates of the Gateways' HTTPS listeners (``tls.mode`` Terminate):
+    the first ``certificateRefs`` Secret (same namespace) is bound to the listener's hostname.
+    A host `plan` (the Ingresses) already binds keeps its Secret; then the older Gateway's."""
+    diags = list(plan.diagnostics)
+    bound = {b.host: (b.secret, "an Ingress") for b in plan.bindings}
+    used = {m.name: m for m in plan.secrets}
+    for gateway in sorted(gateways, key=lambda g: g.meta.age_key):
+        ref = gateway.meta.ref
+        label = f"Gateway {gateway.meta.namespace}/{gateway.meta.name}"
+        for lis in gateway.listeners:
+            if lis.protocol != "HTTPS":
+                continue
+            problem = _listener_tls_problem(gateway, lis.tls_mode, lis.hostname, lis)
+            secret = None
+            if problem is None:
+                cert = lis.certificate_refs[0]
+                secret = secrets.get((gateway.meta.namespace, cert.name))
+                if secret is None:
+                    problem = f"Secret {gateway.meta.namespace}/{cert.name} does not exist"
+                else:
+                    problem = check_secret(secret)
+            if problem is not None or secret is None or lis.hostname is None:
+                diags.append(
+                    warning(
+                        ref,
+                        Reason.INVALID_SECRET,
+                        f"listener {lis.name}: {problem}; its hostname gets no certificate",
+                    )
+                )
+                continue
+            host = lis.hostname
+            if validate.check_host(host):
+                diags.append(
+                    error(ref, Reason.INVALID_HOST, f"listener {lis.name} hostname {host!r}")
+                )
+                continue
+            if not host_allowed(host):
+                diags.append(
+                    error(
+                        ref,
+                        Reason.HOST_NOT_ALLOWED,
+                        f"listener {lis.name}: host {host} belongs to another tenant or is "
+                        "outside this tenant's domains; it gets no certificate",
+                    )
+                )
+                continue
+            name = naming.secret_name(tenant, gateway.meta.namespace, secret.meta.name)
+            previous = bound.get(host)
+            if previous is None:
+                bound[host] = (name, label)
+                assert secret.certificate is not None
+                assert secret.private_key is not None
+                used[name] = TlsMaterial(name, secret.certificate, secret.private_key)
+            elif previous[0] != name:
+                diags.append(
+                    warning(
+                        ref,
+                        Reason.SETTING_CONFLICT,
+                        f"listener {lis.name}: TLS host {host} already uses Secret {previous[0]} "
+                        f"of {previous[1]}; {secret.meta.name} is not used",
+                    )
+                )
+    return TlsPlan(
+        bindings=tuple(sorted(TlsBinding(h, s) for h, (s, _) in bound.items())),
+        secrets=tuple(sorted(used.values())),
+        diagnostics=tuple(diags),
+    )
+
+
+def _listener_tls_problem(
+    gateway: Gateway, mode: str, hostname: str | None, lis: Listener
+) -> str | None:
+    if mode != "Terminate":
+        return f"tls.mode {mode} is not supported (Terminate only)"
+    if hostname is None:
+        return "no hostname (certificates are served per SNI host)"
+    if not lis.certificate_refs:
+        return "no tls.certificateRefs"
+    cert = lis.certificate_refs[0]
+    if cert.group != "" or cert.kind != "Secret":
+        return f"certificateRef {cert.group or 'core'}/{cert.kind} {cert.name} is not a Secret"
+    if cert.namespace not in (None, gateway.meta.namespace):
+        return (
+            f"certificateRef to Secret {cert.namespace}/{cert.name} in another namespace needs "
+            "a ReferenceGrant, which is not supported"
+        )
     return None

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from ripple_common.resources import PUSH_ORDER, Resource
@@ -18,6 +18,19 @@ from ripple_translator.translate import envoy, naming, validate
 from ripple_translator.translate.annotations import parse_annotations
 from ripple_translator.translate.backends import Inventory
 from ripple_translator.translate.diagnostics import Diagnostic, ObjectRef, Reason, error, warning
+from ripple_translator.translate.gateway import GatewayPolicy, attach_routes
+from ripple_translator.translate.gateway_model import (
+    Gateway,
+    HTTPRoute,
+    parse_gateway,
+    parse_http_route,
+)
+from ripple_translator.translate.httproute import (
+    Served,
+    check_route,
+    plan_http_routes,
+    usable_hosts,
+)
 from ripple_translator.translate.ingress import check_paths, plan_routes
 from ripple_translator.translate.ingressclass import ClassPolicy, ClassSelector
 from ripple_translator.translate.model import (
@@ -38,9 +51,9 @@ from ripple_translator.translate.model import (
     parse_service,
 )
 from ripple_translator.translate.plan import Accepted
-from ripple_translator.translate.tls import TlsBinding, plan_tls
+from ripple_translator.translate.tls import TlsBinding, plan_gateway_tls, plan_tls
 
-_O = TypeVar("_O", Ingress, Service, EndpointSlice, TlsSecret, ConfigMap)
+_O = TypeVar("_O", Ingress, Service, EndpointSlice, TlsSecret, ConfigMap, Gateway, HTTPRoute)
 
 
 def allow_every_host(host: str) -> bool:
@@ -51,6 +64,8 @@ def allow_every_host(host: str) -> bool:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TranslateOptions:
     classes: ClassPolicy = field(default_factory=ClassPolicy)
+    # Which Gateways (by gatewayClassName) this translator serves HTTPRoutes for.
+    gateways: GatewayPolicy = field(default_factory=GatewayPolicy)
     # Whether this tenant may serve a host (exact or "*." wildcard). Cross-tenant ownership is
     # arbitrated outside (Redis); pass its verdict here. Denied hosts get a HostNotAllowed error.
     host_allowed: Callable[[str], bool] = allow_every_host
@@ -61,8 +76,9 @@ class TranslateOptions:
 
 @dataclass(frozen=True, slots=True, order=True)
 class HostClaim:
-    """The oldest served Ingress of the tenant that asks for a host, for cross-tenant
-    arbitration (the older claim wins)."""
+    """The oldest served Ingress (or attached HTTPRoute, or our Gateway's HTTPS listener) of
+    the tenant that asks for a host, for cross-tenant arbitration (the older claim wins).
+    `ingress` names that object."""
 
     host: str
     created: datetime | None = field(compare=False)
@@ -79,7 +95,7 @@ class Translation:
     hosts: tuple[str, ...]
     # Host -> Secret resource, for the listener's SNI filter chains.
     tls: tuple[TlsBinding, ...]
-    # Every valid host a served Ingress asks for, allowed or not.
+    # Every valid host a served Ingress or attached HTTPRoute asks for, allowed or not.
     claims: tuple[HostClaim, ...]
 
 
@@ -103,25 +119,19 @@ def translate(
     diags.extend(error(ref, Reason.INVALID_OBJECT, msg) for ref, msg in bad_classes)
     selector = ClassSelector.build(classes, opts.classes)
 
-    accepted: list[Accepted] = []
-    for ing in sorted(ingresses, key=lambda i: i.meta.age_key):
-        if not selector.serves(ing):
-            continue
-        parsed = parse_annotations(ing.meta.annotations, ing.meta.ref)
-        diags.extend(parsed.diagnostics)
-        if not parsed.ok:
-            continue
-        acc = Accepted(ing, parsed.settings)
-        path_errors = check_paths(acc, max_program_size=opts.max_regex_program_size)
-        diags.extend(path_errors)
-        if not path_errors:
-            accepted.append(acc)
+    accepted = _accepted(ingresses, selector, opts, diags)
+    gateways, served, route_claims = _attached_routes(state, opts, diags)
+    accepted, served = _share_hosts(accepted, served, diags)
 
-    tls = plan_tls(
+    secret_map = {(s.meta.namespace, s.meta.name): s for s in secrets}
+    tls = plan_gateway_tls(
         tenant=tenant,
-        ingresses=accepted,
-        secrets={(s.meta.namespace, s.meta.name): s for s in secrets},
+        gateways=gateways,
+        secrets=secret_map,
         host_allowed=opts.host_allowed,
+        plan=plan_tls(
+            tenant=tenant, ingresses=accepted, secrets=secret_map, host_allowed=opts.host_allowed
+        ),
     )
     diags.extend(tls.diagnostics)
     inventory = Inventory.build(services, slices)
@@ -135,10 +145,16 @@ def translate(
         max_program_size=opts.max_regex_program_size,
     )
     diags.extend(routes.diagnostics)
+    gateway_routes = plan_http_routes(tenant=tenant, routes=served, inventory=inventory)
+    diags.extend(gateway_routes.diagnostics)
+    virtual_hosts = sorted(
+        (*routes.virtual_hosts, *gateway_routes.virtual_hosts), key=lambda vh: vh.host
+    )
+    targets = {t.cluster: t for t in (*routes.targets, *gateway_routes.targets)}
 
     resources: list[Resource] = []
     endpoint_names: set[str] = set()
-    for target in routes.targets:
+    for target in (targets[name] for name in sorted(targets)):
         resources.append(
             envoy.cluster(target.cluster, endpoints=target.endpoints, settings=target.settings)
         )
@@ -160,9 +176,9 @@ def translate(
             )
         )
     route_config = naming.route_config_name(tenant)
-    if routes.virtual_hosts:
-        resources.append(envoy.route_config(route_config, routes.virtual_hosts))
-    for vh in routes.virtual_hosts:
+    if virtual_hosts:
+        resources.append(envoy.route_config(route_config, virtual_hosts))
+    for vh in virtual_hosts:
         resources.append(
             envoy.scope(naming.scope_name(tenant, vh.host), route_config=route_config, host=vh.host)
         )
@@ -171,9 +187,9 @@ def translate(
         tenant=tenant,
         resources=tuple(sorted(resources, key=lambda r: (PUSH_ORDER.index(r.type_url), r.name))),
         diagnostics=tuple(sorted(set(diags))),
-        hosts=tuple(vh.host for vh in routes.virtual_hosts),
+        hosts=tuple(vh.host for vh in virtual_hosts),
         tls=tls.bindings,
-        claims=_claims(accepted),
+        claims=_claims(accepted, route_claims),
     )
 
 
@@ -203,7 +219,9 @@ def _key(meta: Meta) -> tuple[str, str]:
     return (meta.namespace, meta.name)
 
 
-def _claims(accepted: Iterable[Accepted]) -> tuple[HostClaim, ...]:
+def _claims(
+    accepted: Iterable[Accepted], route_claims: Iterable[HostClaim]
+) -> tuple[HostClaim, ...]:
     claims: dict[str, HostClaim] = {}
     for acc in accepted:  # oldest first
         meta = acc.ingress.meta
@@ -212,4 +230,136 @@ def _claims(accepted: Iterable[Accepted]) -> tuple[HostClaim, ...]:
         for host in hosts:
             if validate.check_host(host) is None and host not in claims:
                 claims[host] = HostClaim(host, meta.creation_timestamp, meta.ref)
+    for claim in route_claims:  # oldest route first; an older Ingress keeps its claim
+        known = claims.get(claim.host)
+        if known is None or _older(claim, known):
+            claims[claim.host] = claim
     return tuple(sorted(claims.values()))
+
+
+def _accepted(
+    ingresses: Sequence[Ingress],
+    selector: ClassSelector,
+    opts: TranslateOptions,
+    diags: list[Diagnostic],
+) -> list[Accepted]:
+    """The Ingresses this controller serves whose annotations and paths are valid, oldest
+    first."""
+    accepted: list[Accepted] = []
+    for ing in sorted(ingresses, key=lambda i: i.meta.age_key):
+        if not selector.serves(ing):
+            continue
+        parsed = parse_annotations(ing.meta.annotations, ing.meta.ref)
+        diags.extend(parsed.diagnostics)
+        if not parsed.ok:
+            continue
+        acc = Accepted(ing, parsed.settings)
+        path_errors = check_paths(acc, max_program_size=opts.max_regex_program_size)
+        diags.extend(path_errors)
+        if not path_errors:
+            accepted.append(acc)
+    return accepted
+
+
+def _attached_routes(
+    state: TenantState, opts: TranslateOptions, diags: list[Diagnostic]
+) -> tuple[list[Gateway], list[Served], list[HostClaim]]:
+    """Our Gateways, the valid HTTPRoutes attached to them (oldest first) with their usable
+    hosts, and the host claims of both (route hosts, HTTPS listener hostnames)."""
+    gateways = [
+        g
+        for g in _parse(state.gateways, parse_gateway, "Gateway", diags)
+        if g.class_name in opts.gateways.class_names
+    ]
+    http_routes = _parse(state.http_routes, parse_http_route, "HTTPRoute", diags)
+    attached, attach_diags = attach_routes(
+        sorted(http_routes, key=lambda r: r.meta.age_key), gateways, opts.gateways
+    )
+    diags.extend(attach_diags)
+    served: list[Served] = []
+    claims = [
+        HostClaim(lis.hostname, g.meta.creation_timestamp, g.meta.ref)
+        for g in gateways
+        for lis in g.listeners
+        if lis.protocol == "HTTPS" and lis.hostname and validate.check_host(lis.hostname) is None
+    ]
+    for att in attached:
+        route_errors = check_route(att.route, max_program_size=opts.max_regex_program_size)
+        diags.extend(route_errors)
+        if route_errors:
+            continue
+        meta = att.route.meta
+        claims.extend(
+            HostClaim(h, meta.creation_timestamp, meta.ref)
+            for h in att.hosts
+            if h is not None and validate.check_host(h) is None
+        )
+        served.append(Served(att.route, usable_hosts(att, opts.host_allowed, diags)))
+    return gateways, served, claims
+
+
+def _older(a: HostClaim, b: HostClaim) -> bool:
+    never = datetime.max.replace(tzinfo=UTC)
+    return (a.created or never) < (b.created or never)
+
+
+def _share_hosts(
+    accepted: list[Accepted], served: list[Served], diags: list[Diagnostic]
+) -> tuple[list[Accepted], list[Served]]:
+    """Give each host that both Ingresses and HTTPRoutes of the tenant serve to one kind: the
+    kind of its oldest object (creationTimestamp, then namespace/name; an Ingress on a tie).
+    The other kind's rules for that host are left out with a HostConflict warning."""
+    first_ingress: dict[str, Accepted] = {}
+    for acc in accepted:  # oldest first
+        for rule in acc.ingress.rules:
+            if rule.host:
+                first_ingress.setdefault(rule.host, acc)
+    first_route: dict[str, Served] = {}
+    for s in served:  # oldest first
+        for host in s.hosts:
+            first_route.setdefault(host, s)
+    to_routes: dict[str, Served] = {}
+    to_ingresses: dict[str, Accepted] = {}
+    for host in first_ingress.keys() & first_route.keys():
+        acc, s = first_ingress[host], first_route[host]
+        if s.route.meta.age_key < acc.ingress.meta.age_key:
+            to_routes[host] = s
+        else:
+            to_ingresses[host] = acc
+    if not to_routes and not to_ingresses:
+        return accepted, served
+
+    kept_ingresses = []
+    for acc in accepted:
+        rules = tuple(r for r in acc.ingress.rules if r.host not in to_routes)
+        for host in sorted({r.host for r in acc.ingress.rules if r.host in to_routes}):
+            owner = to_routes[host].route.meta
+            diags.append(
+                warning(
+                    acc.ingress.meta.ref,
+                    Reason.HOST_CONFLICT,
+                    f"host {host} is served by the older HTTPRoute {owner.namespace}/"
+                    f"{owner.name}; this Ingress's rules for it are left out",
+                )
+            )
+        if len(rules) == len(acc.ingress.rules):
+            kept_ingresses.append(acc)
+            continue
+        default = acc.ingress.default_backend if any(r.host for r in rules) else None
+        kept_ingresses.append(
+            replace(acc, ingress=replace(acc.ingress, rules=rules, default_backend=default))
+        )
+    kept_routes = []
+    for s in served:
+        for host in (h for h in s.hosts if h in to_ingresses):
+            owner = to_ingresses[host].ingress.meta
+            diags.append(
+                warning(
+                    s.route.meta.ref,
+                    Reason.HOST_CONFLICT,
+                    f"host {host} is served by the older Ingress {owner.namespace}/{owner.name}; "
+                    "this HTTPRoute is not served there",
+                )
+            )
+        kept_routes.append(Served(s.route, tuple(h for h in s.hosts if h not in to_ingresses)))
+    return kept_ingresses, kept_routes

@@ -15,6 +15,7 @@ from typing import Any, Final
 # Kubernetes host names: DNS-1123 subdomains, optionally with a leading "*." wildcard label.
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
+_FORBIDDEN_IN_PATH = frozenset("?#\0\r\n\t ")
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _DURATION = re.compile(r"^(\d{1,12})(ms|s|m|h)?$")
 _DURATION_MS: Final = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
@@ -36,16 +37,28 @@ def check_host(host: str) -> str | None:
     return None
 
 
+def check_url_path(path: str) -> str | None:
+    """A literal request path (or path prefix) as Envoy matches and writes it."""
+    if not path.startswith("/"):
+        return f"path {path!r} must start with '/'"
+    bad = sorted(set(path) & _FORBIDDEN_IN_PATH)
+    if bad:
+        return f"path {path!r} holds {', '.join(repr(c) for c in bad)}"
+    return None
+
+
 def is_wildcard(host: str) -> bool:
     return host.startswith("*.")
 
 
 def check_header_name(name: str, *, request: bool) -> str | None:
+    """A header name; with `request` (a header the gateway adds or removes, on requests or
+    responses) also not Host, which Envoy refuses to modify."""
     if not _TOKEN.match(name):
         return f"{name!r} is not a valid HTTP header name"
     lowered = name.lower()
     if request and lowered == "host":
-        return "the Host header cannot be set this way (use upstream-vhost)"
+        return "the Host header cannot be set or removed this way (Envoy refuses it)"
     return None
 
 

@@ -1,0 +1,55 @@
+"""The host-notice follower: reads `P.hostevents` (store.HostRegistry) and wakes the owned
+tenants it names, so a tenant displaced from a host (or free to take one up) is re-translated
+by whichever translator owns it (docs/host-ownership.md). A lifecycle resource."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from ripple_translator.engine import Engine
+from ripple_translator.store import HostRegistry
+
+log = structlog.get_logger("ripple_translator.host_notices")
+
+
+class NoticeFollower:
+    def __init__(
+        self, registry: HostRegistry, engine: Engine, *, block_ms: int = 1000, retry_s: float = 1.0
+    ) -> None:
+        self._registry = registry
+        self._engine = engine
+        self._block_ms = block_ms
+        self._retry_s = retry_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        # Start at the current end: older notices are covered by the host check each
+        # assignment runs (Engine.check_hosts).
+        position = await self._registry.notices_position()
+        self._task = asyncio.create_task(self._follow(position), name="host notices")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _follow(self, position: str) -> None:
+        while True:
+            try:
+                position, notices = await self._registry.read_notices(
+                    position, block_ms=self._block_ms
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("host_notices.read_failed", error=repr(exc))
+                await asyncio.sleep(self._retry_s)
+                continue
+            if notices:
+                woken = self._engine.wake(notices)
+                if woken:
+                    log.info("host_notices.woke", tenants=woken, notices=len(notices))

@@ -1,0 +1,276 @@
+"""Host ownership wired into the writer, with the store fake as the shared registry: the
+older Ingress wins across tenants (and translators), the loser is told and does not serve the
+host, a takeover waits until the previous owner withdrew (the scope table never maps one host
+to two tenants), a released host goes to the waiting claimant, the domain policy, and the
+host check after an assignment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from structlog.testing import capture_logs
+
+from ripple_translator.engine import Engine
+from ripple_translator.hosts import HostPolicy, decide
+from ripple_translator.pipeline import WriterConfig
+from ripple_translator.store import ClaimStatus, HostClaim, HostState, HostView
+from ripple_translator.store.model import host_stale
+from ripple_translator.translate import Diagnostic, ObjectRef, Severity
+from ripple_translator.translate import HostClaim as AskedHost
+from tests.unit.translator_service.support import (
+    TOPIC,
+    FakeInputs,
+    FakeStore,
+    cluster,
+    deleted,
+    event,
+    ingress,
+    ingress_class,
+    record,
+    service,
+)
+
+HOST = "shared.example.com"
+
+
+def aged(ns: str, name: str, host: str, created: str) -> dict[str, Any]:
+    obj = ingress(ns, name, host)
+    obj["metadata"]["creationTimestamp"] = created
+    return obj
+
+
+class Translator:
+    """One engine owning one partition of the shared fake store, fed records in order."""
+
+    def __init__(
+        self, store: FakeStore, partition: int, *, policy: HostPolicy | None = None
+    ) -> None:
+        self.tp = (TOPIC, partition)
+        self.partition = partition
+        self.reported: list[tuple[str, Diagnostic]] = []
+        self.engine = Engine(
+            store=store,
+            inputs=FakeInputs(),
+            config=WriterConfig(
+                retry_initial_s=0.01, retry_max_s=0.02, host_policy=policy or HostPolicy()
+            ),
+            hosts=store,
+            on_diagnostics=self._report,
+        )
+        self.offset = 0
+
+    def _report(self, tenant: str, diags: Sequence[Diagnostic]) -> None:
+        self.reported.extend((tenant, d) for d in diags)
+
+    async def start(self) -> None:
+        await self.engine.assign([self.tp])
+        await self.feed(cluster(ingress_class()))
+
+    async def feed(self, *envelopes: Any) -> None:
+        records = []
+        for env in envelopes:
+            records.append(record(self.offset, env, partition=self.partition))
+            self.offset += 1
+        await self.engine.handle(records)
+        await self.engine.settle(timeout_s=5)
+
+
+def scope_owners(store: FakeStore, host: str) -> set[str]:
+    return {t for t in store.tenants if f"{t}/scope/{host}" in store.names(t)}
+
+
+async def pump(store: FakeStore, translators: Sequence[Translator]) -> None:
+    """Deliver the host notices (as the followers do) until none are left; after every
+    step no host is served by two tenants."""
+    position = 0
+    for _ in range(20):
+        assert len(scope_owners(store, HOST)) <= 1
+        position_str, notices = await store.read_notices(str(position), block_ms=0)
+        position = int(position_str)
+        if not notices:
+            return
+        for t in translators:
+            t.engine.wake(notices)
+        for t in translators:
+            await t.engine.settle(timeout_s=5)
+    raise AssertionError("notices never settled")
+
+
+async def two() -> tuple[FakeStore, Translator, Translator]:
+    store = FakeStore()
+    one, other = Translator(store, 0), Translator(store, 1)
+    await one.start()
+    await other.start()
+    return store, one, other
+
+
+async def test_the_older_ingress_takes_the_host_after_the_younger_withdrew() -> None:
+    store, one, other = await two()
+    await other.feed(
+        event("young", service("young")),
+        event("young", aged("young", "web", HOST, "2025-06-01T00:00:00Z")),
+    )
+    assert scope_owners(store, HOST) == {"young"}
+
+    await one.feed(
+        event("old", service("old")),
+        event("old", aged("old", "web", HOST, "2024-01-01T00:00:00Z")),
+    )
+    # Taken, but not served while "young" still serves it.
+    assert store.hosts[HOST][0] == "old"
+    assert scope_owners(store, HOST) == {"young"}
+    assert store.host_states["old"] == {HOST: HostState.BLOCKED}
+
+    await pump(store, [one, other])
+    assert scope_owners(store, HOST) == {"old"}
+    assert store.host_states == {"old": {HOST: HostState.SERVED}, "young": {HOST: HostState.LOST}}
+    lost = [d for t, d in other.reported if t == "young" and "belongs to tenant old" in d.message]
+    assert lost, other.reported
+    assert lost[0].object.name == "web"
+    assert str(lost[0].reason) == "HostNotAllowed"
+
+
+async def test_a_younger_claim_loses_at_once_and_gets_the_host_when_released() -> None:
+    store, one, other = await two()
+    await one.feed(
+        event("old", service("old")),
+        event("old", aged("old", "web", HOST, "2024-01-01T00:00:00Z")),
+    )
+    await other.feed(
+        event("young", service("young")),
+        event("young", aged("young", "web", HOST, "2025-06-01T00:00:00Z")),
+    )
+    await pump(store, [one, other])
+    assert scope_owners(store, HOST) == {"old"}
+    assert store.waiting[HOST] == {"young"}
+
+    await one.feed(deleted("old", "Ingress", "old", "web"))
+    assert scope_owners(store, HOST) == set()
+    await pump(store, [one, other])
+    assert scope_owners(store, HOST) == {"young"}
+    assert store.hosts[HOST][0] == "young"
+    assert "old" not in store.host_states or HOST not in store.host_states["old"]
+
+
+async def test_the_domain_policy_keeps_hosts_outside_the_tenant_domain_unclaimed() -> None:
+    store = FakeStore()
+    policy = HostPolicy(
+        tenant_domain="{tenant}.apps.example.com", allowed={"t1": frozenset({".t1.example.org"})}
+    )
+    t = Translator(store, 0, policy=policy)
+    await t.start()
+    await t.feed(
+        event("t1", service("t1")),
+        event("t1", ingress("t1", "mine", "web.t1.apps.example.com")),
+        event("t1", ingress("t1", "extra", "x.t1.example.org")),
+        event("t1", ingress("t1", "theirs", "web.t2.apps.example.com")),
+    )
+    assert set(store.hosts) == {"web.t1.apps.example.com", "x.t1.example.org"}
+    assert scope_owners(store, "web.t2.apps.example.com") == set()
+    assert {"t1/scope/web.t1.apps.example.com", "t1/scope/x.t1.example.org"} <= store.names("t1")
+    denied = [d for _, d in t.reported if d.object.name == "theirs"]
+    assert [str(d.reason) for d in denied] == ["HostNotAllowed"]
+
+
+def test_host_policy_rules() -> None:
+    policy = HostPolicy(
+        tenant_domain="{tenant}.apps.example.com",
+        allowed={"a": frozenset({".shop.example", "exact.example"})},
+    )
+    assert policy.allows("a", "a.apps.example.com")
+    assert policy.allows("a", "x.y.a.apps.example.com")
+    assert policy.allows("a", "*.a.apps.example.com")
+    assert not policy.allows("a", "xa.apps.example.com")
+    assert not policy.allows("a", "b.apps.example.com")
+    assert policy.allows("a", "www.shop.example")
+    assert policy.allows("a", "exact.example")
+    assert not policy.allows("a", "sub.exact.example")
+    assert not policy.allows("b", "www.shop.example")
+    assert HostPolicy().allows("anyone", "any.host")
+
+
+async def test_an_assignment_rechecks_hosts_changed_while_no_one_held_the_tenant() -> None:
+    store, one, other = await two()
+    await other.feed(
+        event("young", service("young")),
+        event("young", aged("young", "web", HOST, "2025-06-01T00:00:00Z")),
+    )
+    await one.feed(
+        event("old", service("old")),
+        event("old", aged("old", "web", HOST, "2024-01-01T00:00:00Z")),
+    )
+    store.notices.clear()  # the notice to "young" is lost (its translator was down)
+    assert await other.engine.check_hosts(["young"]) == ["young"]
+    await other.engine.settle(timeout_s=5)
+    assert scope_owners(store, HOST) == set()
+    await pump(store, [one, other])
+    assert scope_owners(store, HOST) == {"old"}
+    assert await other.engine.check_hosts(["young"]) == []
+    assert await one.engine.check_hosts(["old"]) == []
+
+
+async def test_a_diagnostic_is_logged_once_when_it_appears_and_once_when_resolved() -> None:
+    store = FakeStore()
+    t = Translator(store, 0)
+    await t.start()
+    bad = {"nginx.ingress.kubernetes.io/no-such-annotation": "x"}
+    with capture_logs() as logs:
+        await t.feed(
+            event("t1", service("t1")),
+            event("t1", ingress("t1", "web", "a.example.com", annotations=bad)),
+        )
+        await t.feed(event("t1", ingress("t1", "web", "b.example.com", annotations=bad)))
+        await t.feed(event("t1", ingress("t1", "web", "b.example.com")))
+    lines = [(e["event"], e.get("reason")) for e in logs if e["event"].startswith("diagnostic")]
+    assert lines == [
+        ("diagnostic", "UnknownAnnotation"),
+        ("diagnostic.resolved", "UnknownAnnotation"),
+    ]
+    assert len([d for _, d in t.reported]) == 2  # the sink sees every written version's
+
+
+def test_decide_withdraws_every_lost_host_and_releases_hosts_no_longer_asked_for() -> None:
+    ref = ObjectRef("Ingress", "t", "web")
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    asked = [AskedHost("lost.example", t0, ref), AskedHost("mine.example", t0, ref)]
+    outcome = decide(
+        "t",
+        asked=asked,
+        outcomes={
+            "lost.example": HostClaim(
+                host="lost.example", status=ClaimStatus.LOST, owner="o", owner_created_at=t0
+            ),
+            "mine.example": HostClaim(
+                host="mine.example",
+                status=ClaimStatus.TAKEN,
+                owner="t",
+                owner_created_at=t0,
+                previous="p",
+                others=("p",),
+            ),
+        },
+        # recorded as lost already (e.g. a placeholder before a crash): withdrawn anyway
+        previous={"lost.example": HostState.LOST, "gone.example": HostState.SERVED},
+    )
+    assert outcome.withheld == {"lost.example", "mine.example"}
+    assert outcome.stop_serving == {"lost.example"}
+    assert outcome.release == {"gone.example"}
+    assert outcome.states == {"lost.example": HostState.LOST, "mine.example": HostState.BLOCKED}
+    assert [(n.tenant, n.why) for n in outcome.notices] == [("p", "taken")]
+    assert [d.severity for d in outcome.diagnostics] == [Severity.ERROR, Severity.WARNING]
+
+
+def test_host_stale_rules() -> None:
+    def view(owner: str | None, *serving: str) -> HostView:
+        return HostView(owner=owner, serving=frozenset(serving))
+
+    assert not host_stale("t", HostState.SERVED, view("t", "t"))
+    assert host_stale("t", HostState.SERVED, view("o", "t", "o"))
+    assert not host_stale("t", HostState.BLOCKED, view("t", "t", "p"))
+    assert host_stale("t", HostState.BLOCKED, view("t", "t"))
+    assert host_stale("t", HostState.BLOCKED, view("o", "o"))
+    assert not host_stale("t", HostState.LOST, view("o", "o"))
+    assert host_stale("t", HostState.LOST, view(None))
+    assert host_stale("t", HostState.LOST, view("t", "t"))
