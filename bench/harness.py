@@ -62,6 +62,24 @@ def measure(name: str, fn: Callable[[], int], *, runs: int = 15, warmup: int = 2
     )
 
 
+def summarize(
+    name: str, samples: list[float], *, ops: int, rss_mib: float, unit: str = "s"
+) -> Measurement:
+    """The Measurement of samples timed by the caller (async or cross-process work that
+    `measure` cannot run); `rss_mib` is the measured process's peak RSS."""
+    deciles = statistics.quantiles(samples, n=10) if len(samples) > 1 else samples * 9
+    return Measurement(
+        name=name,
+        unit=unit,
+        runs=len(samples),
+        median=statistics.median(samples),
+        p10=deciles[0],
+        p90=deciles[-1],
+        ops_per_run=ops,
+        max_rss_mib=rss_mib,
+    )
+
+
 def cli(description: str, benches: dict[str, Callable[[int], Measurement]]) -> int:
     """Common command line: pick benchmarks, set runs, optionally record JSON lines."""
     parser = argparse.ArgumentParser(description=description)

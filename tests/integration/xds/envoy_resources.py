@@ -6,6 +6,8 @@ per host pointing at a RouteConfiguration, an EDS cluster and its endpoints."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -132,7 +134,7 @@ def endpoints(cluster: str, *, port: int) -> Resource:
 
 
 BOOTSTRAP = """
-node: {{id: {node_id}, cluster: ripple-test}}
+node: {{id: {node_id}, cluster: {node_cluster}}}
 admin:
   address: {{socket_address: {{address: 127.0.0.1, port_value: {admin_port}}}}}
 dynamic_resources:
@@ -152,7 +154,7 @@ static_resources:
   - name: xds
     type: STATIC
     connect_timeout: 1s
-    typed_extension_protocol_options:
+{xds_transport}    typed_extension_protocol_options:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
         explicit_http_config:
@@ -161,9 +163,7 @@ static_resources:
       cluster_name: xds
       endpoints:
       - lb_endpoints:
-        - endpoint:
-            address:
-              socket_address: {{address: 127.0.0.1, port_value: {xds_port}}}
+{xds_endpoints}
 overload_manager:
   resource_monitors:
   - name: envoy.resource_monitors.global_downstream_max_connections
@@ -173,7 +173,61 @@ overload_manager:
 """
 
 
-def bootstrap(*, node_id: str, admin_port: int, xds_port: int, api_type: str) -> str:
+XDS_ENDPOINT = """\
+        - endpoint:
+            address:
+              socket_address: {{address: 127.0.0.1, port_value: {port}}}"""
+
+
+def bootstrap(
+    *,
+    node_id: str,
+    admin_port: int,
+    xds_port: int,
+    api_type: str,
+    more_xds_ports: tuple[int, ...] = (),
+    node_cluster: str = "ripple-test",
+    xds_tls: XdsTls | None = None,
+) -> str:
+    """An Envoy bootstrap doing ADS (`api_type` GRPC or DELTA_GRPC) to the xds server on
+    127.0.0.1:`xds_port`, and to `more_xds_ports` (replicas: the stream goes to one of them
+    and moves to another when it breaks); with `xds_tls`, over mTLS."""
+    endpoints = "\n".join(XDS_ENDPOINT.format(port=p) for p in (xds_port, *more_xds_ports))
     return BOOTSTRAP.format(
-        node_id=node_id, admin_port=admin_port, xds_port=xds_port, api_type=api_type
+        node_id=node_id,
+        node_cluster=node_cluster,
+        admin_port=admin_port,
+        xds_endpoints=endpoints,
+        api_type=api_type,
+        xds_transport=XDS_TLS.format(tls=xds_tls) if xds_tls is not None else "",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class XdsTls:
+    """PEM files of Envoy's side of an mTLS connection to the xds server: its client
+    certificate and key, the CA that signed the server's certificate, the server name."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    server_name: str
+
+
+XDS_TLS = """\
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: {tls.server_name}
+        common_tls_context:
+          alpn_protocols: [h2]
+          tls_certificates:
+          - certificate_chain: {{filename: {tls.cert}}}
+            private_key: {{filename: {tls.key}}}
+          validation_context:
+            trusted_ca: {{filename: {tls.ca}}}
+            match_typed_subject_alt_names:
+            - san_type: DNS
+              matcher: {{exact: {tls.server_name}}}
+"""

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ripple_common.resources import Resource
@@ -18,6 +19,40 @@ from tests.integration.xds import envoy_resources as er
 from tests.unit.translator import k8s
 
 DEADLINE_S = 20.0
+PROPAGATION_S = 5.0
+A, B = "tenant-a", "tenant-b"
+HOST_A, HOST_B1, HOST_B2 = "a.example.com", "b1.example.com", "b2.example.com"
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    xds: int
+    http: int
+    health: int
+    admin: int
+
+
+def xds_settings(*, redis_url: str, prefix: str, ports: Ports) -> dict[str, str]:
+    """The RIPPLE_XDS_ settings of a test xds process (see `XdsProcess`)."""
+    return {
+        "redis_url": redis_url,
+        "redis_prefix": prefix,
+        "listen": f"127.0.0.1:{ports.xds}",
+        "gateway_http_address": "127.0.0.1",
+        "gateway_http_port": str(ports.http),
+        "health_port": str(ports.health),
+        "shutdown_grace_s": "1",
+        "block_ms": "500",
+    }
+
+
+def metric(text: str, name: str) -> float:
+    """One sample of a Prometheus text page, by its name with labels."""
+    for line in text.splitlines():
+        key, _, value = line.rpartition(" ")
+        if key == name:
+            return float(value)
+    raise AssertionError(f"metric {name} missing:\n{text}")
 
 
 def tenant_resources(tenant: str, hosts: Sequence[str], *, backend_port: int) -> list[Resource]:
@@ -76,14 +111,24 @@ def tail(path: Path) -> str:
 
 
 def start_envoy(
-    envoy_bin: str, *, xds_port: int, admin_port: int, node_id: str, workdir: Path
+    envoy_bin: str,
+    *,
+    xds_port: int,
+    admin_port: int,
+    node_id: str,
+    workdir: Path,
+    more_xds_ports: tuple[int, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], Path]:
-    """A real Envoy doing Delta ADS to 127.0.0.1:`xds_port`. Call from the main thread:
-    Envoy dies with the thread that started it (PR_SET_PDEATHSIG)."""
+    """A real Envoy doing Delta ADS to 127.0.0.1:`xds_port` (and `more_xds_ports`: replicas).
+    Call from the main thread: Envoy dies with the thread that started it (PR_SET_PDEATHSIG)."""
     config = workdir / "envoy.yaml"
     config.write_text(
         er.bootstrap(
-            node_id=node_id, admin_port=admin_port, xds_port=xds_port, api_type="DELTA_GRPC"
+            node_id=node_id,
+            admin_port=admin_port,
+            xds_port=xds_port,
+            api_type="DELTA_GRPC",
+            more_xds_ports=more_xds_ports,
         )
     )
     log = workdir / "envoy.log"

@@ -8,107 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from ripple_translator.store import RedisTenantStore
-from tests.conftest import StackEnv
-from tests.integration.loopback import free_port, http_get, status
+from tests.integration.loopback import http_get, status
 from tests.integration.xds_service.support import (
+    HOST_A,
+    HOST_B1,
+    HOST_B2,
+    PROPAGATION_S,
+    A,
+    B,
+    Ports,
     XdsProcess,
-    start_envoy,
-    stop_process,
+    metric,
     tail,
     tenant_resources,
     until,
     write_tenant,
 )
 
-A, B = "tenant-a", "tenant-b"
-HOST_A, HOST_B1, HOST_B2 = "a.example.com", "b1.example.com", "b2.example.com"
-PROPAGATION_S = 5.0
 STOP_ORDER = ("ads server", "redis source", "health endpoint", "redis")
-
-
-@dataclass(frozen=True, slots=True)
-class Ports:
-    xds: int
-    http: int
-    health: int
-    admin: int
-
-
-@pytest.fixture
-def ports() -> Ports:
-    return Ports(xds=free_port(), http=free_port(), health=free_port(), admin=free_port())
-
-
-@pytest.fixture
-async def xds(
-    *,
-    stack: StackEnv,
-    store: RedisTenantStore,
-    prefix: str,
-    backend_port: int,
-    ports: Ports,
-    tmp_path: Path,
-) -> AsyncIterator[XdsProcess]:
-    """Tenants a (HOST_A) and b (HOST_B1) in Redis, then the xds process, until ready."""
-    await write_tenant(store, A, tenant_resources(A, [HOST_A], backend_port=backend_port))
-    await write_tenant(store, B, tenant_resources(B, [HOST_B1], backend_port=backend_port))
-    process = XdsProcess(
-        {
-            "redis_url": stack["RIPPLE_REDIS_URL"],
-            "redis_prefix": prefix,
-            "listen": f"127.0.0.1:{ports.xds}",
-            "gateway_http_address": "127.0.0.1",
-            "gateway_http_port": str(ports.http),
-            "health_port": str(ports.health),
-            "shutdown_grace_s": "1",
-            "block_ms": "500",
-        },
-        log=tmp_path / "xds.log",
-    )
-    try:
-
-        async def ready() -> bool:
-            process.check_alive()
-            return await status(ports.health, "/readyz") == 200
-
-        await until("xds /readyz 200", ready, logs=[process.log])
-        yield process
-    finally:
-        if process.proc.poll() is None:
-            await asyncio.to_thread(process.terminate)
-
-
-@pytest.fixture
-def envoy(
-    stack: StackEnv, xds: XdsProcess, ports: Ports, tmp_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A real Envoy doing Delta ADS to the xds process (started from the main thread)."""
-    proc, _ = start_envoy(
-        stack["RIPPLE_ENVOY_BIN"],
-        xds_port=ports.xds,
-        admin_port=ports.admin,
-        node_id="it-xds-gateway",
-        workdir=tmp_path,
-    )
-    try:
-        yield proc
-    finally:
-        stop_process(proc)
-
-
-def _metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        key, _, value = line.rpartition(" ")
-        if key == name:
-            return float(value)
-    raise AssertionError(f"metric {name} missing:\n{text}")
 
 
 async def test_process_serves_tenants_follows_changes_and_exits_cleanly(
@@ -150,11 +73,11 @@ async def test_process_serves_tenants_follows_changes_and_exits_cleanly(
 
     code, metrics = await asyncio.to_thread(http_get, ports.health, "/metrics")
     assert code == 200
-    assert _metric(metrics, "ripple_xds_ready") == 1
-    assert _metric(metrics, "ripple_xds_streams_open") == 1
-    assert _metric(metrics, "ripple_xds_tenants_loaded") == 2
-    assert _metric(metrics, "ripple_xds_source_fetched_total") >= 1
-    assert _metric(metrics, 'ripple_xds_acks_total{mode="delta",type="rds"}') >= 2
+    assert metric(metrics, "ripple_xds_ready") == 1
+    assert metric(metrics, "ripple_xds_streams_open") == 1
+    assert metric(metrics, "ripple_xds_tenants_loaded") == 2
+    assert metric(metrics, "ripple_xds_source_fetched_total") >= 1
+    assert metric(metrics, 'ripple_xds_acks_total{mode="delta",type="rds"}') >= 2
 
     assert await asyncio.to_thread(xds.terminate) == 0, tail(xds.log)
     log = xds.log.read_text()
@@ -196,7 +119,7 @@ async def test_envoy_keeps_serving_through_a_restart_and_follows_the_new_replica
             if await status(ports.health, "/readyz") != 200:
                 return False
             _, metrics = await asyncio.to_thread(http_get, ports.health, "/metrics")
-            return _metric(metrics, "ripple_xds_streams_open") == 1
+            return metric(metrics, "ripple_xds_streams_open") == 1
 
         await until("envoy reconnects to the new replica", reconnected, logs=logs)
         await write_tenant(

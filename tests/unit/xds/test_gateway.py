@@ -26,12 +26,16 @@ def test_listener_binds_where_told() -> None:
     assert listener.address.socket_address.port_value == 8080  # type: ignore[attr-defined]
 
 
-def test_scope_key_is_authority_without_port_and_comes_from_ads() -> None:
+def test_scope_key_is_the_scope_header_and_comes_from_ads() -> None:
     _, manager = _decode()
     scoped = manager.scoped_routes  # type: ignore[attr-defined]
     assert scoped.name == SCOPED_ROUTES
     extractor = scoped.scope_key_builder.fragments[0].header_value_extractor
-    assert (extractor.name, extractor.element_separator, extractor.index) == (":authority", ":", 0)
+    assert (extractor.name, extractor.element_separator, extractor.index) == (
+        "x-ripple-scope",
+        ":",
+        0,
+    )
     assert scoped.scoped_rds.scoped_rds_config_source.HasField("ads")
     assert scoped.rds_config_source.HasField("ads")
 
@@ -40,6 +44,7 @@ def test_filters_the_translator_configures_per_route_come_before_the_router() ->
     _, manager = _decode()
     names = [f.name for f in manager.http_filters]  # type: ignore[attr-defined]
     assert names == [
+        "ripple.scope",
         "envoy.filters.http.cors",
         "envoy.filters.http.rbac",
         "envoy.filters.http.router",

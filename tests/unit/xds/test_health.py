@@ -3,6 +3,7 @@ from __future__ import annotations
 from ripple_common.health import HealthServer
 from ripple_common.resources import TypeUrl
 from ripple_xds.health import MetricsView, readiness, render_metrics
+from ripple_xds.secrets import SecretStats
 from ripple_xds.server import XdsStats
 from ripple_xds.source import SourceStats
 
@@ -23,6 +24,7 @@ def _view() -> MetricsView:
     stats.bytes_sent["delta", "cds"] = 1234
     stats.acks["delta", "cds"] = 4
     stats.nacks["sotw", "rds"] = 1
+    stats.nack_tenants["tenant-a"] = 1
     source = SourceStats(tenants_loaded=7, full_loads=1, entries=9, fetched=8, skipped=1)
     return MetricsView(
         xds=stats,
@@ -30,6 +32,7 @@ def _view() -> MetricsView:
         position=(1700000000000, 3),
         resources={TypeUrl.CLUSTER: 5, TypeUrl.LISTENER: 1},
         ready=True,
+        secrets=SecretStats(opened=2, plaintext=1, refused=1),
     )
 
 
@@ -46,6 +49,9 @@ def test_metrics_are_prometheus_text_with_stream_push_ack_and_source_figures() -
         'ripple_xds_bytes_sent_total{mode="delta",type="cds"} 1234',
         'ripple_xds_acks_total{mode="delta",type="cds"} 4',
         'ripple_xds_nacks_total{mode="sotw",type="rds"} 1',
+        'ripple_xds_nack_tenant_total{tenant="tenant-a"} 1',
+        "ripple_xds_secrets_opened_total 2",
+        "ripple_xds_secrets_refused_total 1",
         'ripple_xds_cache_resources{type="cds"} 5',
         "ripple_xds_tenants_loaded 7",
         "ripple_xds_source_entries_total 9",

@@ -1,12 +1,15 @@
 """The gateway's listeners: what every Envoy of a gateway shares, whatever the tenants.
 
-The plain-HTTP listener routes by scoped RDS: the scope key is the request's `:authority`
-without its port, each host's ScopedRouteConfiguration (written by the translator) points at
-its tenant's RouteConfiguration. Adding a host adds one scope; changing a tenant's routes
-touches only that tenant's RouteConfiguration (see the scaling rules in DESIGN.md).
+The plain-HTTP listener routes by scoped RDS: the scope key is the `x-ripple-scope` header,
+which the first HTTP filter sets to the request's host without its port, or to the host's
+one-label wildcard when no scope of the exact host exists (`scope_key`). Each host's
+ScopedRouteConfiguration (written by the translator) points at its tenant's
+RouteConfiguration. Adding a host adds one scope; changing a tenant's routes touches only that
+tenant's RouteConfiguration (see the scaling rules in DESIGN.md).
 
-The HTTP filter chain holds, in order, the CORS and RBAC filters (empty: the translator
-configures them per route through `typed_per_filter_config`) and the router.
+The HTTP filter chain holds, in order, the scope-key Lua filter, the CORS and RBAC filters
+(empty: the translator configures them per route through `typed_per_filter_config`) and the
+router.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 
 from ripple_common.resources import Resource, TypeUrl
+from ripple_xds.scope_key import SCOPE_FILTER, SCOPE_KEY_HEADER, scope_filter_config
 
 HTTP_LISTENER: Final = "ripple-http"
 SCOPED_ROUTES: Final = "ripple-scopes"
@@ -34,7 +38,8 @@ _HTTP_FILTERS: Final = (
 )
 
 
-def _ads() -> Any:
+def ads_config_source() -> Any:
+    """A config source: this ADS stream."""
     return config_source_pb2.ConfigSource(
         ads=config_source_pb2.AggregatedConfigSource(),
         resource_api_version=config_source_pb2.V3,
@@ -45,14 +50,14 @@ def _scoped_routes() -> Any:
     builder = hcm_pb2.ScopedRoutes.ScopeKeyBuilder
     fragment = builder.FragmentBuilder(
         header_value_extractor=builder.FragmentBuilder.HeaderValueExtractor(
-            name=":authority", element_separator=":", index=0
+            name=SCOPE_KEY_HEADER, element_separator=":", index=0
         )
     )
     return hcm_pb2.ScopedRoutes(
         name=SCOPED_ROUTES,
         scope_key_builder=builder(fragments=[fragment]),
-        rds_config_source=_ads(),
-        scoped_rds=hcm_pb2.ScopedRds(scoped_rds_config_source=_ads()),
+        rds_config_source=ads_config_source(),
+        scoped_rds=hcm_pb2.ScopedRds(scoped_rds_config_source=ads_config_source()),
     )
 
 
@@ -65,6 +70,7 @@ def http_connection_manager(*, stat_prefix: str) -> Any:
     )
     manager.use_remote_address.value = True
     manager.normalize_path.value = True
+    manager.http_filters.add(name=SCOPE_FILTER).typed_config.Pack(scope_filter_config())
     for name, config in _HTTP_FILTERS:
         manager.http_filters.add(name=name).typed_config.Pack(config())
     return manager

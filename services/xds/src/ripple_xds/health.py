@@ -13,14 +13,13 @@ from dataclasses import dataclass
 
 import structlog
 
-from ripple_common.health import prom_escape, prom_number
+from ripple_common.health import PromText
 from ripple_common.resources import TypeUrl
+from ripple_xds.secrets import SecretStats
 from ripple_xds.server import XdsStats
 from ripple_xds.source import SourceStats, StreamId
 
 log = structlog.get_logger(__name__)
-
-_NS = "ripple_xds"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,6 +31,7 @@ class MetricsView:
     position: StreamId
     resources: Mapping[TypeUrl, int]
     ready: bool
+    secrets: SecretStats | None = None
 
 
 def readiness(*, loaded: bool, serving: bool, stopping: bool) -> tuple[int, str]:
@@ -45,16 +45,8 @@ def readiness(*, loaded: bool, serving: bool, stopping: bool) -> tuple[int, str]
 
 
 def render_metrics(view: MetricsView) -> tuple[int, str]:
-    lines: list[str] = []
-
-    def family(name: str, kind: str, help_text: str) -> None:
-        lines.append(f"# HELP {_NS}_{name} {help_text}")
-        lines.append(f"# TYPE {_NS}_{name} {kind}")
-
-    def sample(name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
-        rendered = ",".join(f'{k}="{prom_escape(v)}"' for k, v in (labels or {}).items())
-        suffix = f"{{{rendered}}}" if rendered else ""
-        lines.append(f"{_NS}_{name}{suffix} {prom_number(value)}")
+    out = PromText("ripple_xds")
+    family, sample = out.family, out.sample
 
     def by_mode_type(name: str, help_text: str, counts: Mapping[tuple[str, str], int]) -> None:
         family(name, "counter", help_text)
@@ -76,6 +68,9 @@ def render_metrics(view: MetricsView) -> tuple[int, str]:
     by_mode_type("requests_total", "Requests handled.", stats.requests)
     by_mode_type("acks_total", "Responses acknowledged.", stats.acks)
     by_mode_type("nacks_total", "Responses rejected by the client.", stats.nacks)
+    family("nack_tenant_total", "counter", "Rejected responses carrying a tenant's resources.")
+    for tenant, count in sorted(stats.nack_tenants.items()):
+        sample("nack_tenant_total", count, {"tenant": tenant})
     family("stale_nonces_total", "counter", "Requests ignored for a stale nonce.")
     sample("stale_nonces_total", stats.stale_nonces)
     family("cache_resources", "gauge", "Resources held, by type.")
@@ -97,8 +92,16 @@ def render_metrics(view: MetricsView) -> tuple[int, str]:
     ):
         family(name, "counter", help_text)
         sample(name, value)
+    if view.secrets is not None:
+        for name, value, help_text in (
+            ("secrets_opened_total", view.secrets.opened, "Sealed TLS keys opened."),
+            ("secrets_plaintext_total", view.secrets.plaintext, "Secrets stored unsealed."),
+            ("secrets_refused_total", view.secrets.refused, "Secrets whose key did not open."),
+        ):
+            family(name, "counter", help_text)
+            sample(name, value)
     family("source_position_ms", "gauge", "Millisecond part of the last change id applied.")
     sample("source_position_ms", view.position[0])
     family("source_position_seq", "gauge", "Sequence part of the last change id applied.")
     sample("source_position_seq", view.position[1])
-    return 200, "\n".join(lines) + "\n"
+    return 200, out.text()

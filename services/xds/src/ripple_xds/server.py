@@ -16,6 +16,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Collection, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -25,10 +26,19 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from ripple_common.resources import TypeUrl
 from ripple_xds.delta import DeltaRequest, DeltaResponse, DeltaStream
-from ripple_xds.identity import IdentityError, identify
+from ripple_xds.identity import (
+    GATEWAY_METADATA,
+    GatewayPolicy,
+    IdentityError,
+    NotPermittedError,
+    identify,
+)
+from ripple_xds.propagation import Propagation
 from ripple_xds.protocol import Nack, Step, parse_type_url
-from ripple_xds.snapshot import CacheChange, SnapshotCache
+from ripple_xds.snapshot import CacheChange, CacheView, SnapshotCache
 from ripple_xds.sotw import SotwRequest, SotwResponse, SotwStream
+from ripple_xds.tenants import tenants_of
+from ripple_xds.view import view_for
 from ripple_xds.wire import encode_delta, encode_sotw
 
 SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
@@ -39,7 +49,7 @@ _log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class NackRecord:
     """A response a client rejected: which node, which type and version, Envoy's error text,
-    and the resources of the rejected response (their names lead to the tenant)."""
+    the resources of the rejected response and the tenants owning them (the offenders)."""
 
     node_id: str
     mode: str  # "sotw" or "delta"
@@ -49,6 +59,7 @@ class NackRecord:
     error: str
     names: tuple[str, ...]
     at: float
+    tenants: tuple[str, ...] = ()
 
 
 class XdsStats:
@@ -63,6 +74,7 @@ class XdsStats:
         self.requests: Counter[tuple[str, str]] = Counter()  # handled, by type ("?" unknown)
         self.acks: Counter[tuple[str, str]] = Counter()
         self.nacks: Counter[tuple[str, str]] = Counter()
+        self.nack_tenants: Counter[str] = Counter()  # tenants of rejected responses
         self.stale_nonces = 0
         self.nodes_rejected = 0  # streams closed because the node presented no identity
         self.nack_log: deque[NackRecord] = deque(maxlen=nack_history)
@@ -139,8 +151,9 @@ def _identity(data: bytes) -> bytes:
 
 class AdsServicer:
     """The AggregatedDiscoveryService over one snapshot cache. With `require_node_id`, a
-    stream whose first request carries no node id is closed with INVALID_ARGUMENT (see
-    `identity`)."""
+    stream whose first request carries no node id is closed with INVALID_ARGUMENT, and one
+    whose gateway `policy` refuses (unknown gateway, client certificate naming another) with
+    PERMISSION_DENIED; an accepted node sees only its gateway's tenants (see `identity`)."""
 
     def __init__(
         self,
@@ -148,10 +161,15 @@ class AdsServicer:
         *,
         stats: XdsStats | None = None,
         require_node_id: bool = True,
+        propagation: Propagation | None = None,
+        policy: GatewayPolicy | None = None,
     ) -> None:
         self._cache = cache
         self.stats = stats if stats is not None else XdsStats()
         self._require_node_id = require_node_id
+        self._policy = policy if policy is not None else GatewayPolicy()
+        # Changes pushed and ACKed per stream (the end of the propagation measurement).
+        self.propagation = propagation if propagation is not None else Propagation()
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The generic handler to add to a grpc.aio server. Requests are decoded with the
@@ -178,7 +196,7 @@ class AdsServicer:
         await self._serve(
             context,
             mode="sotw",
-            machine=SotwStream(self._cache),
+            machine=SotwStream,
             decode=decode_sotw,
             encode=encode_sotw,
         )
@@ -189,7 +207,7 @@ class AdsServicer:
         await self._serve(
             context,
             mode="delta",
-            machine=DeltaStream(self._cache),
+            machine=DeltaStream,
             decode=decode_delta,
             encode=encode_delta,
         )
@@ -199,7 +217,7 @@ class AdsServicer:
         context: grpc.aio.ServicerContext[Any, bytes],
         *,
         mode: str,
-        machine: _Machine[Req, Resp],
+        machine: Callable[[CacheView], _Machine[Req, Resp]],
         decode: Callable[[Any], Req],
         encode: Callable[[Resp], bytes],
     ) -> None:
@@ -208,7 +226,11 @@ class AdsServicer:
         subscription = self._cache.subscribe(inbox.on_change)
         reader = asyncio.create_task(_read(context, queue))
         stream = _StreamLog(mode=mode, peer=context.peer(), stats=self.stats)
-        identified = not self._require_node_id
+        tracking = self.propagation.stream(mode=mode)
+        # Built once the node is identified: it sees the cache through the node's gateway.
+        state: _Machine[Req, Resp] | None = None
+        if not self._require_node_id:
+            state = machine(self._cache)
         try:
             while True:
                 item = await queue.get()
@@ -216,25 +238,28 @@ class AdsServicer:
                     break
                 if item is _Signal.CHANGED:
                     names = inbox.take()
-                    if not identified:
+                    if state is None:
                         continue  # nothing subscribed yet: the first request sees the cache
-                    step = machine.on_change(names)
+                    step = state.on_change(names)
                     request = None
                 else:
                     request = item
-                    if not identified:
-                        await self._identify(request, context, stream)
-                        identified = True
+                    if state is None:
+                        state = machine(await self._identify(request, context, stream))
                     stream.saw_request(request)
-                    step = machine.on_request(decode(request))
+                    tracking.identify(request.node.id)
+                    step = state.on_request(decode(request))
                 stream.record(step)
                 for response in step.responses:
                     data = encode(response)
                     await context.write(data)
                     stream.pushed(response, size=len(data))
+                    tracking.pushed(response)
+                tracking.answered(step)
                 if request is not None:
                     stream.handled(request)
         finally:
+            tracking.closed()
             subscription.close()
             reader.cancel()
             with suppress(asyncio.CancelledError):
@@ -243,14 +268,37 @@ class AdsServicer:
 
     async def _identify(
         self, request: Any, context: grpc.aio.ServicerContext[Any, bytes], stream: _StreamLog
-    ) -> None:
-        """Check the first request's node identity; close the stream if there is none."""
+    ) -> CacheView:
+        """Check the first request's node identity and gateway; the cache as the node may
+        see it. Closes the stream when the node has no identity or is not permitted."""
         node = request.node
+        gateway_field = node.metadata.fields.get(GATEWAY_METADATA)
         try:
-            identify(has_node=request.HasField("node"), node_id=node.id, cluster=node.cluster)
+            identity = identify(
+                has_node=request.HasField("node"),
+                node_id=node.id,
+                cluster=node.cluster,
+                metadata_gateway=gateway_field.string_value if gateway_field else "",
+            )
+            gateway = self._policy.gateway_of(identity, peer_names=peer_names(context))
+        except NotPermittedError as exc:
+            stream.rejected(str(exc))
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         except IdentityError as exc:
             stream.rejected(str(exc))
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        stream.identified(identity.gateway)
+        return view_for(self._cache, gateway)
+
+
+def peer_names(context: grpc.aio.ServicerContext[Any, bytes]) -> tuple[str, ...]:
+    """The names (DNS SANs, common name) of the client certificate of an mTLS stream; empty
+    on a plaintext connection."""
+    auth = context.auth_context()
+    if auth.get("transport_security_type") != [b"ssl"]:
+        return ()
+    raw = [*auth.get("x509_subject_alternative_name", []), *auth.get("x509_common_name", [])]
+    return tuple(dict.fromkeys(v.decode(errors="replace") for v in raw))
 
 
 async def _read(context: grpc.aio.ServicerContext[Any, bytes], queue: asyncio.Queue[Any]) -> None:
@@ -311,7 +359,11 @@ class _StreamLog:
 
     def rejected(self, reason: str) -> None:
         self._stats.nodes_rejected += 1
-        self._log.warning("xds stream refused: no node identity", reason=reason)
+        self._log.warning("xds stream refused: no valid node identity", reason=reason)
+
+    def identified(self, gateway: str) -> None:
+        if gateway:
+            self._log = self._log.bind(gateway=gateway)
 
     def handled(self, message: Any) -> None:
         """A request was processed and every response it caused was written."""
@@ -337,6 +389,8 @@ class _StreamLog:
     def _nack(self, nack: Nack) -> None:
         self._nacks += 1
         self._stats.nacks[self._mode, nack.type_url.short] += 1
+        tenants = tenants_of((*nack.names, *nack.removed))
+        self._stats.nack_tenants.update(tenants)
         self._stats.nack_log.append(
             NackRecord(
                 node_id=self._node_id,
@@ -347,6 +401,7 @@ class _StreamLog:
                 error=nack.error,
                 names=nack.names,
                 at=time.time(),
+                tenants=tenants,
             )
         )
         self._log.warning(
@@ -355,6 +410,7 @@ class _StreamLog:
             rejected_version=nack.rejected_version,
             kept_version=nack.kept_version,
             error=nack.error,
+            tenants=list(tenants[:20]),
             names=list(nack.names[:20]),
             names_total=len(nack.names),
         )
@@ -388,8 +444,24 @@ class _StreamLog:
         )
 
 
+def server_credentials(
+    *, cert: Path | None, key: Path | None, client_ca: Path | None = None
+) -> grpc.ServerCredentials | None:
+    """TLS credentials of the ADS server from PEM files (None without cert and key:
+    plaintext); with `client_ca`, clients must present a certificate it signed (mTLS)."""
+    if cert is None or key is None:
+        return None
+    return grpc.ssl_server_credentials(
+        [(key.read_bytes(), cert.read_bytes())],
+        root_certificates=client_ca.read_bytes() if client_ca is not None else None,
+        require_client_auth=client_ca is not None,
+    )
+
+
 class XdsServer:
-    """A grpc.aio server serving `AdsServicer` (start/stop fit ripple_common.lifecycle)."""
+    """A grpc.aio server serving `AdsServicer` (start/stop fit ripple_common.lifecycle).
+    With `credentials` it listens with TLS (mTLS when they require a client certificate:
+    `grpc.ssl_server_credentials(..., require_client_auth=True)`), else in plaintext."""
 
     def __init__(
         self,
@@ -400,8 +472,18 @@ class XdsServer:
         stats: XdsStats | None = None,
         grace_seconds: float = 5.0,
         require_node_id: bool = True,
+        propagation: Propagation | None = None,
+        policy: GatewayPolicy | None = None,
+        credentials: grpc.ServerCredentials | None = None,
     ) -> None:
-        self.servicer = AdsServicer(cache, stats=stats, require_node_id=require_node_id)
+        self.servicer = AdsServicer(
+            cache,
+            stats=stats,
+            require_node_id=require_node_id,
+            propagation=propagation,
+            policy=policy,
+        )
+        self._credentials = credentials
         self._address = f"{host}:{port}"
         self._grace = grace_seconds
         self._server: grpc.aio.Server | None = None
@@ -414,10 +496,18 @@ class XdsServer:
     async def start(self) -> None:
         server = grpc.aio.server()
         server.add_generic_rpc_handlers((self.servicer.handler(),))
-        self.port = server.add_insecure_port(self._address)
+        if self._credentials is None:
+            self.port = server.add_insecure_port(self._address)
+        else:
+            self.port = server.add_secure_port(self._address, self._credentials)
         await server.start()
         self._server = server
-        _log.info("xds server listening", address=self._address, port=self.port)
+        _log.info(
+            "xds server listening",
+            address=self._address,
+            port=self.port,
+            tls=self._credentials is not None,
+        )
 
     async def stop(self) -> None:
         """Stop accepting streams; open streams get GOAWAY and `grace_seconds` to end."""

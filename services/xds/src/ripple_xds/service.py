@@ -11,22 +11,27 @@ Redis and the tracer (reverse start order)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import structlog
 from opentelemetry import trace
 
-from ripple_common.health import HealthServer, Route
+from ripple_common.health import HealthServer, PromText, Route
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.logs import configure_logging
 from ripple_common.resources import Resource, TypeUrl
+from ripple_common.sealing import Sealer
 from ripple_common.store_contract import ChangeEntry, KeyLayout
 from ripple_common.telemetry import context_from_fields, init_tracing
 from ripple_xds.gateway import http_listener
 from ripple_xds.health import MetricsView, readiness, render_metrics
-from ripple_xds.server import XdsServer, XdsStats
+from ripple_xds.https import HttpsFeed, HttpsSettings
+from ripple_xds.identity import GatewayPolicy
+from ripple_xds.propagation import Propagation, PropagationMetrics, TraceReporter
+from ripple_xds.secrets import SecretOpener, SecretStats
+from ripple_xds.server import XdsServer, XdsStats, server_credentials
 from ripple_xds.settings import XdsSettings
 from ripple_xds.snapshot import CacheChange, SnapshotCache
 from ripple_xds.source import AppliedCallback, RedisSource
@@ -83,6 +88,16 @@ def applied_tracer(tracer: trace.Tracer) -> AppliedCallback:
     return on_applied
 
 
+def applied_hooks(*hooks: Callable[[ChangeEntry, CacheChange | None], object]) -> AppliedCallback:
+    """One applied callback calling each of `hooks` in order."""
+
+    def on_applied(entry: ChangeEntry, change: CacheChange | None) -> None:
+        for hook in hooks:
+            hook(entry, change)
+
+    return on_applied
+
+
 class RedisClient:
     """A redis-py client as a lifecycle resource (bytes, not decoded)."""
 
@@ -129,9 +144,18 @@ class XdsService:
     """The started parts of one xds process (the health routes read them)."""
 
     def __init__(
-        self, *, cache: SnapshotCache, follower: Follower, server: XdsServer, lc: Lifecycle
+        self,
+        *,
+        cache: SnapshotCache,
+        follower: Follower,
+        server: XdsServer,
+        lc: Lifecycle,
+        propagation: PropagationMetrics | None = None,
+        secrets: SecretStats | None = None,
     ) -> None:
         self.cache = cache
+        self.propagation = propagation if propagation is not None else PropagationMetrics()
+        self.secrets = secrets if secrets is not None else SecretStats()
         self.follower = follower
         self.server = server
         self._lc = lc
@@ -163,16 +187,36 @@ class XdsService:
         return {
             "/healthz": lambda: (200, "ok\n"),
             "/readyz": lambda: readiness(**self._readiness()),
-            "/metrics": lambda: render_metrics(
-                MetricsView(
-                    xds=self.stats,
-                    source=self.source.stats,
-                    position=self.source.position,
-                    resources=self.resource_counts(),
-                    ready=self.ready,
-                )
-            ),
+            "/metrics": self._metrics,
         }
+
+    def _metrics(self) -> tuple[int, str]:
+        status, body = render_metrics(
+            MetricsView(
+                xds=self.stats,
+                source=self.source.stats,
+                position=self.source.position,
+                resources=self.resource_counts(),
+                ready=self.ready,
+                secrets=self.secrets,
+            )
+        )
+        out = PromText("ripple_xds")
+        self.propagation.render(out)
+        return status, body + out.text()
+
+
+def sealer_from(settings: XdsSettings) -> Sealer | None:
+    if settings.sealing_key is None:
+        return None
+    return Sealer.from_base64(settings.sealing_key.get_secret_value())
+
+
+def _closer(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def closed() -> None:
+        close()
+
+    return closed
 
 
 async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
@@ -181,6 +225,25 @@ async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
     redis = await lc.start(RedisClient(settings.redis_url), name="redis")
     cache = SnapshotCache()
     cache.apply(upserts=gateway_resources(settings))
+    policy = GatewayPolicy.of(settings.gateways)
+    if settings.gateway_https_port:
+        https = HttpsFeed(
+            cache,
+            HttpsSettings(
+                address=settings.gateway_https_address or settings.gateway_http_address,
+                port=settings.gateway_https_port,
+            ),
+            schedule=asyncio.get_running_loop().call_soon,
+            gateways=policy.all(),
+        )
+        lc.on_close(_closer(https.close))
+    tracer = trace.get_tracer("ripple_xds")
+    metrics = PropagationMetrics(tenant_buckets=settings.tenant_buckets)
+    propagation = Propagation(
+        reporter=TraceReporter(tracer, metrics, sla_s=settings.sla_s),
+        ttl_s=settings.propagation_ttl_s,
+    )
+    opener = SecretOpener(sealer_from(settings))
     source = RedisSource(
         redis.client,
         cache,
@@ -189,7 +252,8 @@ async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
         read_count=settings.read_count,
         load_batch=settings.load_batch,
         log_every=settings.log_every,
-        on_applied=applied_tracer(trace.get_tracer("ripple_xds")),
+        on_applied=applied_hooks(applied_tracer(tracer), propagation.applied),
+        prepare=opener,
     )
     server = XdsServer(
         cache,
@@ -198,9 +262,21 @@ async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
         stats=XdsStats(),
         grace_seconds=settings.shutdown_grace_s,
         require_node_id=settings.require_node_id,
+        propagation=propagation,
+        policy=policy,
+        credentials=server_credentials(
+            cert=settings.tls_cert_file,
+            key=settings.tls_key_file,
+            client_ca=settings.tls_client_ca_file,
+        ),
     )
     service = XdsService(
-        cache=cache, follower=Follower(source, block_ms=settings.block_ms), server=server, lc=lc
+        cache=cache,
+        follower=Follower(source, block_ms=settings.block_ms),
+        server=server,
+        lc=lc,
+        propagation=metrics,
+        secrets=opener.stats,
     )
     if settings.health_port:
         await lc.start(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ripple_common.settings import ServiceSettings
@@ -26,6 +28,37 @@ class XdsSettings(ServiceSettings):
     gateway_http_port: int = Field(
         default=10080, description="port of the gateway's plain-HTTP listener (in Envoy)"
     )
+    gateway_https_address: str | None = Field(
+        default=None,
+        description="address of the gateway's HTTPS listener (in Envoy); unset: "
+        "gateway_http_address",
+    )
+    gateway_https_port: int = Field(
+        default=10443,
+        description="port of the gateway's HTTPS listener (in Envoy; one filter chain per "
+        "TLS host, certificates by SDS); 0: no HTTPS listener",
+    )
+    sealing_key: SecretStr | None = Field(
+        default=None,
+        description="base64 AES key that opens sealed TLS private keys of Secret resources "
+        "(the operator's key, as RIPPLE_TRANSLATOR_SEALING_KEY)",
+    )
+    gateways: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='gateways (JSON: name -> tenants, "*" = all), e.g. {"edge": ["*"], '
+        '"blue": ["t1", "t2"]}; a node belongs to the gateway in its node metadata '
+        '"ripple.gateway", else its node.cluster, and gets that gateway\'s tenants only; a '
+        "node of no configured gateway gets nothing. Empty: every node gets every tenant",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate chain of the ADS server (enables TLS)"
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of the ADS server")
+    tls_client_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle verifying client certificates: mTLS, every Envoy must "
+        "present a certificate it signed, naming the node's gateway or node id",
+    )
     health_host: str = Field(
         default="127.0.0.1", description="address of the health/readiness/metrics endpoint"
     )
@@ -43,6 +76,25 @@ class XdsSettings(ServiceSettings):
     read_count: int = Field(default=500, description="change entries read per round")
     load_batch: int = Field(default=200, description="tenants read per pipelined round at load")
     log_every: int = Field(default=1_000, description="log load progress every N tenants")
+    sla_s: float = Field(
+        default=5.0,
+        description="propagation SLA: a change ACKed later than this after its observation "
+        "is logged as an SLA breach (with its trace id) and counted",
+    )
+    tenant_buckets: int = Field(
+        default=8, description="tenant buckets (a hash of the tenant) of the propagation metric"
+    )
+    propagation_ttl_s: float = Field(
+        default=300.0, description="how long an applied change waits for its ACKs to be measured"
+    )
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> XdsSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
+        return self
 
     @field_validator("block_ms")
     @classmethod
@@ -58,7 +110,7 @@ class XdsSettings(ServiceSettings):
             raise ValueError("gateway_http_port must be in 1..65535")
         return value
 
-    @field_validator("read_count", "load_batch", "log_every")
+    @field_validator("read_count", "load_batch", "log_every", "tenant_buckets")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.commands.core import AsyncScript
 
+from ripple_common.resources import Resource
 from ripple_common.store_contract import (
     FETCH_NAMES_LUA,
     LOAD_TENANT_LUA,
@@ -51,6 +52,10 @@ StreamId = tuple[int, int]
 # Called after each applied entry: the entry (with its trace fields) and what the cache
 # changed (None: nothing). For per-push spans and propagation measurements.
 AppliedCallback = Callable[[ChangeEntry, CacheChange | None], None]
+
+# Turns a stored resource into the one served (e.g. opens a sealed private key); None: do not
+# serve this upsert (the cache keeps what it had).
+Prepare = Callable[[Resource], Resource | None]
 
 
 def parse_id(raw: bytes | str) -> StreamId:
@@ -132,6 +137,7 @@ class RedisSource:
         load_batch: int = 200,
         log_every: int = 1_000,
         on_applied: AppliedCallback | None = None,
+        prepare: Prepare | None = None,
         retry_s: float = 1.0,
     ) -> None:
         self._client = client
@@ -142,6 +148,7 @@ class RedisSource:
         self._load_batch = load_batch
         self._log_every = log_every
         self._on_applied = on_applied
+        self._prepare = prepare
         self._retry_s = retry_s
         self._tracker = TenantTracker()
         self._position: StreamId = (0, 0)
@@ -316,7 +323,11 @@ class RedisSource:
                     self._on_applied(entry, change)
 
     def _apply(self, update: Update) -> CacheChange | None:
-        return self._cache.apply(upserts=update.upserts, removals=update.removals)
+        upserts: tuple[Resource, ...] | list[Resource] = update.upserts
+        if self._prepare is not None:
+            prepare = self._prepare
+            upserts = [p for r in update.upserts if (p := prepare(r)) is not None]
+        return self._cache.apply(upserts=upserts, removals=update.removals)
 
     # -- stream position --------------------------------------------------------------------
 

@@ -25,6 +25,19 @@ from ripple_common.store_contract import ChangeEntry, TenantState
 ResourceKey = tuple[TypeUrl, str]
 
 
+def tenant_of(name: str) -> str | None:
+    """The tenant owning a resource name: the translator names every resource
+    `<tenant>/...` (the tenant holds no `/`). None for names without a tenant (the gateway's
+    own listeners)."""
+    tenant, sep, _ = name.partition("/")
+    return tenant if sep and tenant else None
+
+
+def tenants_of(names: Iterable[str]) -> tuple[str, ...]:
+    """The tenants owning any of `names`, sorted, each once."""
+    return tuple(sorted({t for n in names if (t := tenant_of(n)) is not None}))
+
+
 class Action(enum.Enum):
     SKIP = "skip"
     FETCH = "fetch"

@@ -1,0 +1,245 @@
+"""The gateway's HTTPS listener: one filter chain per TLS host, matched by SNI, whose
+certificate comes by SDS (the tenant's Secret resource, `<tenant>/<namespace>/<secret>`);
+behind TLS, the same scoped-RDS HTTP connection manager as the plain-HTTP listener.
+
+Which host gets which certificate: the translator writes each tenant's Secrets and scopes
+(`<tenant>/scope/<host>`), not the host -> Secret bindings, so they are derived here: a host
+is served with a Secret of ITS OWN tenant whose certificate names it (a DNS SAN, exact or a
+one-label `*.` wildcard). A certificate never makes a server name out of a host its tenant
+does not route, so one tenant's certificate cannot take another tenant's host; chains match
+exact server names only. Several Secrets of a tenant naming a host: an exact SAN beats a
+wildcard, then the smallest Secret name wins (deterministic: every replica builds the same
+bytes, hence the same version).
+
+`TlsHosts` keeps what the listener is built from (per Secret its DNS names, per tenant its
+hosts) and is fed by name as the cache changes; parsing a certificate happens once per Secret
+change. With gateways configured (`identity.GatewayPolicy`), each gateway has its own HTTPS listener
+(`ripple-https.<gateway>`) holding only its tenants' hosts. Pure: no I/O, no grpc."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import structlog
+from cryptography import x509
+from envoy.config.core.v3 import address_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+
+from ripple_common.resources import Resource, TypeUrl
+from ripple_xds.gateway import HCM_FILTER, ads_config_source, http_connection_manager
+from ripple_xds.identity import DEFAULT_GATEWAY, HTTPS_LISTENER_PREFIX, Gateway
+from ripple_xds.snapshot import CacheChange, SnapshotCache
+from ripple_xds.tenants import tenant_of
+
+_log = structlog.get_logger(__name__)
+
+HTTPS_LISTENER: Final = HTTPS_LISTENER_PREFIX  # the default gateway's
+TLS_INSPECTOR: Final = "envoy.filters.listener.tls_inspector"
+TLS_TRANSPORT_SOCKET: Final = "envoy.transport_sockets.tls"
+SCOPE_MARKER: Final = "/scope/"
+
+
+def scope_host(name: str) -> tuple[str, str] | None:
+    """(tenant, host) of a scope named `<tenant>/scope/<host>`, else None."""
+    tenant, marker, host = name.partition(SCOPE_MARKER)
+    if not marker or not tenant or "/" in tenant or not host:
+        return None
+    return tenant, host
+
+
+def certificate_names(secret_body: bytes) -> frozenset[str]:
+    """The DNS names (lower case) of the leaf certificate of a serialized Secret; empty when
+    it holds no parsable certificate."""
+    secret = secret_pb2.Secret.FromString(secret_body)
+    source = secret.tls_certificate.certificate_chain
+    pem = source.inline_bytes or source.inline_string.encode()
+    if not pem:
+        return frozenset()
+    try:
+        leaf = x509.load_pem_x509_certificates(pem)[0]
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except (ValueError, x509.ExtensionNotFound) as exc:
+        _log.warning("certificate without usable DNS names", secret=secret.name, error=str(exc))
+        return frozenset()
+    return frozenset(n.lower() for n in san.value.get_values_for_type(x509.DNSName))
+
+
+def covers(names: frozenset[str], host: str) -> int:
+    """2: an exact DNS name covers `host`; 1: a one-label wildcard does; 0: none."""
+    if host in names:
+        return 2
+    _, dot, parent = host.partition(".")
+    return 1 if dot and f"*.{parent}" in names else 0
+
+
+def bindings(
+    secrets: Mapping[str, frozenset[str]], hosts: Mapping[str, Iterable[str]]
+) -> dict[str, str]:
+    """host -> Secret name: each host of a tenant bound to the best Secret of that tenant
+    (see the module doc)."""
+    by_tenant: dict[str, list[tuple[str, frozenset[str]]]] = {}
+    for name, names in secrets.items():
+        tenant = tenant_of(name)
+        if tenant is not None and names:
+            by_tenant.setdefault(tenant, []).append((name, names))
+    bound: dict[str, str] = {}
+    for tenant, candidates in by_tenant.items():
+        for host in hosts.get(tenant, ()):
+            ranked = [(-covers(names, host), name) for name, names in candidates]
+            best = min(ranked)
+            if best[0] < 0:
+                bound[host] = best[1]
+    return bound
+
+
+def https_listener(
+    *, address: str, port: int, bound: Mapping[str, str], name: str = HTTPS_LISTENER
+) -> Resource | None:
+    """The HTTPS listener serving every bound host (host -> Secret), or None when no host
+    has a certificate (a listener without filter chains serves nothing)."""
+    if not 0 < port < 65536:
+        raise ValueError(f"listener port {port} out of range")
+    if not bound:
+        return None
+    listener = listener_pb2.Listener(
+        name=name,
+        address=address_pb2.Address(
+            socket_address=address_pb2.SocketAddress(address=address, port_value=port)
+        ),
+    )
+    inspector = listener.listener_filters.add(name=TLS_INSPECTOR)
+    inspector.typed_config.Pack(tls_inspector_pb2.TlsInspector())
+    manager = listener_components_pb2.Filter(name=HCM_FILTER)
+    manager.typed_config.Pack(http_connection_manager(stat_prefix=HTTPS_LISTENER))
+    for host in sorted(bound):
+        chain = listener.filter_chains.add(name=host)
+        chain.filter_chain_match.server_names.append(host)
+        chain.filters.append(manager)
+        chain.transport_socket.name = TLS_TRANSPORT_SOCKET
+        chain.transport_socket.typed_config.Pack(_tls_context(bound[host]))
+    body = listener.SerializeToString(deterministic=True)
+    return Resource(TypeUrl.LISTENER, name, body)
+
+
+def _tls_context(secret: str) -> Any:
+    context = tls_pb2.DownstreamTlsContext(
+        common_tls_context=tls_pb2.CommonTlsContext(
+            alpn_protocols=["h2", "http/1.1"],
+            tls_certificate_sds_secret_configs=[
+                secret_pb2.SdsSecretConfig(name=secret, sds_config=ads_config_source())
+            ],
+        )
+    )
+    context.common_tls_context.tls_params.tls_minimum_protocol_version = (
+        common_pb2.TlsParameters.TLSv1_2
+    )
+    return context
+
+
+@dataclass(frozen=True, slots=True)
+class HttpsSettings:
+    address: str
+    port: int
+
+
+class TlsHosts:
+    """What the HTTPS listener is built from, fed by name as the cache changes."""
+
+    def __init__(self, settings: HttpsSettings) -> None:
+        self._settings = settings
+        self._secrets: dict[str, frozenset[str]] = {}
+        self._hosts: dict[str, set[str]] = {}
+
+    def secret(self, name: str, body: bytes | None) -> None:
+        """Secret `name` is now `body` (None: removed)."""
+        if body is None:
+            self._secrets.pop(name, None)
+        else:
+            self._secrets[name] = certificate_names(body)
+
+    def scope(self, name: str, *, present: bool) -> None:
+        """Scope `name` exists (or not): its host is routed for its tenant."""
+        parsed = scope_host(name)
+        if parsed is None:
+            return
+        tenant, host = parsed
+        if present:
+            self._hosts.setdefault(tenant, set()).add(host)
+            return
+        hosts = self._hosts.get(tenant)
+        if hosts is not None:
+            hosts.discard(host)
+            if not hosts:
+                del self._hosts[tenant]
+
+    def bindings(self, gateway: Gateway = DEFAULT_GATEWAY) -> dict[str, str]:
+        """host -> Secret of the hosts of `gateway`'s tenants."""
+        hosts = {t: h for t, h in self._hosts.items() if gateway.allows_tenant(t)}
+        return bindings(self._secrets, hosts)
+
+    def listener(self, gateway: Gateway = DEFAULT_GATEWAY) -> Resource | None:
+        """`gateway`'s HTTPS listener (named `gateway.https_listener`)."""
+        return https_listener(
+            address=self._settings.address,
+            port=self._settings.port,
+            bound=self.bindings(gateway),
+            name=gateway.https_listener,
+        )
+
+
+class HttpsFeed:
+    """Keeps the HTTPS listener in `cache` up to date: subscribed to the cache, it feeds
+    `TlsHosts` with the Secrets and scopes that changed and rebuilds the listener once per
+    burst of changes (`schedule` runs the rebuild later, e.g. `loop.call_soon`: a load of
+    thousands of tenants rebuilds it a few times, not once per tenant)."""
+
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        settings: HttpsSettings,
+        *,
+        schedule: Callable[[Callable[[], None]], object],
+        gateways: Sequence[Gateway] = (DEFAULT_GATEWAY,),
+    ) -> None:
+        self._cache = cache
+        self._gateways = tuple(gateways)
+        self._hosts = TlsHosts(settings)
+        self._schedule = schedule
+        self._pending = False
+        self.rebuilds = 0
+        self._subscription = cache.subscribe(self._on_change)
+
+    def close(self) -> None:
+        self._subscription.close()
+
+    def _on_change(self, change: CacheChange) -> None:
+        touched = False
+        for name in change.names.get(TypeUrl.SECRET, ()):
+            entry = self._cache.get(TypeUrl.SECRET, name)
+            self._hosts.secret(name, entry.resource.body if entry is not None else None)
+            touched = True
+        for name in change.names.get(TypeUrl.SCOPED_ROUTE, ()):
+            present = self._cache.get(TypeUrl.SCOPED_ROUTE, name) is not None
+            self._hosts.scope(name, present=present)
+            touched = True
+        if touched and not self._pending:
+            self._pending = True
+            self._schedule(self.rebuild)
+
+    def rebuild(self) -> None:
+        self._pending = False
+        self.rebuilds += 1
+        upserts: list[Resource] = []
+        removals: list[tuple[TypeUrl, str]] = []
+        for gateway in self._gateways:
+            listener = self._hosts.listener(gateway)
+            if listener is None:
+                if self._cache.get(TypeUrl.LISTENER, gateway.https_listener) is not None:
+                    removals.append((TypeUrl.LISTENER, gateway.https_listener))
+            else:
+                upserts.append(listener)
+        self._cache.apply(upserts=upserts, removals=removals)
