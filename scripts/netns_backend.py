@@ -47,6 +47,28 @@ PREFIX_LEN: Final = 24
 DEFAULT_LISTEN: Final = (("be-a", 8080), ("be-b", 8081))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetnsLayout:
+    """Where a backend namespace sits: its name, veth pair and addresses. The default is the
+    tests' `ripple-be`; a second one (another /24) can run beside it, e.g. for a benchmark
+    against a second stack."""
+
+    namespace: str = NAMESPACE
+    host_if: str = HOST_IF
+    ns_if: str = NS_IF
+    host_ip: str = HOST_IP
+    backend_ip: str = BACKEND_IP
+
+
+PROBE_LAYOUT: Final = NetnsLayout(
+    namespace="ripple-probe",
+    host_if="rbp-host",
+    ns_if="rbp-ns",
+    host_ip="198.18.1.1",
+    backend_ip="198.18.1.2",
+)
+
+
 class BackendError(RuntimeError):
     """The namespace or the server could not be set up."""
 
@@ -95,9 +117,10 @@ class BackendStatus:
 class NetnsBackend:
     """The namespace, its veth pair and the HTTP server inside; all state is on disk."""
 
-    def __init__(self, *, state_dir: Path | None = None, namespace: str = NAMESPACE) -> None:
+    def __init__(self, *, state_dir: Path | None = None, layout: NetnsLayout | None = None) -> None:
+        self.layout = layout or NetnsLayout()
         self.state_dir = state_dir or default_state_dir()
-        self.namespace = namespace
+        self.namespace = self.layout.namespace
         self.pid_file = self.state_dir / "pid"
         self.log_file = self.state_dir / "log"
         self.listen_file = self.state_dir / "listen.json"
@@ -111,9 +134,14 @@ class NetnsBackend:
     def _link_ready(self) -> bool:
         if not self.namespace_exists():
             return False
-        host = _ip("-o", "-4", "addr", "show", "dev", HOST_IF, check=False)
-        inner = _ip("-o", "-4", "addr", "show", "dev", NS_IF, netns=self.namespace, check=False)
-        return f"{HOST_IP}/{PREFIX_LEN}" in host and f"{BACKEND_IP}/{PREFIX_LEN}" in inner
+        host = _ip("-o", "-4", "addr", "show", "dev", self.layout.host_if, check=False)
+        inner = _ip(
+            "-o", "-4", "addr", "show", "dev", self.layout.ns_if, netns=self.namespace, check=False
+        )
+        return (
+            f"{self.layout.host_ip}/{PREFIX_LEN}" in host
+            and f"{self.layout.backend_ip}/{PREFIX_LEN}" in inner
+        )
 
     def server_pid(self) -> int | None:
         """The recorded server pid, if that process is alive and is our server."""
@@ -136,7 +164,7 @@ class NetnsBackend:
         pid = self.server_pid()
         listeners = self.listeners() if pid is not None else ()
         answering = bool(listeners) and all(
-            _answers(BACKEND_IP, lst.port, lst.name) for lst in listeners
+            _answers(self.layout.backend_ip, lst.port, lst.name) for lst in listeners
         )
         return BackendStatus(
             namespace=self.namespace_exists(),
@@ -156,10 +184,12 @@ class NetnsBackend:
             self._stop_server(pid)
             pid = None
         if pid is None:
-            self._start_server(wanted)
+            pid = self._start_server(wanted)
         deadline = time.monotonic() + timeout_s
-        while not all(_answers(BACKEND_IP, lst.port, lst.name) for lst in wanted):
-            if self.server_pid() is None:
+        while not all(_answers(self.layout.backend_ip, lst.port, lst.name) for lst in wanted):
+            # Liveness of the pid itself: its cmdline reads empty while `ip netns exec` execs
+            # the server, so server_pid() could call a starting server gone.
+            if not pid_alive(pid):
                 raise BackendError(f"backend server exited; log:\n{self._log_tail()}")
             if time.monotonic() > deadline:
                 raise BackendError(f"backend not answering in {timeout_s}s:\n{self._log_tail()}")
@@ -175,12 +205,12 @@ class NetnsBackend:
             _ip("netns", "del", self.namespace)
         # Deleting the namespace destroys its veth end and with it the peer; a pair left
         # behind by an interrupted `up` (namespace never made) goes here.
-        if _ip("link", "show", HOST_IF, check=False):
-            _ip("link", "del", HOST_IF, check=False)
+        if _ip("link", "show", self.layout.host_if, check=False):
+            _ip("link", "del", self.layout.host_if, check=False)
         # The kernel tears the pair down asynchronously; a quick `up` after this must not find
         # the dying host end and skip making a new pair.
         deadline = time.monotonic() + 5
-        while _ip("link", "show", HOST_IF, check=False) and time.monotonic() < deadline:
+        while _ip("link", "show", self.layout.host_if, check=False) and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def _ensure_link(self) -> None:
@@ -190,19 +220,35 @@ class NetnsBackend:
             return
         if not self.namespace_exists():
             _ip("netns", "add", self.namespace)
-        if not _ip("link", "show", HOST_IF, check=False):
-            _ip("link", "add", HOST_IF, "type", "veth", "peer", "name", NS_IF)
-        if _ip("link", "show", NS_IF, check=False):  # still in the root namespace
-            _ip("link", "set", NS_IF, "netns", self.namespace)
-        _ip("addr", "replace", f"{HOST_IP}/{PREFIX_LEN}", "dev", HOST_IF)
-        _ip("link", "set", HOST_IF, "up")
-        _ip("addr", "replace", f"{BACKEND_IP}/{PREFIX_LEN}", "dev", NS_IF, netns=self.namespace)
-        _ip("link", "set", NS_IF, "up", netns=self.namespace)
+        if not _ip("link", "show", self.layout.host_if, check=False):
+            _ip(
+                "link",
+                "add",
+                self.layout.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                self.layout.ns_if,
+            )
+        if _ip("link", "show", self.layout.ns_if, check=False):  # still in the root namespace
+            _ip("link", "set", self.layout.ns_if, "netns", self.namespace)
+        _ip("addr", "replace", f"{self.layout.host_ip}/{PREFIX_LEN}", "dev", self.layout.host_if)
+        _ip("link", "set", self.layout.host_if, "up")
+        _ip(
+            "addr",
+            "replace",
+            f"{self.layout.backend_ip}/{PREFIX_LEN}",
+            "dev",
+            self.layout.ns_if,
+            netns=self.namespace,
+        )
+        _ip("link", "set", self.layout.ns_if, "up", netns=self.namespace)
         _ip("link", "set", "lo", "up", netns=self.namespace)
         if not self._link_ready():
-            raise BackendError(f"veth {HOST_IF}<->{NS_IF} did not come up")
+            raise BackendError(f"veth {self.layout.host_if}<->{self.layout.ns_if} did not come up")
 
-    def _start_server(self, listeners: Sequence[Listener]) -> None:
+    def _start_server(self, listeners: Sequence[Listener]) -> int:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
             "ip",
@@ -214,7 +260,7 @@ class NetnsBackend:
             "scripts.netns_backend",
             "serve",
             "--bind",
-            BACKEND_IP,
+            self.layout.backend_ip,
             *(arg for lst in listeners for arg in ("--listen", str(lst))),
         ]
         with self.log_file.open("ab") as log:
@@ -231,6 +277,7 @@ class NetnsBackend:
             )
         self.pid_file.write_text(f"{proc.pid}\n")
         self.listen_file.write_text(json.dumps([[lst.name, lst.port] for lst in listeners]))
+        return proc.pid
 
     def _stop_server(self, pid: int, *, timeout_s: float = 10.0) -> None:
         with contextlib.suppress(ProcessLookupError):

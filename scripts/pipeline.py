@@ -1,21 +1,30 @@
-"""Run ripple's three services against the local stack, as background processes.
+"""Run ripple's services against the local stack, as background processes.
 
-    python -m scripts.pipeline up [--services xds,translator,watcher] [--timeout 60]
+    python -m scripts.pipeline up [--services xds,translator,watcher] [--translators 2]
+                                  [--timeout 60]
     python -m scripts.pipeline status
-    python -m scripts.pipeline down
+    python -m scripts.pipeline down [--services ...]
 
 The services' settings come from the stack's client settings (`$RIPPLE_RUN/env`: Kafka
 bootstrap, Redis URL, kubeconfig, OTLP endpoint) plus a sealing key generated once and kept in
 `$RIPPLE_RUN/pipeline/sealing.key` (the watcher seals TLS private keys with it, the translator
-opens them). Each service's pid file and log live in `$RIPPLE_RUN/pipeline/<service>/`.
+opens them). The translator runs as N instances (default 2) in one consumer group, named
+`translator`, `translator-2`, ...; each instance's pid file and log live in
+`$RIPPLE_RUN/pipeline/<instance>/`.
 
-`up` is idempotent: a service whose recorded process is alive is left alone. It starts xds,
-translator, watcher in that order (so nothing waits on a consumer that is not there) and waits
-until each is ready: xds and watcher by their `/readyz`, the translator once it owns every
-partition of the events topic (its `partition.assigned` log lines: it consumes nothing
-before each assigned partition's tenants are loaded). A service that exits or is not ready in
-time fails `up` with the tail of its log. `down` sends SIGTERM to each recorded process group
-(reverse order), waits for a clean exit, then SIGKILLs.
+`up` is idempotent: an instance whose recorded process is alive is left alone. It starts xds,
+the translators, watcher in that order (so nothing waits on a consumer that is not there) and
+waits until each is ready: xds and watcher by their `/readyz`, the translators once the group's
+partitions of the events topic are all owned, each instance owning some (their
+`partition.assigned`/`revoked` log lines: a translator consumes nothing before each assigned
+partition's tenants are loaded). A service that exits or is not ready in time fails `up` with
+the tail of its log. `down` sends SIGTERM to each recorded process group (reverse order),
+waits for a clean exit, then SIGKILLs.
+
+Ports besides the stack's: RIPPLE_GATEWAY_HTTP_PORT (the gateway Envoy's HTTP listener, which
+xds configures; default 10080) and RIPPLE_PIPELINE_HEALTH_PORT (health endpoints: watcher at
+it, xds at +1, translator n at +1+n; default 18081), for a second stack beside the first
+(RIPPLE_RUN=/tmp/other plus the stack's RIPPLE_*_PORT variables).
 """
 
 from __future__ import annotations
@@ -48,7 +57,6 @@ from scripts.stack_env import (
     load_stack_env,
     pid_alive,
     run_dir,
-    stack_env_file,
 )
 
 SERVICES: Final = ("xds", "translator", "watcher")  # start order; stop is the reverse
@@ -57,6 +65,7 @@ WATCHER_HEALTH_PORT: Final = 18081
 XDS_HEALTH_PORT: Final = 18082
 REDIS_PREFIX: Final = "ripple"
 EVENTS_PARTITIONS: Final = 12  # the stack broker's num.partitions
+DEFAULT_TRANSLATORS: Final = 2  # instances in the one consumer group
 
 
 class PipelineError(RuntimeError):
@@ -118,12 +127,67 @@ def http_ready(url: str) -> bool:
         return False
 
 
+def group_complete(owned: Sequence[set[int]], partitions: int) -> bool:
+    """One consumer group's members (their owned partitions) own every partition exactly
+    once, and (while there are enough partitions) each member owns some: the rebalance that
+    the last member's join started is over."""
+    if not owned:
+        return False
+    union = set().union(*owned)
+    if union != set(range(partitions)) or sum(len(o) for o in owned) != partitions:
+        return False
+    return len(owned) > partitions or all(owned)
+
+
+def service_of(instance: str) -> str:
+    """`translator-2` -> `translator`; `xds` -> `xds`."""
+    return instance.split("-", 1)[0]
+
+
+def instance_names(service: str, count: int = 1) -> list[str]:
+    """The first instance keeps the service's name (and directory); the next are `<name>-<n>`."""
+    return [service] + [f"{service}-{n}" for n in range(2, count + 1)]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ports:
+    """The local ports the pipeline uses besides the stack's: the gateway Envoy's HTTP
+    listener (which xds configures) and the services' health endpoints (watcher at the base,
+    xds at base + 1, translator instance n at base + 1 + n)."""
+
+    gateway_http: int = GATEWAY_HTTP_PORT
+    health_base: int = WATCHER_HEALTH_PORT
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Ports:
+        """RIPPLE_GATEWAY_HTTP_PORT and RIPPLE_PIPELINE_HEALTH_PORT, for a second stack."""
+        return cls(
+            gateway_http=int(environ.get("RIPPLE_GATEWAY_HTTP_PORT", GATEWAY_HTTP_PORT)),
+            health_base=int(environ.get("RIPPLE_PIPELINE_HEALTH_PORT", WATCHER_HEALTH_PORT)),
+        )
+
+    @property
+    def watcher_health(self) -> int:
+        return self.health_base
+
+    @property
+    def xds_health(self) -> int:
+        return self.health_base + 1
+
+    def translator_health(self, n: int) -> int:
+        return self.health_base + 1 + n
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
-    name: str
+    name: str  # the instance: xds, translator, translator-2, watcher
     module: str
     env: Mapping[str, str]
     readyz: str | None  # an HTTP readiness URL, or None: readiness by log line
+
+    @property
+    def service(self) -> str:
+        return service_of(self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +200,27 @@ class ServiceStatus:
 
 
 class Pipeline:
-    """The three services of one run directory; every bit of state is on disk."""
+    """The services of one run directory (xds, `translators` translator instances in one
+    consumer group, watcher); every bit of state is on disk."""
 
-    def __init__(self, *, run: Path | None = None, stack_env: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        *,
+        run: Path | None = None,
+        stack_env: Mapping[str, str] | None = None,
+        translators: int = DEFAULT_TRANSLATORS,
+        ports: Ports | None = None,
+    ):
+        if translators < 1:
+            raise PipelineError(f"translators must be at least 1, got {translators}")
         self.run = run or run_dir()
         self.dir = self.run / "pipeline"
-        self._stack_env = dict(stack_env) if stack_env is not None else load_stack_env()
+        self._stack_env = dict(stack_env) if stack_env is not None else load_stack_env(run)
+        self.translators = translators
+        self.ports = ports or Ports.from_env(os.environ)
+        # What this object started: until it has exec'd, a child's /proc cmdline is still
+        # ours, so the recorded pid does not look like the service yet.
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -150,7 +229,7 @@ class Pipeline:
             return self._stack_env[key]
         except KeyError:
             raise PipelineError(
-                f"{key} missing from {stack_env_file()}: start the stack with `stack/stack up`"
+                f"{key} missing from {self.run / 'env'}: start the stack with `stack/stack up`"
             ) from None
 
     def sealing_key(self) -> str:
@@ -166,15 +245,24 @@ class Pipeline:
 
     @property
     def gateway_port(self) -> int:
-        return GATEWAY_HTTP_PORT
+        return self.ports.gateway_http
 
     @property
     def xds_listen(self) -> str:
         return f"127.0.0.1:{self._stack_env.get('RIPPLE_XDS_PORT', '18000')}"
 
+    def instances(self) -> list[str]:
+        """The configured instances in start order."""
+        return [
+            name
+            for service in SERVICES
+            for name in instance_names(service, self.translators if service == "translator" else 1)
+        ]
+
     def specs(self) -> dict[str, ServiceSpec]:
         otlp = self._stack_env.get("RIPPLE_OTLP_ENDPOINT")
         key = self.sealing_key()
+        ports = self.ports
 
         def common(prefix: str) -> dict[str, str]:
             env = {f"{prefix}LOG_LEVEL": "INFO", f"{prefix}LOG_JSON": "true"}
@@ -182,7 +270,7 @@ class Pipeline:
                 env[f"{prefix}OTLP_ENDPOINT"] = otlp
             return env
 
-        return {
+        specs = {
             "xds": ServiceSpec(
                 name="xds",
                 module="ripple_xds",
@@ -192,13 +280,15 @@ class Pipeline:
                     "RIPPLE_XDS_REDIS_PREFIX": REDIS_PREFIX,
                     "RIPPLE_XDS_LISTEN": self.xds_listen,
                     "RIPPLE_XDS_GATEWAY_HTTP_ADDRESS": "127.0.0.1",
-                    "RIPPLE_XDS_GATEWAY_HTTP_PORT": str(GATEWAY_HTTP_PORT),
-                    "RIPPLE_XDS_HEALTH_PORT": str(XDS_HEALTH_PORT),
+                    "RIPPLE_XDS_GATEWAY_HTTP_PORT": str(ports.gateway_http),
+                    "RIPPLE_XDS_HEALTH_PORT": str(ports.xds_health),
                 },
-                readyz=f"http://127.0.0.1:{XDS_HEALTH_PORT}/readyz",
+                readyz=f"http://127.0.0.1:{ports.xds_health}/readyz",
             ),
-            "translator": ServiceSpec(
-                name="translator",
+        }
+        for n, name in enumerate(self._translator_names(), start=1):
+            specs[name] = ServiceSpec(
+                name=name,
                 module="ripple_translator",
                 env={
                     **common("RIPPLE_TRANSLATOR_"),
@@ -206,25 +296,40 @@ class Pipeline:
                     "RIPPLE_TRANSLATOR_REDIS_URL": self._stack("RIPPLE_REDIS_URL"),
                     "RIPPLE_TRANSLATOR_REDIS_PREFIX": REDIS_PREFIX,
                     "RIPPLE_TRANSLATOR_SEALING_KEY": key,
+                    # Every instance joins the one group (the setting's default group id).
+                    "RIPPLE_TRANSLATOR_HEALTH_PORT": str(ports.translator_health(n)),
                 },
                 readyz=None,
-            ),
-            "watcher": ServiceSpec(
-                name="watcher",
-                module="ripple_watcher",
-                env={
-                    **common("RIPPLE_WATCHER_"),
-                    "RIPPLE_WATCHER_KUBECONFIG": self._stack("KUBECONFIG"),
-                    "RIPPLE_WATCHER_KAFKA_BOOTSTRAP": self._stack("RIPPLE_KAFKA_BOOTSTRAP"),
-                    "RIPPLE_WATCHER_SEALING_KEY": key,
-                    "RIPPLE_WATCHER_HEALTH_HOST": "127.0.0.1",
-                    "RIPPLE_WATCHER_HEALTH_PORT": str(WATCHER_HEALTH_PORT),
-                },
-                readyz=f"http://127.0.0.1:{WATCHER_HEALTH_PORT}/readyz",
-            ),
-        }
+            )
+        specs["watcher"] = ServiceSpec(
+            name="watcher",
+            module="ripple_watcher",
+            env={
+                **common("RIPPLE_WATCHER_"),
+                "RIPPLE_WATCHER_KUBECONFIG": self._stack("KUBECONFIG"),
+                "RIPPLE_WATCHER_KAFKA_BOOTSTRAP": self._stack("RIPPLE_KAFKA_BOOTSTRAP"),
+                "RIPPLE_WATCHER_SEALING_KEY": key,
+                "RIPPLE_WATCHER_HEALTH_HOST": "127.0.0.1",
+                "RIPPLE_WATCHER_HEALTH_PORT": str(ports.watcher_health),
+            },
+            readyz=f"http://127.0.0.1:{ports.watcher_health}/readyz",
+        )
+        return specs
 
-    # -- per-service state -------------------------------------------------------------------
+    def _translator_names(self) -> list[str]:
+        """The configured translator instances, plus any other that is running from an
+        earlier `up` with more of them (so `status` and `down` see it)."""
+        names = instance_names("translator", self.translators)
+        if self.dir.is_dir():
+            extra = [
+                d.name
+                for d in self.dir.iterdir()
+                if d.name.startswith("translator-") and d.name not in names
+            ]
+            names += sorted((n for n in extra if self.is_running(n)), key=_instance_number)
+        return names
+
+    # -- per-instance state ------------------------------------------------------------------
 
     def service_dir(self, name: str) -> Path:
         return self.dir / name
@@ -238,7 +343,7 @@ class Pipeline:
             pid = int((self.service_dir(name) / "pid").read_text().strip())
         except (OSError, ValueError):
             return None
-        if pid_alive(pid) and f"ripple_{name}" in cmdline(pid):
+        if pid_alive(pid) and f"ripple_{service_of(name)}" in cmdline(pid):
             return pid
         return None
 
@@ -251,19 +356,36 @@ class Pipeline:
         except (OSError, ValueError):
             return 0
 
+    def _partitions(self) -> int:
+        try:
+            return int((self.service_dir("translator") / "partitions").read_text())
+        except (OSError, ValueError):
+            return EVENTS_PARTITIONS
+
+    def _alive(self, name: str) -> bool:
+        proc = self._procs.get(name)
+        if proc is not None:
+            return proc.poll() is None
+        return self.is_running(name)
+
+    def translators_ready(self) -> bool:
+        """Every translator instance (the configured ones and any other running) is alive and,
+        as one group, they own every partition, each some: the rebalance the last one's join
+        started is over and each loaded its tenants (a translator logs an assignment once the
+        partition's tenants are loaded)."""
+        members = self._translator_names()
+        if not all(self._alive(n) for n in members):
+            return False
+        owned = [owned_partitions(self._log_since_start(n)) for n in members]
+        return group_complete(owned, self._partitions())
+
     def ready(self, name: str) -> bool:
         if not self.is_running(name):
             return False
+        if service_of(name) == "translator":
+            return self.translators_ready()
         spec = self.specs()[name]
-        if spec.readyz is not None:
-            return http_ready(spec.readyz)
-        # One translator owns every partition once it has loaded their tenants; it consumes
-        # nothing before that, so the first assignment alone is not ready.
-        try:
-            partitions = int((self.service_dir(name) / "partitions").read_text())
-        except (OSError, ValueError):
-            partitions = EVENTS_PARTITIONS
-        return len(owned_partitions(self._log_since_start(name))) >= partitions
+        return spec.readyz is not None and http_ready(spec.readyz)
 
     def _log_since_start(self, name: str) -> list[str]:
         try:
@@ -274,15 +396,21 @@ class Pipeline:
             return []
 
     def log_tail(self, name: str, lines: int = 30) -> str:
-        try:
-            text = self.log_path(name).read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        """The last `lines` of an instance's log; for `translator`, of every instance's log
+        (one after the other), since a tenant may be owned by any of them."""
+        names = self._translator_names() if name == "translator" else [name]
+        tails = []
+        for instance in names:
+            try:
+                text = self.log_path(instance).read_text(errors="replace")
+            except OSError:
+                continue
+            tails.append("\n".join(text.splitlines()[-lines:]))
+        return "\n".join(tails) if tails else "(no log)"
 
     def status(self) -> list[ServiceStatus]:
         out = []
-        for name in SERVICES:
+        for name in self._ordered(SERVICES):
             pid = self.pid(name)
             out.append(
                 ServiceStatus(
@@ -295,6 +423,15 @@ class Pipeline:
             )
         return out
 
+    def _ordered(self, names: Iterable[str]) -> list[str]:
+        """Instances named (a service's name means all its instances), in start order."""
+        wanted = set(names)
+        out = []
+        for service in SERVICES:
+            group = self._translator_names() if service == "translator" else [service]
+            out += [n for n in group if service in wanted or n in wanted]
+        return out
+
     # -- up / down ---------------------------------------------------------------------------
 
     def up(
@@ -304,7 +441,8 @@ class Pipeline:
         timeout_s: float = 60.0,
         say: Callable[[str], None] = lambda _: None,
     ) -> list[str]:
-        """Start what is not running, wait until ready; returns the services it started."""
+        """Start what is not running, wait until ready; returns the instances it started.
+        Translator instances start together, then wait for the group to settle."""
         unknown = set(services) - set(SERVICES)
         if unknown:
             raise PipelineError(f"unknown services {sorted(unknown)} (known: {SERVICES})")
@@ -316,19 +454,26 @@ class Pipeline:
                 say(f"created topic {EVENTS_TOPIC} ({count} partitions)")
             self.service_dir("translator").mkdir(parents=True, exist_ok=True)
             (self.service_dir("translator") / "partitions").write_text(str(count))
-        started = []
-        for name in (s for s in SERVICES if s in services):
-            if self.is_running(name):
-                say(f"{name}: already running (pid {self.pid(name)})")
-            else:
-                t0 = time.monotonic()
-                self._start(specs[name])
-                started.append(name)
-                try:
+        started: list[str] = []
+        for service in (s for s in SERVICES if s in services):
+            names = [n for n in self.instances() if service_of(n) == service]
+            t0 = time.monotonic()
+            batch = []
+            for name in names:
+                if self.is_running(name):
+                    say(f"{name}: already running (pid {self.pid(name)})")
+                else:
+                    self._start(specs[name])
+                    batch.append(name)
+            started += batch
+            try:
+                for name in batch:
                     self._wait_ready(name, timeout_s=timeout_s)
-                except PipelineError:
+            except PipelineError:
+                for name in reversed(batch):
                     self.stop(name)
-                    raise
+                raise
+            for name in batch:
                 say(
                     f"{name}: ready in {(time.monotonic() - t0) * 1000:.0f} ms "
                     f"(pid {self.pid(name)}, log {self.log_path(name)})"
@@ -357,21 +502,31 @@ class Pipeline:
                 start_new_session=True,  # its own process group: `down` signals the group
             )
         (d / "pid").write_text(f"{proc.pid}\n")
+        self._procs[spec.name] = proc
 
     def _wait_ready(self, name: str, *, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while not self.ready(name):
-            if not self.is_running(name):
-                raise PipelineError(f"{name} exited during start; log:\n{self.log_tail(name)}")
+            if not self._alive(name):
+                raise PipelineError(f"{name} exited during start; log:\n{self._tail(name)}")
             if time.monotonic() > deadline:
                 raise PipelineError(
-                    f"{name} not ready after {timeout_s:.0f}s; log:\n{self.log_tail(name)}"
+                    f"{name} not ready after {timeout_s:.0f}s; log:\n{self._tail(name)}"
                 )
             time.sleep(0.1)
 
+    def _tail(self, name: str, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
     def stop(self, name: str, *, timeout_s: float = 30.0) -> bool:
-        """SIGTERM the service's process group, wait, SIGKILL; True if it was running."""
+        """SIGTERM the instance's process group, wait, SIGKILL; True if it was running."""
         pid = self.pid(name)
+        proc = self._procs.get(name)
+        if pid is None and proc is not None and proc.poll() is None:
+            pid = proc.pid  # started here, not exec'd yet
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
@@ -381,15 +536,25 @@ class Pipeline:
             if pid_alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
+        proc = self._procs.pop(name, None)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)  # reap our child
         (self.service_dir(name) / "pid").unlink(missing_ok=True)
         return pid is not None
 
     def down(
         self, services: Sequence[str] = SERVICES, *, say: Callable[[str], None] = lambda _: None
     ) -> None:
-        for name in reversed(SERVICES):
-            if name in services and self.stop(name):
+        """Stop the named services (every instance) or instances, in reverse start order."""
+        for name in reversed(self._ordered(services)):
+            if self.stop(name):
                 say(f"{name}: stopped")
+
+
+def _instance_number(name: str) -> int:
+    _, _, n = name.partition("-")
+    return int(n) if n.isdigit() else 1
 
 
 def _say(text: str) -> None:
@@ -403,13 +568,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     up = sub.add_parser("up", help="start the services that are not running, wait until ready")
     up.add_argument("--services", default=",".join(SERVICES), help="comma-separated subset")
     up.add_argument("--timeout", type=float, default=60.0, help="readiness timeout per service")
+    up.add_argument(
+        "--translators",
+        type=int,
+        default=DEFAULT_TRANSLATORS,
+        help=f"translator instances in the group (default {DEFAULT_TRANSLATORS})",
+    )
     down = sub.add_parser("down", help="stop the services (SIGTERM by recorded pid)")
     down.add_argument("--services", default=",".join(SERVICES), help="comma-separated subset")
     sub.add_parser("status", help="pid, readiness and memory of each service")
     args = parser.parse_args(argv)
 
-    pipeline = Pipeline()
     try:
+        pipeline = Pipeline(translators=getattr(args, "translators", DEFAULT_TRANSLATORS))
         if args.command == "up":
             pipeline.up(
                 [s for s in args.services.split(",") if s], timeout_s=args.timeout, say=_say
@@ -419,12 +590,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             pipeline.down([s for s in args.services.split(",") if s], say=_say)
         else:
             all_ready = True
-            print(f"{'SERVICE':<11}{'STATE':<9}{'PID':<9}{'RSS_MIB':<9}LOG")
+            print(f"{'SERVICE':<14}{'STATE':<9}{'PID':<9}{'RSS_MIB':<9}LOG")
             for st in pipeline.status():
                 state = "ready" if st.ready else ("up" if st.pid else "down")
                 all_ready = all_ready and st.ready
                 rss = f"{st.rss_mib:.0f}" if st.rss_mib is not None else "-"
-                print(f"{st.name:<11}{state:<9}{st.pid or '-'!s:<9}{rss:<9}{st.log}")
+                print(f"{st.name:<14}{state:<9}{st.pid or '-'!s:<9}{rss:<9}{st.log}")
             return 0 if all_ready else 1
     except PipelineError as exc:
         _say(f"ERROR: {exc}")

@@ -35,9 +35,10 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def load_stack_env() -> dict[str, str]:
-    """KEY=VALUE lines of the env file; empty when the stack was never brought up."""
-    env_file = stack_env_file()
+def load_stack_env(run: Path | None = None) -> dict[str, str]:
+    """KEY=VALUE lines of the env file (of `run`, default the current run directory); empty
+    when the stack was never brought up."""
+    env_file = (run / "env") if run is not None else stack_env_file()
     if not env_file.is_file():
         return {}
     pairs = (line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
