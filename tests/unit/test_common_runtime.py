@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from ripple_common.lifecycle import Lifecycle, run_until_stopped
 from ripple_common.logs import configure_logging
-from ripple_common.telemetry import context_from_headers, context_to_headers
+from ripple_common.telemetry import context_from_headers, context_to_headers, otlp_exporter
 
 
 @pytest.fixture
@@ -77,3 +77,19 @@ async def test_sigterm_stops_and_closes_in_reverse_order() -> None:
 
     await run_until_stopped(serve)
     assert journal == ["start kafka", "start redis", "drained", "stop redis", "stop kafka"]
+
+
+def test_otlp_exporter_from_the_setting_or_the_standard_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert otlp_exporter(None, environ={}) is None
+    assert otlp_exporter(None, environ={"OTEL_EXPORTER_OTLP_ENDPOINT": ""}) is None
+    # The service's own setting wins; plaintext unless https.
+    own = otlp_exporter("http://127.0.0.1:14317", environ={})
+    assert own is not None
+    assert own._endpoint == "127.0.0.1:14317"
+    # The standard variables: the exporter reads them itself (here from the real environment).
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector.example:4317")
+    std = otlp_exporter(None, environ=os.environ)
+    assert std is not None
+    assert std._endpoint == "collector.example:4317"

@@ -13,6 +13,10 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field(default="INFO", description="structlog level: DEBUG, INFO, WARNING")
     log_json: bool = Field(default=True, description="JSON lines (False: human console lines)")
     otlp_endpoint: str | None = Field(
-        default=None, description="OTLP/gRPC collector, e.g. http://127.0.0.1:14317; unset = off"
+        default=None,
+        description=(
+            "OTLP/gRPC collector, e.g. http://127.0.0.1:14317 (https:// for TLS); unset = the "
+            "standard OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, or off"
+        ),
     )
     health_port: int = Field(default=0, description="health/readiness HTTP port; 0 = off")
