@@ -1,11 +1,12 @@
-"""Loopback helpers shared by the integration tests: free ports, a tiny HTTP backend and
-plain HTTP requests with a Host header (for probing Envoy's routes)."""
+"""Loopback helpers shared by the integration tests: free ports, a tiny HTTP backend, and
+HTTP(S) requests with a Host header and SNI (for probing Envoy's routes)."""
 
 from __future__ import annotations
 
 import asyncio
 import http.client
 import socket
+import ssl
 from http.server import BaseHTTPRequestHandler
 
 
@@ -46,3 +47,22 @@ async def status(port: int, path: str = "/", *, host: str = "localhost") -> int 
     except OSError:
         return None
     return code
+
+
+def https_get(port: int, host: str) -> tuple[bytes, str]:
+    """GET / over TLS to 127.0.0.1:`port` with SNI and Host `host`: the server's certificate
+    (DER) and the status line."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=3) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+    return der, data.split(b"\r\n", 1)[0].decode()

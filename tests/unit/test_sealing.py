@@ -62,3 +62,23 @@ def test_key_of_a_wrong_length_is_refused() -> None:
 def test_key_that_is_not_base64_is_refused() -> None:
     with pytest.raises(SealingError, match="base64"):
         Sealer.from_base64("not base64!")
+
+
+def test_deterministic_sealing_repeats_only_for_the_same_key_context_and_plaintext(
+    sealer: Sealer,
+) -> None:
+    seal = sealer.seal_value
+    first = seal(FAKE_KEY_PEM, context="xds:t/ns/s/private_key", deterministic=True)
+    assert first == seal(FAKE_KEY_PEM, context="xds:t/ns/s/private_key", deterministic=True)
+    assert sealer.open_value(first, context="xds:t/ns/s/private_key") == FAKE_KEY_PEM
+    others = {
+        seal(FAKE_KEY_PEM + b"\n", context="xds:t/ns/s/private_key", deterministic=True),
+        seal(FAKE_KEY_PEM, context="xds:t/ns/other/private_key", deterministic=True),
+        Sealer(os.urandom(32)).seal_value(FAKE_KEY_PEM, context="c", deterministic=True),
+        seal(FAKE_KEY_PEM, context="xds:t/ns/s/private_key"),  # random nonce
+    }
+    assert first not in others
+    assert len(others) == 4
+    # Different plaintexts never share a nonce (the nonce is the first 12 bytes).
+    nonces = {base64.b64decode(v.rsplit(":", 1)[1])[:12] for v in (first, *others)}
+    assert len(nonces) == 5

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import socket
-import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -22,10 +20,10 @@ import redis.asyncio as aioredis
 
 from ripple_common.resources import Resource
 from ripple_common.sealing import Sealer
+from ripple_translator.seal import seal_secret
 from ripple_translator.store import RedisTenantStore
-from ripple_xds.secrets import seal_secret
 from tests.conftest import StackEnv
-from tests.integration.loopback import free_port, http_get, status
+from tests.integration.loopback import free_port, http_get, https_get, status
 from tests.integration.xds_service.support import (
     HOST_A,
     HOST_B1,
@@ -47,25 +45,6 @@ from tests.unit.xds import certs
 
 KEY = os.urandom(32)
 SEALER = Sealer(KEY)
-
-
-def https_get(port: int, host: str) -> tuple[bytes, str]:
-    """GET / over TLS to 127.0.0.1:`port` with SNI and Host `host`: the server's certificate
-    (DER) and the status line."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=3) as raw,
-        context.wrap_socket(raw, server_hostname=host) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-        assert der is not None
-        tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
-    return der, data.split(b"\r\n", 1)[0].decode()
 
 
 def tls_tenant(

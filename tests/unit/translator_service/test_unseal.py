@@ -1,4 +1,5 @@
-"""Sealed TLS keys: opened for translation only; stored inputs keep the sealed form."""
+"""Sealed TLS keys: opened for translation only; stored inputs keep the sealed form, and the
+Secret resources written to Redis carry the key sealed again (deterministically)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import os
 from typing import Any
 
 from ripple_common.resources import TypeUrl
-from ripple_common.sealing import Sealer
+from ripple_common.sealing import SEALED_PREFIX, Sealer
 from ripple_translator.engine import Engine
 from ripple_translator.pipeline import WriterConfig
 from ripple_translator.unseal import open_secret
+from ripple_xds.secrets import SecretOpener
 from tests.unit.translator_service.support import (
     TOPIC,
     FakeInputs,
@@ -72,3 +74,16 @@ async def test_sealed_secret_serves_tls_and_stays_sealed_in_inputs() -> None:
     assert TypeUrl.SECRET in types
     stored = inputs.inputs["a"].objects[("Secret", "a", "web-tls")]
     assert stored["data"]["tls.key"] == sealed["data"]["tls.key"]
+    (secret,) = (r for k, r in store.tenants["a"].resources.items() if k[0] is TypeUrl.SECRET)
+    assert b"PRIVATE KEY" not in secret.body
+    assert SEALED_PREFIX.encode() in secret.body
+    opened = SecretOpener(sealer)(secret)
+    assert opened is not None
+    assert KEY.encode() in opened.body
+    # Sealed the same way again: another change of the tenant does not rewrite the Secret.
+    version = store.tenants["a"].version
+    await engine.handle([record(4, event("a", ingress("a", "other", "b.example.com")))])
+    await engine.settle(timeout_s=5)
+    assert store.tenants["a"].version == version + 1
+    again = store.tenants["a"].resources[TypeUrl.SECRET, secret.name]
+    assert again.body == secret.body

@@ -9,7 +9,8 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from ripple_common.resources import Resource, TypeUrl
 from ripple_common.sealing import SEALED_PREFIX, Sealer
-from ripple_xds.secrets import SecretOpener, seal_secret
+from ripple_translator.seal import seal_secret
+from ripple_xds.secrets import SecretOpener
 from tests.unit.xds import certs
 
 SEALER = Sealer(os.urandom(32))

@@ -3,8 +3,9 @@
 A sealed value replaces the Secret's base64 data value with
 `ripple:aesgcm:v1:<key id>:<base64(nonce || ciphertext+tag)>`. The associated data binds it to
 `<namespace>/<name>/<data key>`, so a sealed key copied into another tenant's Secret does not
-open. `open_value` is the inverse, for the translator (see the report: belongs in
-ripple_common once the translator needs it).
+open. `open_value` is the inverse. The translator seals the private keys of the Secret
+resources it stores the same way (bound to `resource_context`), deterministically so that an
+unchanged key keeps its content version; the xds server opens them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 from collections.abc import Mapping
 from typing import Any, Final
@@ -37,6 +39,7 @@ class Sealer:
         if len(key) not in (16, 24, 32):
             raise SealingError(f"sealing key must be 16, 24 or 32 bytes, got {len(key)}")
         self._aead = AESGCM(key)
+        self._nonce_key = hmac.digest(key, b"ripple:aesgcm:v1 synthetic nonce", "sha256")
         self.key_id = hashlib.blake2b(key, digest_size=4).hexdigest()
 
     @classmethod
@@ -46,8 +49,17 @@ class Sealer:
         except binascii.Error as exc:
             raise SealingError(f"sealing key is not base64: {exc}") from exc
 
-    def seal_value(self, plaintext: bytes, *, context: str) -> str:
-        nonce = os.urandom(_NONCE_BYTES)
+    def seal_value(self, plaintext: bytes, *, context: str, deterministic: bool = False) -> str:
+        """`deterministic`: the nonce is an HMAC-SHA256 of the context and the plaintext under a
+        key derived from the sealing key (a synthetic IV, as in AES-GCM-SIV), so the same
+        plaintext sealed twice in one context gives the same value (a stored resource keeps its
+        version) and two different plaintexts never share a nonce. It reveals only whether
+        two sealed values are equal. Otherwise the nonce is random."""
+        if deterministic:
+            mac = hmac.digest(self._nonce_key, context.encode() + b"\0" + plaintext, "sha256")
+            nonce = mac[:_NONCE_BYTES]
+        else:
+            nonce = os.urandom(_NONCE_BYTES)
         sealed = self._aead.encrypt(nonce, plaintext, context.encode())
         return f"{SEALED_PREFIX}{self.key_id}:{base64.b64encode(nonce + sealed).decode()}"
 

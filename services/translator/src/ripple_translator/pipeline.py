@@ -34,6 +34,7 @@ from ripple_common.telemetry import context_to_fields
 from ripple_translator.hosts import HostOutcome, HostPolicy, decide, wanted_claims
 from ripple_translator.inputs import InputStore
 from ripple_translator.metrics import TranslatorStats
+from ripple_translator.seal import seal_secrets
 from ripple_translator.store import (
     AnnounceError,
     Diff,
@@ -81,11 +82,13 @@ def plan_write(
     options: TranslateOptions,
     sealer: Sealer | None = None,
 ) -> WritePlan:
-    """Translate `objects` (sealed keys opened with `sealer`) and diff against
-    `resource_versions` (the stored content versions); `changed` are the object keys touched
-    since the last stored inputs. No I/O."""
+    """Translate `objects` (sealed keys opened with `sealer`, and the Secret resources' keys
+    sealed again with it: `seal`) and diff against `resource_versions` (the stored content
+    versions); `changed` are the object keys touched since the last stored inputs. No I/O."""
     state = objects.state(secret_view=lambda secret: open_secret(secret, sealer))
     translation = translate(state, ingress_classes=classes, options=options)
+    if sealer is not None:
+        translation = replace(translation, resources=seal_secrets(translation.resources, sealer))
     keys = sorted(set(changed))
     return WritePlan(
         translation=translation,

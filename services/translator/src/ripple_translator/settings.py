@@ -66,7 +66,8 @@ class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
     sealing_key: SecretStr | None = Field(
         default=None,
         description="base64 AES key (16/24/32 bytes) opening the TLS private keys the watcher "
-        "sealed (the watcher's RIPPLE_WATCHER_SEALING_KEY)",
+        "sealed (the watcher's RIPPLE_WATCHER_SEALING_KEY) and sealing them again in the Secret "
+        "resources stored in Redis (the xds server opens them with RIPPLE_XDS_SEALING_KEY)",
     )
 
     host_arbitration: bool = Field(

@@ -7,7 +7,8 @@ resource in Redis may carry its private key sealed (`ripple_common.sealing`: the
 with the operator's key (RIPPLE_XDS_SEALING_KEY) on the way into its cache, once per change.
 The opened body is deterministic, so every replica serves the same version. A Secret whose
 key does not open (no key, wrong key, tampered) is not served: the cache keeps what it had.
-Plaintext keys (a translator that does not seal) pass through, counted. Pure: no I/O."""
+Plaintext keys (a translator without a sealing key) pass through, counted. The sealing side
+is `ripple_translator.seal`. Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -67,15 +68,3 @@ class SecretOpener:
             "secret not served: its private key does not open", secret=resource.name, error=reason
         )
         return None
-
-
-def seal_secret(resource: Resource, sealer: Sealer) -> Resource:
-    """`resource` (a Secret with a plaintext private key) with its key sealed: what a sealing
-    writer stores (tests and tools; the inverse of `SecretOpener`)."""
-    secret = secret_pb2.Secret.FromString(resource.body)
-    key = secret.tls_certificate.private_key
-    raw = key.inline_bytes or key.inline_string.encode()
-    sealed = sealer.seal_value(raw, context=resource_context(resource.name))
-    key.Clear()
-    key.inline_string = sealed
-    return Resource(TypeUrl.SECRET, resource.name, secret.SerializeToString(deterministic=True))

@@ -7,6 +7,8 @@ import base64
 import io
 import json
 
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
+
 from ripple_cli.replay import diff, export
 from ripple_cli.replay.compare import compare
 from ripple_cli.replay.kafka import partition_for
@@ -15,9 +17,9 @@ from ripple_cli.replay.progress import Progress
 from ripple_cli.replay.run import Change, PartitionReplay
 from ripple_cli.replay.select import wanted
 from ripple_common.resources import Resource, TypeUrl
-from ripple_common.sealing import Sealer
+from ripple_common.sealing import Sealer, resource_context
 from ripple_translator.translate import TranslateOptions
-from ripple_xds.secrets import SecretOpener, seal_secret
+from ripple_xds.secrets import SecretOpener
 from tests.unit.translator_service.support import cluster, event, ingress, ingress_class, service
 
 # PEM framing only (not usable keys): what the translator checks.
@@ -137,10 +139,24 @@ def test_sealed_stored_private_keys_compare_by_plaintext() -> None:
         replay.apply(env, offset=offset)
     replay.apply(event("a", tls_ingress), offset=3)
     ours = replay.resources("a")
-    stored = [seal_secret(r, key) if r.type_url is TypeUrl.SECRET else r for r in ours.values()]
-    assert any(r.type_url is TypeUrl.SECRET for r in stored)
+    secrets = [r for r in ours.values() if r.type_url is TypeUrl.SECRET]
+    assert secrets
+    assert all(b"PRIVATE KEY" not in r.body for r in secrets)  # sealed as the translator does
+    # The same key sealed with a random nonce (another sealing of the same plaintext).
+    stored = [_reseal_randomly(r, key) if r in secrets else r for r in ours.values()]
     assert compare(ours, stored, tenant="a", stored_version=1, offset=4).diverged
     opened = compare(
         ours, stored, tenant="a", stored_version=1, offset=4, normalize=SecretOpener(key)
     )
     assert not opened.diverged
+
+
+def _reseal_randomly(resource: Resource, sealer: Sealer) -> Resource:
+    opened = SecretOpener(sealer)(resource)
+    assert opened is not None
+    secret = secret_pb2.Secret.FromString(opened.body)
+    key = secret.tls_certificate.private_key
+    sealed = sealer.seal_value(key.inline_bytes, context=resource_context(resource.name))
+    key.Clear()
+    key.inline_string = sealed
+    return Resource(resource.type_url, resource.name, secret.SerializeToString())

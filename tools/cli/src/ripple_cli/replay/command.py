@@ -138,7 +138,8 @@ async def _replay(
         export_out = sys.stdout if request.export_to == "-" else _open_export(request.export_to)
     try:
         comparisons: list[Comparison] = []
-        # Private keys stored sealed (random nonce) compare by their plaintext.
+        # Private keys compare by their plaintext, however they were sealed; the local Envoy
+        # of --serve gets them opened, as the xds server serves them.
         opener = SecretOpener(env.sealer)
         served: list[Resource] = []
         exported = 0
@@ -174,7 +175,8 @@ async def _replay(
                     )
             elif request.serve is not None:
                 for tenant in plan.tenants:
-                    served.extend(replay.resources(tenant).values())
+                    opened = (opener(r) for r in replay.resources(tenant).values())
+                    served.extend(r for r in opened if r is not None)
             elif not request.quiet and request.explain is None:
                 for tenant in plan.tenants:
                     out.write(
