@@ -7,8 +7,8 @@ p99, max). Every answer other than 404/200 while polling is an error. Meanwhile 
 prober hits the loaded routes and counts every answer that is not the backend's 200. Then a
 burst: B new Ingresses (default 2,000) applied at once, and the time until all of them serve.
 
-    RIPPLE_RUN=/tmp/probe-stack RIPPLE_GATEWAY_HTTP_PORT=20080 RIPPLE_PIPELINE_HEALTH_PORT=28081 \\
-        python -m bench.probe [--quick] [--readme]
+    RIPPLE_RUN=/tmp/probe-stack RIPPLE_GATEWAY_HTTP_PORT=20080 RIPPLE_GATEWAY_HTTPS_PORT=20443 \\
+        RIPPLE_PIPELINE_HEALTH_PORT=28081 python -m bench.probe [--quick] [--readme]
 
 It needs a running stack (redis, etcd, apiserver, kafka, envoy) in $RIPPLE_RUN and root (the
 backend runs in the network namespace `ripple-probe`, 198.18.1.2:8080). Run the full size on a

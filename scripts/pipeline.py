@@ -8,7 +8,8 @@
 The services' settings come from the stack's client settings (`$RIPPLE_RUN/env`: Kafka
 bootstrap, Redis URL, kubeconfig, OTLP endpoint) plus a sealing key generated once and kept in
 `$RIPPLE_RUN/pipeline/sealing.key` (the watcher seals TLS private keys with it, the translator
-opens them). The translator runs as N instances (default 2) in one consumer group, named
+opens them and seals them again in the Secret resources it stores, the xds server opens
+those). The translator runs as N instances (default 2) in one consumer group, named
 `translator`, `translator-2`, ...; each instance's pid file and log live in
 `$RIPPLE_RUN/pipeline/<instance>/`.
 
@@ -21,8 +22,9 @@ partition's tenants are loaded). A service that exits or is not ready in time fa
 the tail of its log. `down` sends SIGTERM to each recorded process group (reverse order),
 waits for a clean exit, then SIGKILLs.
 
-Ports besides the stack's: RIPPLE_GATEWAY_HTTP_PORT (the gateway Envoy's HTTP listener, which
-xds configures; default 10080) and RIPPLE_PIPELINE_HEALTH_PORT (health endpoints: watcher at
+Ports besides the stack's: RIPPLE_GATEWAY_HTTP_PORT and RIPPLE_GATEWAY_HTTPS_PORT (the gateway
+Envoy's HTTP and HTTPS listeners, which xds configures; default 10080 and 10443) and
+RIPPLE_PIPELINE_HEALTH_PORT (health endpoints: watcher at
 it, xds at +1, translator n at +1+n; default 18081), for a second stack beside the first
 (RIPPLE_RUN=/tmp/other plus the stack's RIPPLE_*_PORT variables).
 """
@@ -61,6 +63,7 @@ from scripts.stack_env import (
 
 SERVICES: Final = ("xds", "translator", "watcher")  # start order; stop is the reverse
 GATEWAY_HTTP_PORT: Final = 10080
+GATEWAY_HTTPS_PORT: Final = 10443
 WATCHER_HEALTH_PORT: Final = 18081
 XDS_HEALTH_PORT: Final = 18082
 REDIS_PREFIX: Final = "ripple"
@@ -151,18 +154,20 @@ def instance_names(service: str, count: int = 1) -> list[str]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ports:
-    """The local ports the pipeline uses besides the stack's: the gateway Envoy's HTTP
-    listener (which xds configures) and the services' health endpoints (watcher at the base,
+    """The local ports the pipeline uses besides the stack's: the gateway Envoy's HTTP and
+    HTTPS listeners (which xds configures) and the services' health endpoints (watcher at the base,
     xds at base + 1, translator instance n at base + 1 + n)."""
 
     gateway_http: int = GATEWAY_HTTP_PORT
+    gateway_https: int = GATEWAY_HTTPS_PORT
     health_base: int = WATCHER_HEALTH_PORT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Ports:
-        """RIPPLE_GATEWAY_HTTP_PORT and RIPPLE_PIPELINE_HEALTH_PORT, for a second stack."""
+        """RIPPLE_GATEWAY_HTTP(S)_PORT and RIPPLE_PIPELINE_HEALTH_PORT, for a second stack."""
         return cls(
             gateway_http=int(environ.get("RIPPLE_GATEWAY_HTTP_PORT", GATEWAY_HTTP_PORT)),
+            gateway_https=int(environ.get("RIPPLE_GATEWAY_HTTPS_PORT", GATEWAY_HTTPS_PORT)),
             health_base=int(environ.get("RIPPLE_PIPELINE_HEALTH_PORT", WATCHER_HEALTH_PORT)),
         )
 
@@ -233,7 +238,8 @@ class Pipeline:
             ) from None
 
     def sealing_key(self) -> str:
-        """The base64 AES-256 key shared by watcher and translator (made once, mode 0600)."""
+        """The base64 AES-256 key shared by watcher, translator and xds (made once, mode
+        0600)."""
         path = self.dir / "sealing.key"
         if not path.exists():
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -281,7 +287,9 @@ class Pipeline:
                     "RIPPLE_XDS_LISTEN": self.xds_listen,
                     "RIPPLE_XDS_GATEWAY_HTTP_ADDRESS": "127.0.0.1",
                     "RIPPLE_XDS_GATEWAY_HTTP_PORT": str(ports.gateway_http),
+                    "RIPPLE_XDS_GATEWAY_HTTPS_PORT": str(ports.gateway_https),
                     "RIPPLE_XDS_HEALTH_PORT": str(ports.xds_health),
+                    "RIPPLE_XDS_SEALING_KEY": key,
                 },
                 readyz=f"http://127.0.0.1:{ports.xds_health}/readyz",
             ),

@@ -168,11 +168,12 @@ def test_the_group_is_ready_once_every_partition_has_exactly_one_owner() -> None
     assert group_complete([{0}, {1}, set()], 2)  # more members than partitions
 
 
-def test_watcher_and_translator_share_one_private_sealing_key(tmp_path: Path) -> None:
+def test_watcher_translator_and_xds_share_one_private_sealing_key(tmp_path: Path) -> None:
     first = Pipeline(run=tmp_path, stack_env=STACK).specs()
     again = Pipeline(run=tmp_path, stack_env=STACK).specs()
     key = first["watcher"].env["RIPPLE_WATCHER_SEALING_KEY"]
     assert key == first["translator"].env["RIPPLE_TRANSLATOR_SEALING_KEY"]
+    assert key == first["xds"].env["RIPPLE_XDS_SEALING_KEY"]
     assert key == again["watcher"].env["RIPPLE_WATCHER_SEALING_KEY"]  # made once
     assert len(base64.b64decode(key)) == 32
     Sealer.from_base64(key)  # the services accept it
