@@ -3,7 +3,6 @@ xds process loaded with two tenants, and a real Envoy doing Delta ADS to it."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import redis.asyncio as aioredis
 
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from tests.conftest import StackEnv
-from tests.integration.loopback import free_port, status
+from tests.integration.loopback import free_port
 from tests.integration.xds_service.support import (
     HOST_A,
     HOST_B1,
@@ -21,10 +20,8 @@ from tests.integration.xds_service.support import (
     B,
     Ports,
     XdsProcess,
-    start_envoy,
-    stop_process,
+    running_envoy,
     tenant_resources,
-    until,
     write_tenant,
     xds_settings,
 )
@@ -58,16 +55,10 @@ async def xds(
         log=tmp_path / "xds.log",
     )
     try:
-
-        async def ready() -> bool:
-            process.check_alive()
-            return await status(ports.health, "/readyz") == 200
-
-        await until("xds /readyz 200", ready, logs=[process.log])
+        await process.wait_ready(ports.health)
         yield process
     finally:
-        if process.proc.poll() is None:
-            await asyncio.to_thread(process.terminate)
+        await process.stop()
 
 
 @pytest.fixture
@@ -75,14 +66,11 @@ def envoy(
     stack: StackEnv, xds: XdsProcess, ports: Ports, tmp_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A real Envoy doing Delta ADS to the xds process (started from the main thread)."""
-    proc, _ = start_envoy(
+    with running_envoy(
         stack["RIPPLE_ENVOY_BIN"],
         xds_port=ports.xds,
         admin_port=ports.admin,
         node_id="it-xds-gateway",
         workdir=tmp_path,
-    )
-    try:
+    ) as proc:
         yield proc
-    finally:
-        stop_process(proc)

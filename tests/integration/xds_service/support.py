@@ -9,12 +9,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ripple_common.resources import Resource
 from ripple_translator.store import KafkaOffset, RedisTenantStore, diff_resources
+from tests.integration.loopback import status
 from tests.integration.xds import envoy_resources as er
 from tests.unit.translator import k8s
 
@@ -150,6 +153,16 @@ def start_envoy(
     return proc, log
 
 
+@contextmanager
+def running_envoy(envoy_bin: str, **options: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """`start_envoy` (same options), stopped on exit."""
+    proc, _ = start_envoy(envoy_bin, **options)
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -177,6 +190,20 @@ class XdsProcess:
             raise AssertionError(
                 f"ripple-xds exited with {self.proc.returncode}:\n{tail(self.log)}"
             )
+
+    async def wait_ready(self, health_port: int) -> None:
+        """Until its /readyz answers 200 (fails with its log if it exits or takes too long)."""
+
+        async def ready() -> bool:
+            self.check_alive()
+            return await status(health_port, "/readyz") == 200
+
+        await until("xds /readyz 200", ready, logs=[self.log])
+
+    async def stop(self) -> None:
+        """Terminate it unless it has exited already."""
+        if self.proc.poll() is None:
+            await asyncio.to_thread(self.terminate)
 
     def terminate(self, *, within_s: float = 30) -> int:
         """SIGTERM and wait; kill on timeout. Returns the exit code."""

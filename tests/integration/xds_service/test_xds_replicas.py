@@ -25,8 +25,7 @@ from tests.integration.xds_service.support import (
     Ports,
     XdsProcess,
     metric,
-    start_envoy,
-    stop_process,
+    running_envoy,
     tenant_resources,
     until,
     write_tenant,
@@ -91,17 +90,11 @@ async def replicas(
             )
             started.append(Replica(process, ports))
         for replica in started:
-
-            async def ready(replica: Replica = replica) -> bool:
-                replica.process.check_alive()
-                return await status(replica.ports.health, "/readyz") == 200
-
-            await until("xds /readyz 200", ready, logs=[replica.process.log])
+            await replica.process.wait_ready(replica.ports.health)
         yield started
     finally:
         for replica in started:
-            if replica.process.proc.poll() is None:
-                await asyncio.to_thread(replica.process.terminate)
+            await replica.process.stop()
 
 
 @pytest.fixture
@@ -110,18 +103,15 @@ def gateway(
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """A real Envoy whose ADS cluster holds both replicas; yields it and its listener port."""
     first, *others = replicas
-    proc, _ = start_envoy(
+    with running_envoy(
         stack["RIPPLE_ENVOY_BIN"],
         xds_port=first.ports.xds,
         more_xds_ports=tuple(r.ports.xds for r in others),
         admin_port=free_port(),
         node_id="it-xds-replicas",
         workdir=tmp_path,
-    )
-    try:
+    ) as proc:
         yield proc, first.ports.http
-    finally:
-        stop_process(proc)
 
 
 async def test_envoy_moves_to_the_surviving_replica_without_a_resend(

@@ -23,7 +23,7 @@ from ripple_common.sealing import Sealer
 from ripple_translator.seal import seal_secret
 from ripple_translator.store import RedisTenantStore
 from tests.conftest import StackEnv
-from tests.integration.loopback import free_port, http_get, https_get, status
+from tests.integration.loopback import free_port, http_get, https_get
 from tests.integration.xds_service.support import (
     HOST_A,
     HOST_B1,
@@ -34,8 +34,7 @@ from tests.integration.xds_service.support import (
     Ports,
     XdsProcess,
     metric,
-    start_envoy,
-    stop_process,
+    running_envoy,
     tenant_resources,
     until,
     write_tenant,
@@ -80,33 +79,24 @@ async def tls_xds(
     }
     process = XdsProcess(settings, log=tmp_path / "xds.log")
     try:
-
-        async def ready() -> bool:
-            process.check_alive()
-            return await status(ports.health, "/readyz") == 200
-
-        await until("xds /readyz 200", ready, logs=[process.log])
+        await process.wait_ready(ports.health)
         yield process
     finally:
-        if process.proc.poll() is None:
-            await asyncio.to_thread(process.terminate)
+        await process.stop()
 
 
 @pytest.fixture
 def tls_envoy(
     stack: StackEnv, tls_xds: XdsProcess, ports: Ports, tmp_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    proc, _ = start_envoy(
+    with running_envoy(
         stack["RIPPLE_ENVOY_BIN"],
         xds_port=ports.xds,
         admin_port=ports.admin,
         node_id="it-xds-tls",
         workdir=tmp_path,
-    )
-    try:
+    ) as proc:
         yield proc
-    finally:
-        stop_process(proc)
 
 
 async def test_each_sni_gets_its_hosts_certificate_from_sealed_secrets(
