@@ -9,6 +9,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from ripple_common.envelope import EventType
+from ripple_common.resources import Resource
 from ripple_translator.engine import IO_ATTEMPTS, Engine, Record
 from ripple_translator.inputs import PartitionCheckpoint
 from ripple_translator.pipeline import WriterConfig
@@ -428,3 +429,28 @@ async def test_a_write_without_trace_context_starts_its_own_trace(
 
 def _traceparent(trace_id: str, span_id: str) -> tuple[str, bytes]:
     return ("traceparent", f"00-{trace_id}-{span_id}-01".encode())
+
+
+async def test_stored_resources_of_an_older_release_are_rewritten_after_assignment() -> None:
+    store, inputs = FakeStore(), FakeInputs()
+    first = make(store, inputs)
+    await first.assign([TP])
+    await first.handle(setup_records())
+    await first.settle(timeout_s=5)
+    await first.drain(timeout_s=5)
+    # What an older release (or a hand edit) left for tenant a: one resource differs.
+    key = next(k for k in store.tenants["a"].resources if k[1] == "a/routes")
+    good = store.tenants["a"].resources[key]
+    store.tenants["a"].resources[key] = Resource(key[0], key[1], good.body + b"\x00")
+    versions = {t: s.version for t, s in store.tenants.items()}
+
+    second = make(store, inputs)
+    with capture_logs() as logs:
+        await second.assign([TP])
+        assert await second.settle(timeout_s=5)
+    assert store.tenants["a"].resources[key].body == good.body
+    assert store.tenants["a"].version == versions["a"] + 1
+    assert store.tenants["b"].version == versions["b"]  # up to date: not rewritten
+    outdated = [e for e in logs if e["event"] == "translation.outdated"]
+    assert [e["tenants"] for e in outdated] == [["a"]]
+    assert await second.checkpoint() in ({}, {TP: 6})  # the stored position, no further

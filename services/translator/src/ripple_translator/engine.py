@@ -141,7 +141,7 @@ class Engine:
         self._inputs = inputs
         self._hosts = hosts
         self.stats = stats or TranslatorStats()
-        self._host_checks: set[asyncio.Task[None]] = set()
+        self._after_assign_tasks: set[asyncio.Task[None]] = set()
         self._loader = loader or StoreTenantLoader(store, inputs)
         self._load_slots = asyncio.Semaphore(LOAD_PIPELINES)
         self._runs: dict[TopicPartition, PartitionRun] = {}
@@ -179,8 +179,15 @@ class Engine:
     def wake(self, notices: Sequence[HostNotice]) -> int:
         """Re-translate the owned tenants the notices name (a host of theirs changed hands).
         Returns how many were woken; tenants owned elsewhere are another translator's."""
-        woken = 0
-        for tenant in sorted({n.tenant for n in notices}):
+        woken = self._retranslate(sorted({n.tenant for n in notices}), hosts_stale=True)
+        self.stats.host_notices += woken
+        return woken
+
+    def _retranslate(self, tenants: Sequence[str], *, hosts_stale: bool) -> int:
+        """Schedule a write of each owned tenant at its stored position (nothing new
+        applied: the write translates what it holds again)."""
+        scheduled = 0
+        for tenant in tenants:
             slot = self._slots.get(tenant)
             if slot is None:
                 continue
@@ -189,12 +196,31 @@ class Engine:
                 offset = slot.input_offset - 1  # the write keeps covering the stored position
             if offset < 0:
                 continue  # never written: its first event claims its hosts anyway
-            slot.hosts_stale = True
+            slot.hosts_stale = slot.hosts_stale or hosts_stale
             slot.mark(offset)
             self._writer.schedule(slot)
-            woken += 1
-        self.stats.host_notices += woken
-        return woken
+            scheduled += 1
+        return scheduled
+
+    async def retranslate_outdated(self, tenants: Sequence[str]) -> list[str]:
+        """Translate each loaded tenant with this release's code and rewrite those whose
+        stored resources differ: the output of an older release (an upgrade must not leave
+        old translations in Redis until each tenant happens to change), or a stored entry
+        changed by hand. CPU only, one tenant at a time between other work; a tenant with a
+        write pending or in flight is skipped (that write translates it anyway). Returns the
+        rewritten tenants."""
+        outdated: list[str] = []
+        for tenant in tenants:
+            slot = self._slots.get(tenant)
+            if slot is None or slot.dirty or slot.busy:
+                continue
+            if self._writer.outdated(slot):
+                outdated.append(tenant)
+            await asyncio.sleep(0)  # one tenant's translation at a time between other work
+        if outdated:
+            log.info("translation.outdated", tenants=outdated[:20], count=len(outdated))
+            self._retranslate(outdated, hosts_stale=False)
+        return outdated
 
     async def check_hosts(self, tenants: Sequence[str]) -> list[str]:
         """Re-translate the tenants whose recorded host states no longer match Redis (a
@@ -216,18 +242,24 @@ class Engine:
             self.wake([HostNotice(tenant=t, host="", why="stale") for t in stale])
         return stale
 
-    def _check_hosts_later(self, tenants: Sequence[str]) -> None:
-        if self._hosts is None or not tenants:
+    def _after_assign(self, tenants: Sequence[str]) -> None:
+        """In the background, once the tenants are registered: their host states against
+        Redis, then their stored resources against this release's translation."""
+        if not tenants:
             return
-        task = asyncio.create_task(self._check_hosts_logged(list(tenants)), name="host check")
-        self._host_checks.add(task)
-        task.add_done_callback(self._host_checks.discard)
+        task = asyncio.create_task(self._after_assign_logged(list(tenants)), name="after assign")
+        self._after_assign_tasks.add(task)
+        task.add_done_callback(self._after_assign_tasks.discard)
 
-    async def _check_hosts_logged(self, tenants: list[str]) -> None:
+    async def _after_assign_logged(self, tenants: list[str]) -> None:
         try:
             await self.check_hosts(tenants)
         except Exception as exc:
             log.warning("hosts.check_failed", error=repr(exc), tenants=len(tenants))
+        try:
+            await self.retranslate_outdated(tenants)
+        except Exception as exc:
+            log.warning("translation.check_failed", error=repr(exc), tenants=len(tenants))
 
     async def assign(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
         """Load the partitions' state and tenants (partitions concurrently). Returns, per
@@ -246,7 +278,7 @@ class Engine:
                 self._slots[slot.tenant] = slot
                 run.tenants.add(slot.tenant)
             self._runs[tp] = run
-            self._check_hosts_later(sorted(s.tenant for s in slots))
+            self._after_assign(sorted(s.tenant for s in slots))
             rewind[tp] = min((o for _, o in saved.relists), default=None)
             log.info(
                 "partition.assigned",
@@ -300,12 +332,17 @@ class Engine:
 
     async def drain(self, *, timeout_s: float) -> dict[TopicPartition, int]:
         """Shutdown: finish every write and return the positions to commit."""
-        for task in list(self._host_checks):
+        for task in list(self._after_assign_tasks):
             task.cancel()
         return await self.revoke(list(self._runs), timeout_s=timeout_s)
 
     async def settle(self, *, timeout_s: float) -> bool:
-        """Wait until no tenant has a write in flight or pending (tests, benchmarks)."""
+        """Wait until the checks after an assignment are done and no tenant has a write in
+        flight or pending (tests, benchmarks)."""
+        if self._after_assign_tasks:
+            _, pending = await asyncio.wait(self._after_assign_tasks, timeout=timeout_s)
+            if pending:
+                return False
         return await self._writer.wait(list(self._slots.values()), timeout_s=timeout_s)
 
     async def checkpoint(self) -> dict[TopicPartition, int]:

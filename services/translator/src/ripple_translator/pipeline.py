@@ -365,6 +365,14 @@ class TenantWriter:
             duration_ms=round(duration * 1000, 2),
         )
 
+    def outdated(self, slot: TenantSlot) -> bool:
+        """Whether translating what `slot` holds now gives other resources than it stored
+        (an untranslatable tenant is left to its next write, which reports it)."""
+        try:
+            return bool(self._plan(slot, ()).diff)
+        except NamingError:
+            return False
+
     def _plan(self, slot: TenantSlot, changed: Iterable[ObjectKey]) -> WritePlan:
         options = self._config.options
         if self._hosts is not None or self._config.host_policy.tenant_domain:
