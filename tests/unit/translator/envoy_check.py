@@ -22,9 +22,6 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2, scoped_route_pb2
-from envoy.extensions.filters.http.cors.v3 import cors_pb2
-from envoy.extensions.filters.http.rbac.v3 import rbac_pb2
-from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
@@ -32,6 +29,7 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2
 from google.protobuf import json_format
 
 from ripple_common.resources import Resource, TypeUrl
+from ripple_xds.gateway import http_filters
 
 
 def find_envoy() -> str | None:
@@ -59,13 +57,10 @@ def self_signed(directory: Path, host: str) -> tuple[str, str] | None:
 
 
 def _hcm(name: str, **kwargs: Any) -> Any:
+    """The gateway's HTTP filters (as `ripple_xds.gateway` builds them) around `kwargs`."""
     manager = hcm_pb2.HttpConnectionManager(stat_prefix=name, **kwargs)
-    for filter_name, config in (
-        ("envoy.filters.http.cors", cors_pb2.Cors()),
-        ("envoy.filters.http.rbac", rbac_pb2.RBAC()),
-        ("envoy.filters.http.router", router_pb2.Router()),
-    ):
-        http_filter = manager.http_filters.add(name=filter_name)
+    for filter_name, config, disabled in http_filters():
+        http_filter = manager.http_filters.add(name=filter_name, disabled=disabled)
         http_filter.typed_config.Pack(config)
     return manager
 

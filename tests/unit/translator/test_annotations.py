@@ -79,6 +79,185 @@ def _alpn(c: Any) -> list[str]:
     return list(ctx.common_tls_context.alpn_protocols)
 
 
+def _retry(t: Translation) -> Any:
+    p = _route(t).route.retry_policy
+    methods = [
+        (h.name, h.string_match.safe_regex.regex, h.invert_match)
+        for h in p.retriable_request_headers
+    ]
+    return (
+        p.retry_on,
+        p.num_retries.value,
+        list(p.retriable_status_codes),
+        methods,
+        [h.name for h in p.retry_host_predicate],
+    )
+
+
+def _per_route(t: Translation, name: str, message: Any) -> Any:
+    config = _route(t).typed_per_filter_config
+    if name not in config:
+        return None
+    out = message()
+    config[name].Unpack(out)
+    return out
+
+
+def _rate(t: Translation) -> Any:
+    from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
+
+    c = _per_route(t, "envoy.filters.http.local_ratelimit", local_rate_limit_pb2.LocalRateLimit)
+    [d] = c.descriptors
+    return (
+        [(e.key, e.value) for e in d.entries],
+        d.token_bucket.max_tokens,
+        d.token_bucket.tokens_per_fill.value,
+        d.token_bucket.fill_interval.seconds,
+        c.status.code,
+        c.filter_enforced.default_value.numerator,
+        [a.WhichOneof("action_specifier") for r in c.rate_limits for a in r.actions],
+    )
+
+
+def _body(t: Translation) -> Any:
+    meta = _route(t).metadata.filter_metadata
+    if "ripple.body_limit" not in meta:
+        return None
+    return meta["ripple.body_limit"].fields["max_request_bytes"].number_value
+
+
+def _cookie(t: Translation) -> Any:
+    c = _route(t).route.hash_policy[0].cookie
+    return (
+        c.name,
+        c.ttl.seconds,
+        c.HasField("ttl"),
+        c.path,
+        [(a.name, a.value) for a in c.attributes],
+    )
+
+
+IDEMPOTENT = [(":method", "POST|LOCK|PATCH", True)]
+PREVIOUS = ["envoy.retry_host_predicates.previous_hosts"]
+RESETS = "connect-failure,refused-stream,reset"
+
+NEW_ROUTE_EFFECTS: list[tuple[dict[str, str], Check, Any]] = [
+    ({"affinity": "cookie"}, _cookie, ("INGRESSCOOKIE", 0, True, "/", [])),
+    ({"affinity": "cookie", "session-cookie-name": "route", "session-cookie-max-age": "3600",
+      "session-cookie-path": "/app", "session-cookie-samesite": "lax",
+      "session-cookie-secure": "true", "session-cookie-domain": ".example.com"},
+     _cookie, ("route", 3600, True, "/app",
+               [("Domain", ".example.com"), ("SameSite", "Lax"), ("Secure", "")])),
+    ({"affinity": "cookie", "session-cookie-expires": "60"}, lambda t: _cookie(t)[1], 60),
+    ({"proxy-next-upstream": "error http_502 http_503", "proxy-next-upstream-tries": "4"},
+     _retry, (f"{RESETS},retriable-status-codes", 3, [502, 503], IDEMPOTENT, PREVIOUS)),
+    ({"proxy-next-upstream": "http_504 non_idempotent"},
+     _retry, ("retriable-status-codes", 2, [504], [], PREVIOUS)),
+    ({"proxy-next-upstream-tries": "0"}, _retry, (RESETS, 10, [], IDEMPOTENT, PREVIOUS)),
+    ({"proxy-next-upstream": "off"}, lambda t: _route(t).route.HasField("retry_policy"), False),
+    ({"proxy-next-upstream-tries": "1"},
+     lambda t: _route(t).route.HasField("retry_policy"), False),
+    ({}, lambda t: _route(t).route.HasField("retry_policy"), False),
+    ({"limit-rps": "5"}, _rate, ([("remote_address", "")], 25, 5, 1, 503, 100, ["remote_address"])),
+    ({"limit-rps": "5", "limit-burst-multiplier": "2"}, lambda t: _rate(t)[1], 10),
+    ({"proxy-body-size": "8m"}, _body, 8 * 1024 * 1024),
+    ({"proxy-body-size": "100k"}, _body, 100 * 1024),
+    ({"proxy-body-size": "12"}, _body, 12),
+    ({"proxy-body-size": "0"}, _body, None),
+    ({}, _body, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("annotations", "check", "expected"), NEW_ROUTE_EFFECTS)
+def test_affinity_retries_rate_and_body_limits_become_route_config(
+    annotations: dict[str, str], check: Check, expected: Any
+) -> None:
+    t = k8s.run(k8s.ingress(annotations={PREFIX + k: v for k, v in annotations.items()}))
+
+    assert decode.diags(t) == []
+    assert check(t) == expected
+
+
+def test_affinity_makes_a_ring_hash_variant_and_wins_over_upstream_hash_by() -> None:
+    t = k8s.run(
+        k8s.ingress(annotations=k8s.nginx(affinity="cookie", upstream_hash_by="$request_uri"))
+    )
+
+    assert decode.main_route(t).route.cluster == "t1/shop/web:80~ring_hash"
+    assert decode.main_route(t).route.hash_policy[0].cookie.name == "INGRESSCOOKIE"
+    [d] = decode.diags(t, Reason.SETTING_CONFLICT)
+    assert "affinity" in d.message
+
+
+def test_session_cookie_settings_without_affinity_are_reported() -> None:
+    t = k8s.run(k8s.ingress(annotations=k8s.nginx(session_cookie_name="x")))
+
+    assert not decode.main_route(t).route.hash_policy
+    [d] = decode.diags(t, Reason.ANNOTATION_IGNORED)
+    assert "session-cookie-name" in d.message
+
+
+def test_cookie_path_defaults_to_the_ingress_path() -> None:
+    t = k8s.run(
+        k8s.ingress(
+            rules=[k8s.rule("shop.example.com", k8s.path("/cart"))],
+            annotations=k8s.nginx(affinity="cookie"),
+        )
+    )
+
+    assert _cookie(t)[3] == "/cart"
+
+
+SERVICES = [k8s.service(), k8s.service("fallback", ports=[{"name": "http", "port": 8000}])]
+SLICES = [
+    k8s.endpoint_slice(endpoints=[k8s.endpoint("10.0.0.1")]),
+    k8s.endpoint_slice(
+        "fallback-x",
+        service_name="fallback",
+        endpoints=[k8s.endpoint("10.0.0.9")],
+        ports=[{"name": "http", "port": 9000, "protocol": "TCP"}],
+    ),
+]
+
+
+def test_default_backend_catches_what_the_rules_do_not_match() -> None:
+    t = k8s.run(
+        k8s.ingress(
+            rules=[k8s.rule("shop.example.com", k8s.path("/api"))],
+            annotations=k8s.nginx(default_backend="fallback"),
+        ),
+        services=SERVICES,
+        slices=SLICES,
+    )
+
+    routes = decode.routes(t)
+    assert [(decode.match_of(r), r.route.cluster) for r in routes] == [
+        (("path_separated_prefix", "/api"), "t1/shop/web:80"),
+        (("prefix", "/"), "t1/shop/fallback:8000"),  # the Service's first port
+    ]
+    assert decode.diags(t) == []
+
+
+def test_default_backend_serves_a_path_whose_service_has_no_endpoint() -> None:
+    empty = [k8s.endpoint_slice(endpoints=[]), *SLICES[1:]]
+    t = k8s.run(
+        k8s.ingress(annotations=k8s.nginx(default_backend="fallback")),
+        services=SERVICES,
+        slices=empty,
+    )
+
+    assert decode.main_route(t).route.cluster == "t1/shop/fallback:8000"
+    # A path whose Service is missing goes there too (with a warning on the Service).
+    t = k8s.run(
+        k8s.ingress(annotations=k8s.nginx(default_backend="fallback")),
+        services=SERVICES[1:],
+        slices=SLICES[1:],
+    )
+    assert decode.main_route(t).route.cluster == "t1/shop/fallback:8000"
+    [d] = decode.diags(t, Reason.SERVICE_NOT_FOUND)
+    assert "default-backend serves it" in d.message
+
+
 CLUSTER_EFFECTS: list[tuple[dict[str, str], str, ProtoCheck, Any]] = [
     ({"proxy-connect-timeout": "10"}, "t1/shop/web:80~connect=10000ms",
      lambda c: c.connect_timeout.seconds, 10),
@@ -265,6 +444,13 @@ INVALID_VALUES = [
     ("whitelist-source-range", "10.0.0.0/33"),
     ("denylist-source-range", "not-an-ip"),
     ("custom-headers", "Bad/Name/x"),
+    ("affinity", "ip"),
+    ("proxy-next-upstream", "error sometimes"),
+    ("proxy-next-upstream-tries", "-1"),
+    ("limit-rps", "fast"),
+    ("proxy-body-size", "8x"),
+    ("proxy-body-size", "5g"),
+    ("default-backend", "other/svc"),
 ]
 
 

@@ -78,7 +78,15 @@ ANNOTATIONS: dict[str, tuple[str, ...]] = {
     "canary-by-header-pattern": ("^b.*$", "("),
     "canary-by-cookie": ("c",),
     "auth-url": ("https://auth.example.com",),
-    "limit-rps": ("5",),
+    "limit-rps": ("5", "fast"),
+    "limit-burst-multiplier": ("3",),
+    "affinity": ("cookie", "ip"),
+    "session-cookie-max-age": ("600",),
+    "session-cookie-samesite": ("Lax", "maybe"),
+    "proxy-next-upstream": ("error http_503", "off", "bogus"),
+    "proxy-next-upstream-tries": ("0", "2"),
+    "proxy-body-size": ("8m", "0", "8x"),
+    "default-backend": ("api", "missing"),
 }
 INVALID = frozenset(
     {
@@ -93,6 +101,11 @@ INVALID = frozenset(
         ("permanent-redirect", "not a url"),
         ("app-root", "noslash"),
         ("upstream-vhost", "bad host!"),
+        ("limit-rps", "fast"),
+        ("affinity", "ip"),
+        ("session-cookie-samesite", "maybe"),
+        ("proxy-next-upstream", "bogus"),
+        ("proxy-body-size", "8x"),
     }
 )
 SERVICES = [

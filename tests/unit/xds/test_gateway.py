@@ -47,8 +47,13 @@ def test_filters_the_translator_configures_per_route_come_before_the_router() ->
         "ripple.scope",
         "envoy.filters.http.cors",
         "envoy.filters.http.rbac",
+        "envoy.filters.http.local_ratelimit",
+        "ripple.body_limit",
         "envoy.filters.http.router",
     ]
+    # Envoy picks a stream's filters before the scope key selects a route: none may rely
+    # on being enabled per route.
+    assert not [f for f in manager.http_filters if f.disabled]  # type: ignore[attr-defined]
     assert manager.use_remote_address.value is True  # type: ignore[attr-defined]
 
 

@@ -7,9 +7,10 @@ ScopedRouteConfiguration (written by the translator) points at its tenant's
 RouteConfiguration. Adding a host adds one scope; changing a tenant's routes touches only that
 tenant's RouteConfiguration (see the scaling rules in DESIGN.md).
 
-The HTTP filter chain holds, in order, the scope-key Lua filter, the CORS and RBAC filters
-(empty: the translator configures them per route through `typed_per_filter_config`) and the
-router.
+The HTTP filter chain holds, in order, the scope-key Lua filter, the CORS, RBAC and local rate
+limit filters (empty: the translator configures them per route through
+`typed_per_filter_config`), the body-limit Lua filter (`body_limit`: reads a route's metadata)
+and the router.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Final
 from envoy.config.core.v3 import address_pb2, config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
+from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -26,16 +28,28 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 
 from ripple_common.resources import Resource, TypeUrl
+from ripple_xds.body_limit import BODY_LIMIT_FILTER, body_limit_filter_config
 from ripple_xds.scope_key import SCOPE_FILTER, SCOPE_KEY_HEADER, scope_filter_config
 
 HTTP_LISTENER: Final = "ripple-http"
 SCOPED_ROUTES: Final = "ripple-scopes"
 HCM_FILTER: Final = "envoy.filters.network.http_connection_manager"
-_HTTP_FILTERS: Final = (
-    ("envoy.filters.http.cors", cors_pb2.Cors),
-    ("envoy.filters.http.rbac", rbac_pb2.RBAC),
-    ("envoy.filters.http.router", router_pb2.Router),
-)
+
+
+def http_filters() -> list[tuple[str, Any, bool]]:
+    """(name, config, disabled) of the filters after the scope-key filter (none is disabled
+    today: Envoy picks a stream's filters before the scope key exists, see `body_limit`)."""
+    return [
+        ("envoy.filters.http.cors", cors_pb2.Cors(), False),
+        ("envoy.filters.http.rbac", rbac_pb2.RBAC(), False),
+        (
+            "envoy.filters.http.local_ratelimit",
+            local_rate_limit_pb2.LocalRateLimit(stat_prefix="ripple_limit_rps"),
+            False,
+        ),
+        (BODY_LIMIT_FILTER, body_limit_filter_config(), False),
+        ("envoy.filters.http.router", router_pb2.Router(), False),
+    ]
 
 
 def ads_config_source() -> Any:
@@ -71,8 +85,8 @@ def http_connection_manager(*, stat_prefix: str) -> Any:
     manager.use_remote_address.value = True
     manager.normalize_path.value = True
     manager.http_filters.add(name=SCOPE_FILTER).typed_config.Pack(scope_filter_config())
-    for name, config in _HTTP_FILTERS:
-        manager.http_filters.add(name=name).typed_config.Pack(config())
+    for name, config, disabled in http_filters():
+        manager.http_filters.add(name=name, disabled=disabled).typed_config.Pack(config)
     return manager
 
 

@@ -51,6 +51,21 @@ _HASH_VAR = re.compile(r"^\$\{?([a-z_][a-z0-9_]*)\}?$")
 _REWRITE_GROUP = re.compile(r"\$(\d)|\$\{(\d)\}")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _REQUEST_URI: Final = "$request_uri"
+DEFAULT_AFFINITY_COOKIE: Final = "INGRESSCOOKIE"
+DEFAULT_NEXT_UPSTREAM: Final = "error timeout"
+DEFAULT_NEXT_UPSTREAM_TRIES: Final = 3
+# proxy-next-upstream-tries 0 means "every upstream" in nginx; Envoy needs a number.
+UNLIMITED_RETRIES: Final = 10
+DEFAULT_BURST_MULTIPLIER: Final = 5
+MAX_BODY_BYTES: Final = 2**32 - 1  # Envoy's buffer limit is a uint32
+_SIZE = re.compile(r"^(\d+)([kKmMgG]?)$")
+_SIZE_UNITS: Final = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_NEXT_UPSTREAM_STATUS: Final = frozenset({500, 502, 503, 504, 403, 404, 429})
+_NEXT_UPSTREAM_WORDS: Final = frozenset(
+    {"error", "timeout", "invalid_header", "non_idempotent", "off"}
+    | {f"http_{code}" for code in _NEXT_UPSTREAM_STATUS}
+)
+_SAMESITE: Final = {"none": "None", "lax": "Lax", "strict": "Strict"}
 
 
 class BackendProtocol(enum.StrEnum):
@@ -109,6 +124,31 @@ class HashSource(enum.StrEnum):
 class HashPolicy:
     source: HashSource
     name: str = ""
+    # A cookie Envoy makes when the request has none (affinity=cookie): its lifetime
+    # (0: a session cookie), Path and other attributes. None: only hash an existing cookie.
+    cookie_ttl_s: int | None = None
+    cookie_path: str | None = None
+    cookie_attributes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retry:
+    """proxy-next-upstream: Envoy's retry conditions, status codes and retry count."""
+
+    on: tuple[str, ...]
+    status_codes: tuple[int, ...] = ()
+    num_retries: int = DEFAULT_NEXT_UPSTREAM_TRIES - 1
+    # nginx never passes a non-idempotent request (POST, LOCK, PATCH) to the next upstream
+    # unless non_idempotent is listed.
+    idempotent_only: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    """limit-rps: requests per second per client address, with a burst."""
+
+    rps: int
+    burst: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,6 +207,12 @@ class IngressAnnotations:
     x_forwarded_prefix: str | None = None
     # The ConfigMap (namespace, name) whose entries become response headers.
     custom_headers: tuple[str, str] | None = None
+    retry: Retry | None = None
+    rate_limit: RateLimit | None = None
+    # proxy-body-size: the largest request body, in bytes (None: no limit).
+    body_limit_bytes: int | None = None
+    # default-backend: a Service of the Ingress's namespace for what its rules do not match.
+    default_backend: str | None = None
 
     @property
     def regex_paths(self) -> bool:
@@ -239,6 +285,17 @@ def _primary(r: _Reader) -> IngressAnnotations:
             )
         )
     hash_policy = _hash_policy(r)
+    affinity = _affinity(r)
+    if affinity is not None and hash_policy is not None:
+        r.diag.append(
+            warning(
+                r.ref,
+                Reason.SETTING_CONFLICT,
+                f"both {PREFIX}affinity and {PREFIX}upstream-hash-by are set; the affinity "
+                "cookie wins, as in ingress-nginx",
+            )
+        )
+    hash_policy = affinity or hash_policy
     balance = _lb_policy(r)  # parsed even when upstream-hash-by wins, to report bad values
     lb = LbPolicy.RING_HASH if hash_policy else balance
     protocol = r.choice("backend-protocol", BackendProtocol, BackendProtocol.HTTP, upper=True)
@@ -264,6 +321,10 @@ def _primary(r: _Reader) -> IngressAnnotations:
         source_ranges=_source_ranges(r),
         x_forwarded_prefix=_x_forwarded_prefix(r),
         custom_headers=_custom_headers(r),
+        retry=_retry(r),
+        rate_limit=_rate_limit(r),
+        body_limit_bytes=r.convert("proxy-body-size", _body_size, None),
+        default_backend=_default_backend(r),
     )
 
 
@@ -588,3 +649,144 @@ def _custom_headers(r: _Reader) -> tuple[str, str] | None:
         r.invalid("custom-headers", f"{value!r} is not a ConfigMap name or namespace/name")
         return None
     return (namespace, name)
+
+
+def _affinity(r: _Reader) -> HashPolicy | None:
+    """affinity: cookie, with the session-cookie-* settings: a cookie hash policy whose
+    cookie Envoy makes when the request has none (ring hash over the endpoints)."""
+    value = r.string("affinity")
+    if value is None:
+        names = sorted(k for k in r.values if k.startswith(("session-cookie-", "affinity-")))
+        if names:
+            r.diag.append(
+                warning(
+                    r.ref,
+                    Reason.ANNOTATION_IGNORED,
+                    f"{', '.join(PREFIX + n for n in names)} ignored: {PREFIX}affinity is not set",
+                )
+            )
+        return None
+    # Every setting is checked (and reported) even when another one is invalid.
+    problems = len(r.diag)
+    if value.lower() != "cookie":
+        r.invalid("affinity", f'{value!r} is not "cookie"')
+    name = r.string("session-cookie-name") or DEFAULT_AFFINITY_COOKIE
+    if validate.check_header_name(name, request=False):
+        r.invalid("session-cookie-name", f"{name!r} is not a cookie name")
+    path = r.string("session-cookie-path")
+    if path is not None and (not path.startswith("/") or _bad_attribute(path)):
+        r.invalid("session-cookie-path", f"{path!r} is not a path")
+    ages = (
+        r.integer("session-cookie-max-age", 0, low=0, high=2**31 - 1),
+        r.integer("session-cookie-expires", 0, low=0, high=2**31 - 1),
+    )
+    attributes: list[tuple[str, str]] = []
+    domain = r.string("session-cookie-domain")
+    if domain is not None:
+        if not _VHOST.match(domain.lstrip(".")) or ":" in domain:
+            r.invalid("session-cookie-domain", f"{domain!r} is not a domain")
+        attributes.append(("Domain", domain))
+    samesite = r.string("session-cookie-samesite")
+    if samesite is not None:
+        if samesite.lower() not in _SAMESITE:
+            r.invalid("session-cookie-samesite", f"{samesite!r} is not None, Lax or Strict")
+        attributes.append(("SameSite", _SAMESITE.get(samesite.lower(), samesite)))
+    if r.boolean("session-cookie-secure", default=False):
+        attributes.append(("Secure", ""))
+    r.boolean("session-cookie-change-on-failure", default=False)  # validated; see the docs
+    mode = r.string("affinity-mode")
+    if mode is not None and mode.lower() not in ("balanced", "persistent"):
+        r.invalid("affinity-mode", f"{mode!r} is not balanced or persistent")
+    elif mode is not None and mode.lower() == "persistent":
+        r.diag.append(
+            warning(
+                r.ref,
+                Reason.ANNOTATION_IGNORED,
+                f"{PREFIX}affinity-mode persistent is served as balanced: Envoy's ring hash "
+                "moves a cookie to another endpoint when endpoints are added",
+            )
+        )
+    if any(d.severity is Severity.ERROR for d in r.diag[problems:]):
+        return None
+    return HashPolicy(
+        HashSource.COOKIE,
+        name,
+        cookie_ttl_s=ages[0] or ages[1],
+        cookie_path=path,
+        cookie_attributes=tuple(attributes),
+    )
+
+
+def _bad_attribute(value: str) -> bool:
+    return ";" in value or validate.check_header_value(value) is not None
+
+
+def _retry(r: _Reader) -> Retry | None:
+    """proxy-next-upstream(-tries, -timeout): Envoy's retry policy (only when one is set)."""
+    names = ("proxy-next-upstream", "proxy-next-upstream-tries", "proxy-next-upstream-timeout")
+    if not any(n in r.values for n in names):
+        return None
+    tries = r.integer("proxy-next-upstream-tries", DEFAULT_NEXT_UPSTREAM_TRIES, low=0, high=100)
+    words = (r.string("proxy-next-upstream") or DEFAULT_NEXT_UPSTREAM).split()
+    bad = [w for w in words if w not in _NEXT_UPSTREAM_WORDS]
+    if bad or not words:
+        r.invalid(
+            "proxy-next-upstream",
+            f"{' '.join(bad) or 'nothing'} is not among {', '.join(sorted(_NEXT_UPSTREAM_WORDS))}",
+        )
+        return None
+    if "off" in words or tries == 1:
+        return None
+    on: set[str] = set()
+    if "error" in words or "timeout" in words:
+        on |= {"connect-failure", "refused-stream", "reset"}
+    if "invalid_header" in words:
+        on.add("reset")
+    codes = sorted(int(w[5:]) for w in words if w.startswith("http_"))
+    if codes:
+        on.add("retriable-status-codes")
+    if not on:
+        return None  # only non_idempotent: nothing to retry on
+    return Retry(
+        on=tuple(sorted(on)),
+        status_codes=tuple(codes),
+        num_retries=UNLIMITED_RETRIES if tries == 0 else tries - 1,
+        idempotent_only="non_idempotent" not in words,
+    )
+
+
+def _rate_limit(r: _Reader) -> RateLimit | None:
+    rps = r.integer("limit-rps", 0, low=0, high=1_000_000)
+    multiplier = r.integer("limit-burst-multiplier", DEFAULT_BURST_MULTIPLIER, low=1, high=1_000)
+    if rps == 0:
+        if "limit-burst-multiplier" in r.values:
+            r.diag.append(
+                warning(
+                    r.ref,
+                    Reason.ANNOTATION_IGNORED,
+                    f"{PREFIX}limit-burst-multiplier ignored: {PREFIX}limit-rps is not set",
+                )
+            )
+        return None
+    return RateLimit(rps=rps, burst=rps * multiplier)
+
+
+def _body_size(value: str) -> int | None:
+    """nginx's client_max_body_size: bytes, k, m or g (0: no limit -> None)."""
+    m = _SIZE.match(value)
+    if m is None:
+        raise ValueError(f"{value!r} is not a size (a number with k, m or g)")
+    size = int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    if size > MAX_BODY_BYTES:
+        raise ValueError(f"{value!r} is larger than Envoy's limit of 4 GiB - 1")
+    return size or None
+
+
+def _default_backend(r: _Reader) -> str | None:
+    value = r.string("default-backend")
+    if value is None:
+        return None
+    if not _K8S_NAME.match(value) or "/" in value:
+        r.invalid("default-backend", f"{value!r} is not a Service name (of this namespace)")
+        return None
+    return value

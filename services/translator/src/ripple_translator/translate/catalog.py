@@ -43,7 +43,6 @@ _S, _U, _F = Support.SUPPORTED, Support.UNSUPPORTED, Support.FAIL_CLOSED
 _AUTH = "authentication is not translated yet; serving the paths unprotected would be unsafe"
 _TLS_AUTH = "client-certificate authentication is not translated yet"
 _RATE = "rate limits are not translated yet (Envoy: local_ratelimit per route)"
-_AFFINITY = "session affinity is not translated yet (Envoy: RING_HASH + cookie hash policy)"
 _UPSTREAM_TLS = "upstream TLS options are not translated yet (Envoy: UpstreamTlsContext)"
 _SNIPPET = "raw nginx configuration cannot be translated"
 _BUFFER = "nginx buffering has no Envoy equivalent; Envoy streams"
@@ -51,6 +50,76 @@ _OBSERVE = "per-Ingress observability settings are not translated"
 
 ENTRIES: tuple[AnnotationInfo, ...] = (
     # --- supported ---------------------------------------------------------------------------
+    AnnotationInfo(
+        "affinity",
+        _S,
+        "`cookie`: a RouteAction `hash_policy` on the cookie, which Envoy sets (with the "
+        "attributes below) when the request has none, and a `ring_hash` cluster variant; wins "
+        "over upstream-hash-by, as in ingress-nginx",
+    ),
+    AnnotationInfo(
+        "affinity-mode",
+        _S,
+        "`balanced` (the default); `persistent` is served as balanced (a Warning): the ring "
+        "hash moves a cookie when endpoints are added",
+    ),
+    AnnotationInfo("session-cookie-name", _S, "the cookie hash policy's name (INGRESSCOOKIE)"),
+    AnnotationInfo(
+        "session-cookie-path",
+        _S,
+        "the cookie's `path` (default: the Ingress path; `/` for regex paths, as nginx)",
+    ),
+    AnnotationInfo("session-cookie-domain", _S, "cookie attribute `Domain`"),
+    AnnotationInfo(
+        "session-cookie-max-age",
+        _S,
+        "the cookie's `ttl` (Envoy sets Max-Age); absent or 0: a session cookie",
+    ),
+    AnnotationInfo("session-cookie-expires", _S, "the cookie's `ttl` when max-age is not set"),
+    AnnotationInfo("session-cookie-samesite", _S, "cookie attribute `SameSite`"),
+    AnnotationInfo("session-cookie-secure", _S, "cookie attribute `Secure`"),
+    AnnotationInfo(
+        "session-cookie-change-on-failure",
+        _S,
+        "validated; Envoy's ring hash always moves a request whose endpoint is gone",
+    ),
+    AnnotationInfo(
+        "proxy-next-upstream",
+        _S,
+        "RouteAction `retry_policy`: error/timeout -> connect-failure, refused-stream, reset; "
+        "invalid_header -> reset; http_NNN -> retriable-status-codes; POST, LOCK and PATCH are "
+        "not retried unless non_idempotent (`retriable_request_headers` on :method); the "
+        "`previous_hosts` predicate picks another endpoint; off: no retries",
+    ),
+    AnnotationInfo(
+        "proxy-next-upstream-tries",
+        _S,
+        "`num_retries` = tries - 1 (default 3 tries; 0, nginx's unlimited, becomes 10 retries)",
+    ),
+    AnnotationInfo(
+        "limit-rps",
+        _S,
+        "per-route `local_ratelimit` config: a token bucket per client address "
+        "(`remote_address` descriptor, dynamic), refilled limit-rps per second; 503 beyond",
+    ),
+    AnnotationInfo(
+        "limit-burst-multiplier", _S, "the bucket holds limit-rps x this (default 5) tokens"
+    ),
+    AnnotationInfo(
+        "proxy-body-size",
+        _S,
+        "route metadata `ripple.body_limit.max_request_bytes`, read by the gateway's Lua "
+        "filter: a larger Content-Length is answered 413 (nothing is buffered; a body without "
+        "Content-Length is not counted); 0: no limit. Without it there is no limit "
+        "(ingress-nginx: 1m)",
+    ),
+    AnnotationInfo(
+        "default-backend",
+        _S,
+        "a last route (prefix /) of each host of the Ingress to that Service's first port, "
+        "unless the host has a catch-all already; a path whose Service has no ready endpoint "
+        "forwards there instead of answering 503",
+    ),
     AnnotationInfo(
         "use-regex",
         _S,
@@ -234,32 +303,28 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
     # --- unsupported -------------------------------------------------------------------------
     AnnotationInfo("enable-global-auth", _U, "there is no global external authentication"),
     AnnotationInfo("modsecurity-transaction-id", _U, "no WAF in the gateway yet"),
-    *(
-        AnnotationInfo(name, _U, _AFFINITY, canary=True)
-        for name in (
-            "affinity",
-            "affinity-mode",
-            "affinity-canary-behavior",
-            "session-cookie-name",
-            "session-cookie-path",
-            "session-cookie-domain",
-            "session-cookie-max-age",
-            "session-cookie-expires",
-            "session-cookie-samesite",
-            "session-cookie-conditional-samesite-none",
-            "session-cookie-change-on-failure",
-            "session-cookie-secure",
-        )
+    AnnotationInfo(
+        "affinity-canary-behavior",
+        _U,
+        "a weighted canary split is chosen per request, whatever the affinity cookie",
+    ),
+    AnnotationInfo(
+        "session-cookie-conditional-samesite-none",
+        _U,
+        "a SameSite attribute that depends on the user agent is not translated",
     ),
     AnnotationInfo("upstream-hash-by-subset", _U, "subset hashing has no Envoy equivalent"),
     AnnotationInfo("upstream-hash-by-subset-size", _U, "subset hashing has no Envoy equivalent"),
+    AnnotationInfo(
+        "limit-connections",
+        _U,
+        "Envoy has no per-client limit of concurrent connections on a route "
+        "(connection_limit counts a whole listener)",
+    ),
     *(
         AnnotationInfo(name, _U, _RATE)
         for name in (
-            "limit-connections",
-            "limit-rps",
             "limit-rpm",
-            "limit-burst-multiplier",
             "limit-rate",
             "limit-rate-after",
             "limit-whitelist",
@@ -271,16 +336,9 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
         )
     ),
     AnnotationInfo(
-        "proxy-next-upstream",
+        "proxy-next-upstream-timeout",
         _U,
-        "retries are not translated yet (Envoy: RouteAction retry_policy)",
-    ),
-    AnnotationInfo("proxy-next-upstream-tries", _U, "retries are not translated yet"),
-    AnnotationInfo("proxy-next-upstream-timeout", _U, "retries are not translated yet"),
-    AnnotationInfo(
-        "proxy-body-size",
-        _U,
-        "Envoy has no per-route streaming body limit; needs a buffer filter decision",
+        "Envoy has no time budget across retries; proxy-next-upstream-tries bounds them",
     ),
     AnnotationInfo("client-body-buffer-size", _U, _BUFFER),
     AnnotationInfo("proxy-buffering", _U, _BUFFER),
@@ -318,7 +376,6 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
     AnnotationInfo(
         "disable-proxy-intercept-errors", _U, "error interception is not translated yet"
     ),
-    AnnotationInfo("default-backend", _U, "per-Ingress fallback backends are not translated yet"),
     AnnotationInfo(
         "from-to-www-redirect", _U, "needs a second host, whose ownership is arbitrated separately"
     ),

@@ -6,7 +6,8 @@ deterministic (map fields sorted), so equal input gives byte-identical resources
 
 Filter names used in ``typed_per_filter_config`` (the listener's HttpConnectionManager must
 carry filters with these names, configured to do nothing by default):
-`CORS_FILTER` and `RBAC_FILTER`.
+`CORS_FILTER`, `RBAC_FILTER` and `LOCAL_RATELIMIT_FILTER`. A route's body limit is route
+metadata under `BODY_LIMIT_FILTER`, read by the gateway's Lua filter of that name.
 
 Scope selection (the xds gateway's `ripple_xds.scope_key`, which these names must match): the
 gateway keys scopes on the `SCOPE_KEY_HEADER` it writes (the exact host, else the host's
@@ -27,10 +28,13 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.rbac.v3 import rbac_pb2 as rbac_config_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2, scoped_route_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
+from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as rbac_filter_pb2
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
+from envoy.type.v3 import http_status_pb2, percent_pb2, token_bucket_pb2
 from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
 
 from ripple_common.resources import Resource, TypeUrl
@@ -40,6 +44,8 @@ from ripple_translator.translate.annotations import (
     HashPolicy,
     HashSource,
     LbPolicy,
+    RateLimit,
+    Retry,
     SourceRanges,
 )
 from ripple_translator.translate.backends import LocalityEndpoints
@@ -58,6 +64,15 @@ from ripple_translator.translate.validate import envoy_literal
 
 CORS_FILTER: Final = "envoy.filters.http.cors"
 RBAC_FILTER: Final = "envoy.filters.http.rbac"
+LOCAL_RATELIMIT_FILTER: Final = "envoy.filters.http.local_ratelimit"
+# The gateway's body-limit Lua filter and the route metadata key it reads (ripple_xds.body_limit).
+BODY_LIMIT_FILTER: Final = "ripple.body_limit"
+MAX_BYTES_KEY: Final = "max_request_bytes"
+# Client addresses with a token bucket of their own, per route (least recently used go).
+RATE_LIMIT_CLIENTS: Final = 10_000
+UNLIMITED_TOKENS: Final = 2**31 - 1
+# nginx never passes these to the next upstream unless proxy-next-upstream has non_idempotent.
+NON_IDEMPOTENT_METHODS: Final = "POST|LOCK|PATCH"
 HTTP_PROTOCOL_OPTIONS: Final = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 TLS_TRANSPORT_SOCKET: Final = "envoy.transport_sockets.tls"
 SCOPE_KEY_HEADER: Final = "x-ripple-scope"
@@ -183,6 +198,12 @@ def _route(spec: RouteSpec) -> Any:
     if spec.source_ranges is not None:
         rbac = _rbac(spec.source_ranges)
         route.typed_per_filter_config[RBAC_FILTER].CopyFrom(_pack(rbac))
+    if spec.rate_limit is not None:
+        limit = _local_rate_limit(spec.rate_limit)
+        route.typed_per_filter_config[LOCAL_RATELIMIT_FILTER].CopyFrom(_pack(limit))
+    if spec.body_limit_bytes is not None:
+        limit = route.metadata.filter_metadata[BODY_LIMIT_FILTER].fields[MAX_BYTES_KEY]
+        limit.number_value = spec.body_limit_bytes
     for key, value in spec.request_headers:
         route.request_headers_to_add.append(_header_option(key, value))
     for key, value in spec.response_headers:
@@ -277,6 +298,8 @@ def _set_forward(ra: Any, action: Forward) -> None:
         ra.host_rewrite_literal = action.host_rewrite
     if action.hash_policy is not None:
         ra.hash_policy.append(_hash_policy(action.hash_policy))
+    if action.retry is not None:
+        ra.retry_policy.CopyFrom(_retry_policy(action.retry))
 
 
 def _hash_policy(policy: HashPolicy) -> Any:
@@ -285,11 +308,74 @@ def _hash_policy(policy: HashPolicy) -> Any:
         hp.header.header_name = policy.name
     elif policy.source is HashSource.COOKIE:
         hp.cookie.name = policy.name
+        if policy.cookie_ttl_s is not None:  # Envoy makes the cookie when it is missing
+            hp.cookie.ttl.CopyFrom(duration_pb2.Duration(seconds=policy.cookie_ttl_s))
+        if policy.cookie_path is not None:
+            hp.cookie.path = policy.cookie_path
+        for name, value in policy.cookie_attributes:
+            hp.cookie.attributes.add(name=name, value=value)
     elif policy.source is HashSource.QUERY_PARAMETER:
         hp.query_parameter.name = policy.name
     else:
         hp.connection_properties.source_ip = True
     return hp
+
+
+def _retry_policy(retry: Retry) -> Any:
+    policy = route_components_pb2.RetryPolicy(
+        retry_on=",".join(retry.on),
+        num_retries=wrappers_pb2.UInt32Value(value=retry.num_retries),
+        retriable_status_codes=list(retry.status_codes),
+        host_selection_retry_max_attempts=3,
+    )
+    predicate = policy.retry_host_predicate.add(name="envoy.retry_host_predicates.previous_hosts")
+    predicate.typed_config.Pack(previous_hosts_pb2.PreviousHostsPredicate())
+    if retry.idempotent_only:
+        policy.retriable_request_headers.append(
+            route_components_pb2.HeaderMatcher(
+                name=":method",
+                string_match=string_pb2.StringMatcher(
+                    safe_regex=regex_pb2.RegexMatcher(regex=NON_IDEMPOTENT_METHODS)
+                ),
+                invert_match=True,
+            )
+        )
+    return policy
+
+
+def _local_rate_limit(limit: RateLimit) -> Any:
+    """A token bucket per client address (a dynamic descriptor: the `remote_address` entry
+    has no value), `rps` tokens a second, `burst` at most; 503 beyond, as nginx's limit_req."""
+    everything = base_pb2.RuntimeFractionalPercent(
+        default_value=percent_pb2.FractionalPercent(
+            numerator=100, denominator=percent_pb2.FractionalPercent.HUNDRED
+        )
+    )
+    config = local_rate_limit_pb2.LocalRateLimit(
+        stat_prefix="ripple_limit_rps",
+        status=http_status_pb2.HttpStatus(code=http_status_pb2.ServiceUnavailable),
+        filter_enabled=everything,
+        filter_enforced=everything,
+        max_dynamic_descriptors=wrappers_pb2.UInt32Value(value=RATE_LIMIT_CLIENTS),
+        # Envoy wants a default bucket; every request matches the client's descriptor, and
+        # the default one is only for a request that matches none (it never limits).
+        token_bucket=token_bucket_pb2.TokenBucket(
+            max_tokens=UNLIMITED_TOKENS,
+            tokens_per_fill=wrappers_pb2.UInt32Value(value=UNLIMITED_TOKENS),
+            fill_interval=duration_pb2.Duration(seconds=1),
+        ),
+        always_consume_default_token_bucket=wrappers_pb2.BoolValue(value=False),
+    )
+    config.rate_limits.add().actions.add().remote_address.SetInParent()
+    descriptor = config.descriptors.add(
+        token_bucket=token_bucket_pb2.TokenBucket(
+            max_tokens=limit.burst,
+            tokens_per_fill=wrappers_pb2.UInt32Value(value=limit.rps),
+            fill_interval=duration_pb2.Duration(seconds=1),
+        )
+    )
+    descriptor.entries.add(key="remote_address", value="")
+    return config
 
 
 def _cors(cors: Cors) -> Any:

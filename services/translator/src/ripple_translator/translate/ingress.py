@@ -28,7 +28,13 @@ from ripple_translator.translate.annotations import ClusterSettings, IngressAnno
 from ripple_translator.translate.backends import ClusterTarget, Inventory, Unresolved
 from ripple_translator.translate.catalog import PREFIX
 from ripple_translator.translate.diagnostics import Diagnostic, Reason, error, warning
-from ripple_translator.translate.model import Backend, ConfigMap, IngressPath, PathType
+from ripple_translator.translate.model import (
+    Backend,
+    ConfigMap,
+    IngressPath,
+    PathType,
+    ServiceBackend,
+)
 from ripple_translator.translate.plan import (
     Accepted,
     Action,
@@ -103,7 +109,7 @@ def plan_routes(
     primaries: dict[str, list[_Candidate]] = defaultdict(list)
     canaries: dict[str, list[_Candidate]] = defaultdict(list)
     for acc in ingresses:
-        for cand in _candidates(acc, host_allowed, diags):
+        for cand in _candidates(acc, host_allowed, diags, inventory):
             (canaries if acc.is_canary else primaries)[cand.host].append(cand)
 
     builder = _HostBuilder(
@@ -130,7 +136,10 @@ def plan_routes(
 
 
 def _candidates(
-    acc: Accepted, host_allowed: Callable[[str], bool], diags: list[Diagnostic]
+    acc: Accepted,
+    host_allowed: Callable[[str], bool],
+    diags: list[Diagnostic],
+    inventory: Inventory,
 ) -> Iterator[_Candidate]:
     ref = acc.ingress.meta.ref
     hosts: list[str] = []
@@ -142,7 +151,7 @@ def _candidates(
             hosts.append(host)
         for p in rule.paths:
             yield _Candidate(host, acc, p, p.backend)
-    default = acc.ingress.default_backend
+    default = acc.ingress.default_backend or annotated_default(acc, inventory)
     if default is not None:
         if not hosts:
             diags.append(
@@ -155,6 +164,16 @@ def _candidates(
             )
         for host in hosts:
             yield _Candidate(host, acc, None, default)
+
+
+def annotated_default(acc: Accepted, inventory: Inventory) -> ServiceBackend | None:
+    """The default-backend annotation's Service at its first port (as ingress-nginx)."""
+    name = acc.settings.default_backend
+    if name is None:
+        return None
+    service = inventory.services.get((acc.ingress.meta.namespace, name))
+    ports = service.ports if service is not None else ()
+    return ServiceBackend(name, ports[0].port if ports else 80)
 
 
 def usable_host(
@@ -350,7 +369,11 @@ class _HostBuilder:
             routes.append(common.route(acc.label, redirect))
             return routes
 
-        primary = self._resolve(cand, s.cluster)
+        fallback = annotated_default(acc, self.inventory)
+        primary = self._resolve(cand, s.cluster, fallback=fallback is not None)
+        if fallback is not None and (primary is None or not self._has_endpoints(primary)):
+            # ingress-nginx: the default-backend serves a path whose Service has no endpoint.
+            primary = self._resolve(replace(cand, backend=fallback), s.cluster) or primary
         to_primary = self._forward(cand, primary)
         rules = canary.source.settings.canary if canary is not None else None
         canary_target = None
@@ -404,7 +427,13 @@ class _HostBuilder:
             )
         return problem is None
 
-    def _resolve(self, cand: _Candidate, settings: ClusterSettings) -> ClusterTarget | None:
+    def _has_endpoints(self, target: ClusterTarget) -> bool:
+        localities, _ = self.inventory.endpoints(target)
+        return any(loc.addresses for loc in localities)
+
+    def _resolve(
+        self, cand: _Candidate, settings: ClusterSettings, *, fallback: bool = False
+    ) -> ClusterTarget | None:
         result = self.inventory.resolve(
             tenant=self.tenant,
             namespace=cand.source.ingress.meta.namespace,
@@ -413,6 +442,8 @@ class _HostBuilder:
         )
         if isinstance(result, Unresolved):
             what = "the canary gets no traffic" if cand.source.is_canary else "it answers 503"
+            if fallback:
+                what = f"{PREFIX}default-backend serves it"
             self.diags.append(
                 warning(
                     cand.source.ingress.meta.ref,
@@ -446,12 +477,19 @@ class _HostBuilder:
         rewrite = None
         if s.rewrite_target is not None:
             rewrite = (f"(?i)^(?:{cand.raw_path})", s.rewrite_target)
+        hash_policy = s.hash_policy
+        makes_cookie = hash_policy is not None and hash_policy.cookie_ttl_s is not None
+        if hash_policy is not None and makes_cookie and hash_policy.cookie_path is None:
+            # nginx: the location's path
+            path = "/" if s.regex_paths else cand.raw_path
+            hash_policy = replace(hash_policy, cookie_path=path)
         return Forward(
             targets=targets,
             idle_timeout_ms=s.idle_timeout_ms,
             rewrite=rewrite,
             host_rewrite=s.upstream_vhost,
-            hash_policy=s.hash_policy,
+            hash_policy=hash_policy,
+            retry=s.retry,
         )
 
     def _custom_headers(self, acc: Accepted) -> tuple[tuple[str, str], ...]:
@@ -507,6 +545,8 @@ class _Common:
             headers=headers,
             cors=self.settings.cors,
             source_ranges=self.settings.source_ranges,
+            rate_limit=self.settings.rate_limit,
+            body_limit_bytes=self.settings.body_limit_bytes,
             request_headers=(("X-Forwarded-Prefix", prefix),) if prefix else (),
             response_headers=self.response_headers,
         )

@@ -13,6 +13,8 @@ from ripple_translator.translate.annotations import (
     Cors,
     HashPolicy,
     IngressAnnotations,
+    RateLimit,
+    Retry,
     SourceRanges,
 )
 from ripple_translator.translate.model import Ingress
@@ -67,6 +69,7 @@ class Forward:
     rewrite: tuple[str, str] | None = None  # (RE2 pattern, substitution)
     host_rewrite: str | None = None
     hash_policy: HashPolicy | None = None
+    retry: Retry | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +103,8 @@ class RouteSpec:
     query_params: tuple[HeaderMatch, ...] = ()
     cors: Cors | None = None
     source_ranges: SourceRanges | None = None
+    rate_limit: RateLimit | None = None
+    body_limit_bytes: int | None = None
     # Headers set (overwritten), appended, and removed, on the request and on the response.
     request_headers: tuple[tuple[str, str], ...] = ()
     response_headers: tuple[tuple[str, str], ...] = ()
