@@ -5,7 +5,8 @@ and each host then behaves as ingress-nginx would.
 - limit-rps: a client gets its burst, then 503;
 - proxy-body-size: a larger body is answered 413, a smaller one reaches the backend;
 - affinity: Envoy sets the session cookie on the first answer;
-- proxy-next-upstream: with one of two endpoints refusing connections, every GET is served;
+- proxy-next-upstream: with one of two endpoints refusing connections, every GET is served,
+  with the annotation and with ingress-nginx's default (no annotation);
 - default-backend: a path no rule matches is served by the default-backend Service."""
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from tests.integration.loopback import status
 from tests.integration.xds_service.support import A, Ports, XdsProcess, until, write_tenant
 from tests.unit.translator import k8s
 
-RATE, BODY, STICKY, RETRY, FALLBACK = (
-    f"{name}.annotations.test" for name in ("rate", "body", "sticky", "retry", "fallback")
+RATE, BODY, STICKY, RETRY, DEFAULT_RETRY, FALLBACK = (
+    f"{name}.annotations.test"
+    for name in ("rate", "body", "sticky", "retry", "default-retry", "fallback")
 )
 
 
@@ -59,7 +61,8 @@ def tenant(backend_port: int) -> list[Resource]:
         ingress("rate", RATE, limit_rps="2", limit_burst_multiplier="2"),
         ingress("body", BODY, proxy_body_size="1k"),
         ingress("sticky", STICKY, affinity="cookie", session_cookie_name="route"),
-        ingress("retry", RETRY, service="flaky", proxy_next_upstream="error"),
+        ingress("retry", RETRY, service="flaky", proxy_next_upstream="error http_503"),
+        ingress("default-retry", DEFAULT_RETRY, service="flaky"),
         ingress("fallback", FALLBACK, path="/app", default_backend="other"),
         services=services,
         slices=slices,
@@ -99,7 +102,7 @@ async def test_traffic_annotations_behave_as_ingress_nginx(
 
         return check
 
-    for host in (BODY, STICKY, RETRY):
+    for host in (BODY, STICKY, RETRY, DEFAULT_RETRY):
         await until(f"{host} -> 200", serves(host), logs=[xds.log])
     await until(f"{FALLBACK}/app -> 200", serves(FALLBACK, "/app"), logs=[xds.log])
 
@@ -123,8 +126,9 @@ async def test_traffic_annotations_behave_as_ingress_nginx(
     assert headers.get("set-cookie", "").startswith("route="), headers
 
     # proxy-next-upstream error: the refused endpoint is retried on the live one.
-    codes = [(await call(RETRY))[0] for _ in range(20)]
-    assert codes == [200] * 20, codes
+    for host in (RETRY, DEFAULT_RETRY):
+        codes = [(await call(host))[0] for _ in range(20)]
+        assert codes == [200] * 20, (host, codes)
 
     # default-backend: /app is the rule; anything else goes to the default backend.
     assert (await call(FALLBACK, path="/elsewhere"))[0] == 200

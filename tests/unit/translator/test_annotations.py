@@ -137,6 +137,11 @@ def _cookie(t: Translation) -> Any:
     )
 
 
+def _no_retry(t: Translation) -> Any:
+    p = _route(t).route.retry_policy
+    return (_route(t).route.HasField("retry_policy"), p.retry_on, p.num_retries.value)
+
+
 IDEMPOTENT = [(":method", "POST|LOCK|PATCH", True)]
 PREVIOUS = ["envoy.retry_host_predicates.previous_hosts"]
 RESETS = "connect-failure,refused-stream,reset"
@@ -154,10 +159,10 @@ NEW_ROUTE_EFFECTS: list[tuple[dict[str, str], Check, Any]] = [
     ({"proxy-next-upstream": "http_504 non_idempotent"},
      _retry, ("retriable-status-codes", 2, [504], [], PREVIOUS)),
     ({"proxy-next-upstream-tries": "0"}, _retry, (RESETS, 10, [], IDEMPOTENT, PREVIOUS)),
-    ({"proxy-next-upstream": "off"}, lambda t: _route(t).route.HasField("retry_policy"), False),
-    ({"proxy-next-upstream-tries": "1"},
-     lambda t: _route(t).route.HasField("retry_policy"), False),
-    ({}, lambda t: _route(t).route.HasField("retry_policy"), False),
+    ({"proxy-next-upstream": "off"}, _no_retry, (True, "", 0)),
+    ({"proxy-next-upstream-tries": "1"}, _no_retry, (True, "", 0)),
+    ({"proxy-next-upstream": "non_idempotent"}, _no_retry, (True, "", 0)),
+    ({}, lambda t: _route(t).route.HasField("retry_policy"), False),  # the host's applies
     ({"limit-rps": "5"}, _rate, ([("remote_address", "")], 25, 5, 1, 503, 100, ["remote_address"])),
     ({"limit-rps": "5", "limit-burst-multiplier": "2"}, lambda t: _rate(t)[1], 10),
     ({"proxy-body-size": "8m"}, _body, 8 * 1024 * 1024),
@@ -176,6 +181,15 @@ def test_affinity_retries_rate_and_body_limits_become_route_config(
 
     assert decode.diags(t) == []
     assert check(t) == expected
+
+
+def test_every_ingress_host_retries_as_ingress_nginx_does_by_default() -> None:
+    t = k8s.run(k8s.ingress())
+
+    p = decode.vhost(t, "shop.example.com").retry_policy
+    assert (p.retry_on, p.num_retries.value) == (RESETS, 2)  # error timeout, 3 tries
+    assert [(h.name, h.invert_match) for h in p.retriable_request_headers] == [(":method", True)]
+    assert [h.name for h in p.retry_host_predicate] == PREVIOUS
 
 
 def test_affinity_makes_a_ring_hash_variant_and_wins_over_upstream_hash_by() -> None:

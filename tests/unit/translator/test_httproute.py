@@ -64,6 +64,8 @@ def test_route_on_a_gateway_becomes_a_scope_a_virtual_host_and_a_cluster() -> No
     assert route.name == "shop/web/rules/0"
     assert not t.diagnostics
     assert [(c.host, str(c.ingress)) for c in t.claims] == [(HOST, "HTTPRoute shop/web")]
+    # Gateway API core has no retries: ingress-nginx's default is for Ingress hosts only.
+    assert not route_config(t).virtual_hosts[0].HasField("retry_policy")
 
 
 def test_path_kinds() -> None:

@@ -143,6 +143,12 @@ class Retry:
     idempotent_only: bool = True
 
 
+# ingress-nginx's default (proxy-next-upstream "error timeout", 3 tries): every host of an
+# Ingress gets it; a route's own annotations replace it, NO_RETRY turns it off.
+DEFAULT_RETRY: Final = Retry(on=("connect-failure", "refused-stream", "reset"))
+NO_RETRY: Final = Retry(on=(), num_retries=0)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RateLimit:
     """limit-rps: requests per second per client address, with a burst."""
@@ -722,7 +728,8 @@ def _bad_attribute(value: str) -> bool:
 
 
 def _retry(r: _Reader) -> Retry | None:
-    """proxy-next-upstream(-tries, -timeout): Envoy's retry policy (only when one is set)."""
+    """proxy-next-upstream(-tries, -timeout): the route's retry policy; None without them
+    (the host's DEFAULT_RETRY applies)."""
     names = ("proxy-next-upstream", "proxy-next-upstream-tries", "proxy-next-upstream-timeout")
     if not any(n in r.values for n in names):
         return None
@@ -736,7 +743,7 @@ def _retry(r: _Reader) -> Retry | None:
         )
         return None
     if "off" in words or tries == 1:
-        return None
+        return NO_RETRY
     on: set[str] = set()
     if "error" in words or "timeout" in words:
         on |= {"connect-failure", "refused-stream", "reset"}
@@ -746,7 +753,7 @@ def _retry(r: _Reader) -> Retry | None:
     if codes:
         on.add("retriable-status-codes")
     if not on:
-        return None  # only non_idempotent: nothing to retry on
+        return NO_RETRY  # only non_idempotent: nothing to retry on
     return Retry(
         on=tuple(sorted(on)),
         status_codes=tuple(codes),

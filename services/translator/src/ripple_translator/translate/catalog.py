@@ -86,10 +86,12 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
     AnnotationInfo(
         "proxy-next-upstream",
         _S,
-        "RouteAction `retry_policy`: error/timeout -> connect-failure, refused-stream, reset; "
-        "invalid_header -> reset; http_NNN -> retriable-status-codes; POST, LOCK and PATCH are "
-        "not retried unless non_idempotent (`retriable_request_headers` on :method); the "
-        "`previous_hosts` predicate picks another endpoint; off: no retries",
+        "RouteAction `retry_policy` (without it, every Ingress host has ingress-nginx's default "
+        "`error timeout` with 3 tries as its VirtualHost `retry_policy`): error/timeout -> "
+        "connect-failure, refused-stream, reset; invalid_header -> reset; http_NNN -> "
+        "retriable-status-codes; POST, LOCK and PATCH are not retried unless non_idempotent "
+        "(`retriable_request_headers` on :method); the `previous_hosts` predicate picks "
+        "another endpoint; off: `num_retries` 0",
     ),
     AnnotationInfo(
         "proxy-next-upstream-tries",

@@ -178,6 +178,8 @@ def route_config(name: str, virtual_hosts: Sequence[VirtualHostSpec]) -> Resourc
     for vh in virtual_hosts:
         vhost = msg.virtual_hosts.add(name=vh.host, domains=[vh.host])
         vhost.metadata.filter_metadata[SCOPE_FILTER].fields[SERVED_KEY].bool_value = True
+        if vh.retry is not None:
+            vhost.retry_policy.CopyFrom(_retry_policy(vh.retry))
         for spec in vh.routes:
             vhost.routes.append(_route(spec))
     return _resource(TypeUrl.ROUTE, name, msg)
@@ -322,6 +324,8 @@ def _hash_policy(policy: HashPolicy) -> Any:
 
 
 def _retry_policy(retry: Retry) -> Any:
+    if not retry.on:  # no retries (it replaces the host's policy)
+        return route_components_pb2.RetryPolicy(num_retries=wrappers_pb2.UInt32Value(value=0))
     policy = route_components_pb2.RetryPolicy(
         retry_on=",".join(retry.on),
         num_retries=wrappers_pb2.UInt32Value(value=retry.num_retries),

@@ -24,7 +24,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ripple_translator.translate import validate
-from ripple_translator.translate.annotations import ClusterSettings, IngressAnnotations
+from ripple_translator.translate.annotations import (
+    DEFAULT_RETRY,
+    ClusterSettings,
+    IngressAnnotations,
+)
 from ripple_translator.translate.backends import ClusterTarget, Inventory, Unresolved
 from ripple_translator.translate.catalog import PREFIX
 from ripple_translator.translate.diagnostics import Diagnostic, Reason, error, warning
@@ -124,7 +128,7 @@ def plan_routes(
     for host in sorted(primaries):
         routes = builder.host(host, primaries[host], canaries.pop(host, []))
         if routes:
-            vhosts.append(VirtualHostSpec(host, tuple(routes)))
+            vhosts.append(VirtualHostSpec(host, tuple(routes), retry=DEFAULT_RETRY))
     for _, orphans in sorted(canaries.items()):
         for cand in orphans:
             diags.append(_no_primary(cand))

@@ -118,3 +118,5 @@ class RouteSpec:
 class VirtualHostSpec:
     host: str
     routes: tuple[RouteSpec, ...]
+    # The host's retry policy (a route's own replaces it); None: no retries.
+    retry: Retry | None = None
