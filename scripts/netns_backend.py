@@ -178,9 +178,11 @@ class NetnsBackend:
 
     def up(self, listeners: Sequence[Listener] = (), *, timeout_s: float = 10.0) -> BackendStatus:
         wanted = tuple(listeners) or tuple(Listener(n, p) for n, p in DEFAULT_LISTEN)
-        self._ensure_link()
+        made = self._ensure_link()
         pid = self.server_pid()
-        if pid is not None and self.listeners() != wanted:
+        # A server recorded before the namespace was made anew lives in the old one (deleted
+        # under it, e.g. by another state dir's `down`): unreachable, so it is replaced.
+        if pid is not None and (made or self.listeners() != wanted):
             self._stop_server(pid)
             pid = None
         if pid is None:
@@ -213,12 +215,15 @@ class NetnsBackend:
         while _ip("link", "show", self.layout.host_if, check=False) and time.monotonic() < deadline:
             time.sleep(0.05)
 
-    def _ensure_link(self) -> None:
+    def _ensure_link(self) -> bool:
+        """Make the namespace and veth pair unless they are up; True if the namespace was
+        made here."""
         if os.geteuid() != 0:
             raise BackendError("network namespaces need root")
         if self._link_ready():
-            return
-        if not self.namespace_exists():
+            return False
+        made = not self.namespace_exists()
+        if made:
             _ip("netns", "add", self.namespace)
         if not _ip("link", "show", self.layout.host_if, check=False):
             _ip(
@@ -247,6 +252,7 @@ class NetnsBackend:
         _ip("link", "set", "lo", "up", netns=self.namespace)
         if not self._link_ready():
             raise BackendError(f"veth {self.layout.host_if}<->{self.layout.ns_if} did not come up")
+        return made
 
     def _start_server(self, listeners: Sequence[Listener]) -> int:
         self.state_dir.mkdir(parents=True, exist_ok=True)
