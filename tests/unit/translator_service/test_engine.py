@@ -13,6 +13,7 @@ from ripple_common.resources import Resource
 from ripple_translator.engine import IO_ATTEMPTS, Engine, Record
 from ripple_translator.inputs import PartitionCheckpoint
 from ripple_translator.pipeline import WriterConfig
+from ripple_translator.store.model import HostNotice
 from tests.unit.translator_service.support import (
     TOPIC,
     FakeInputs,
@@ -454,3 +455,27 @@ async def test_stored_resources_of_an_older_release_are_rewritten_after_assignme
     outdated = [e for e in logs if e["event"] == "translation.outdated"]
     assert [e["tenants"] for e in outdated] == [["a"]]
     assert await second.checkpoint() in ({}, {TP: 6})  # the stored position, no further
+
+
+async def test_a_write_scheduled_after_the_revocation_writes_nothing() -> None:
+    """A late wake-up of a revoked tenant (a host notice or the outdated check racing the
+    revocation) used to translate it without its partition's IngressClasses, i.e. to nothing,
+    and wipe its stored resources (found by the probe benchmark on a rebalance)."""
+    store = FakeStore()
+    engine = make(store)
+    await engine.assign([TP])
+    await engine.handle(setup_records())
+    await engine.settle(timeout_s=5)
+    slot = engine.slot("a")
+    assert slot is not None
+    stored = dict(store.tenants["a"].resources)
+    version = store.tenants["a"].version
+    await engine.revoke([TP], timeout_s=5)
+
+    slot.mark(5)  # what a stale wake-up does
+    engine.writer.schedule(slot)
+    await asyncio.sleep(0.05)
+
+    assert store.tenants["a"].version == version
+    assert store.tenants["a"].resources == stored
+    assert engine.wake([HostNotice(tenant="a", host="one.a.example.com", why="test")]) == 0

@@ -111,6 +111,9 @@ class PartitionRun:
     tenants: set[str] = field(default_factory=set)
     high: int | None = None
     committed: int | None = None
+    # Set when its revocation begins: no new write of its tenants is scheduled after that
+    # (those already scheduled finish before the hand-over).
+    revoking: bool = False
 
     def checkpoint(self) -> PartitionCheckpoint:
         return PartitionCheckpoint(
@@ -151,6 +154,7 @@ class Engine:
             store=store,
             inputs=inputs,
             classes_for=self._classes_for,
+            owns=self._owns,
             config=self._config,
             hosts=hosts,
             on_diagnostics=on_diagnostics,
@@ -189,8 +193,9 @@ class Engine:
         scheduled = 0
         for tenant in tenants:
             slot = self._slots.get(tenant)
-            if slot is None:
-                continue
+            run = self._runs.get(slot.tp) if slot is not None else None
+            if slot is None or run is None or run.revoking:
+                continue  # not ours, or being handed over: the next owner translates it
             offset = slot.applied_through
             if offset is None:
                 offset = slot.input_offset - 1  # the write keeps covering the stored position
@@ -318,6 +323,8 @@ class Engine:
         """Stop intake of the partitions, let their writes finish, and return the final
         positions to commit; then forget them."""
         runs = [self._runs[tp] for tp in tps if tp in self._runs]
+        for run in runs:
+            run.revoking = True
         slots = [self._slots[t] for run in runs for t in run.tenants if t in self._slots]
         finished = await self._writer.wait(slots, timeout_s=timeout_s)
         if not finished:
@@ -498,6 +505,10 @@ class Engine:
             self._io(partial(self._inputs.load_inputs, tenant)),
         )
         return _slot(checkpoint, inputs, tp)
+
+    def _owns(self, slot: TenantSlot) -> bool:
+        """The slot is still the registered one of its tenant (its partition not revoked)."""
+        return slot.tp in self._runs and self._slots.get(slot.tenant) is slot
 
     def _classes_for(self, tp: TopicPartition) -> tuple[JsonObject, ...]:
         run = self._runs.get(tp)

@@ -201,10 +201,15 @@ class TenantWriter:
         hosts: HostRegistry | None = None,
         on_diagnostics: DiagnosticSink | None = None,
         stats: TranslatorStats | None = None,
+        owns: Callable[[TenantSlot], bool] = lambda _: True,
     ) -> None:
         self._store = store
         self._inputs = inputs
         self._classes_for = classes_for
+        # Whether the slot's partition is still ours: a write scheduled after its revocation
+        # began must not run (the partition's state may be gone, and another instance owns
+        # the tenant next; it re-applies what was not written).
+        self._owns = owns
         self._config = config
         self._hosts = hosts
         self._on_diagnostics = on_diagnostics
@@ -253,6 +258,10 @@ class TenantWriter:
                 self._waiting -= 1
             self._in_flight += 1
             try:
+                if not self._owns(slot):
+                    log.info("tenant.write_dropped", tenant=slot.tenant, partition=slot.tp[1])
+                    slot.dirty = False
+                    return
                 if conflicts:
                     # Another writer moved the tenant (a takeover race) or our baseline is
                     # stale: reload the stored versions and write our state on top of them.
@@ -368,6 +377,8 @@ class TenantWriter:
     def outdated(self, slot: TenantSlot) -> bool:
         """Whether translating what `slot` holds now gives other resources than it stored
         (an untranslatable tenant is left to its next write, which reports it)."""
+        if not self._owns(slot):
+            return False
         try:
             return bool(self._plan(slot, ()).diff)
         except NamingError:
