@@ -21,6 +21,7 @@ from tests.integration.xds_service.support import (
     Ports,
     XdsProcess,
     running_envoy,
+    running_xds,
     tenant_resources,
     write_tenant,
     xds_settings,
@@ -50,15 +51,9 @@ async def xds(
     """Tenants a (HOST_A) and b (HOST_B1) in Redis, then the xds process, until ready."""
     await write_tenant(store, A, tenant_resources(A, [HOST_A], backend_port=backend_port))
     await write_tenant(store, B, tenant_resources(B, [HOST_B1], backend_port=backend_port))
-    process = XdsProcess(
-        xds_settings(redis_url=stack["RIPPLE_REDIS_URL"], prefix=prefix, ports=ports),
-        log=tmp_path / "xds.log",
-    )
-    try:
-        await process.wait_ready(ports.health)
-        yield process
-    finally:
-        await process.stop()
+    settings = xds_settings(redis_url=stack["RIPPLE_REDIS_URL"], prefix=prefix, ports=ports)
+    async with running_xds(settings, log=tmp_path / "xds.log", health_port=ports.health) as xds:
+        yield xds
 
 
 @pytest.fixture

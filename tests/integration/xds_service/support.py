@@ -9,8 +9,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,6 +151,20 @@ def start_envoy(
             stderr=subprocess.STDOUT,
         )
     return proc, log
+
+
+@asynccontextmanager
+async def running_xds(
+    settings: Mapping[str, str], *, log: Path, health_port: int
+) -> AsyncIterator[XdsProcess]:
+    """An xds process with `settings`, ready (its /readyz on `health_port` answers 200);
+    stopped on exit."""
+    process = XdsProcess(settings, log=log)
+    try:
+        await process.wait_ready(health_port)
+        yield process
+    finally:
+        await process.stop()
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from tests.integration.xds_service.support import (
     XdsProcess,
     metric,
     running_envoy,
+    running_xds,
     tenant_resources,
     until,
     write_tenant,
@@ -77,12 +78,8 @@ async def tls_xds(
         "gateway_https_port": str(https_port),
         "sealing_key": base64.b64encode(KEY).decode(),
     }
-    process = XdsProcess(settings, log=tmp_path / "xds.log")
-    try:
-        await process.wait_ready(ports.health)
-        yield process
-    finally:
-        await process.stop()
+    async with running_xds(settings, log=tmp_path / "xds.log", health_port=ports.health) as xds:
+        yield xds
 
 
 @pytest.fixture
