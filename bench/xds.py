@@ -58,6 +58,7 @@ from bench.harness import Measurement, summarize
 from ripple_common.resources import Resource, TypeUrl
 from ripple_translator.store import KafkaOffset, KeyLayout, RedisTenantStore
 from ripple_xds.gateway import ads_config_source
+from ripple_xds.scope_key import SCOPE_FILTER, SERVED_KEY
 from scripts.stack_env import load_stack_env
 from tests.integration.loopback import Backend, free_port
 from tests.integration.xds_service.support import (
@@ -133,6 +134,8 @@ def tenant_resources(
     for j in range(hosts):
         host = host_name(tenant, j)
         vhost = routes.virtual_hosts.add(name=host, domains=[host])
+        # The marker the gateway's scope-key filter reads: this exact host is served.
+        vhost.metadata.filter_metadata[SCOPE_FILTER].fields[SERVED_KEY].bool_value = True
         route = vhost.routes.add(match=route_components_pb2.RouteMatch(prefix="/"))
         route.route.cluster = service
         if j == 0:
