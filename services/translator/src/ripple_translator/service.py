@@ -36,6 +36,7 @@ from ripple_translator.store import KeyLayout, RedisTenantStore
 from ripple_translator.translate import ClassPolicy, GatewayPolicy, TranslateOptions
 
 log = structlog.get_logger("ripple_translator.service")
+STOP_GRACE_S = 5.0
 SERVICE = "ripple-translator"
 
 
@@ -162,9 +163,18 @@ class ConsumeLoop:
         )
 
     async def stop(self) -> None:
+        """Stop intake and drain. A loop that does not see the stop in time (a fetch held by a
+        Kafka rebalance that does not finish) is cancelled, which still drains and commits
+        (`consume`'s finally): shutdown is bounded."""
         self._stopping.set()
-        if self._task is not None:
-            await asyncio.wait({self._task})  # a failure is raised by `serve`, not here
+        if self._task is None:
+            return
+        grace_s = self._settings.poll_ms / 1000 + self._settings.drain_timeout_s + STOP_GRACE_S
+        done, _ = await asyncio.wait({self._task}, timeout=grace_s)  # `serve` raises failures
+        if not done:
+            log.warning("consume loop did not stop in time: cancelling it", waited_s=grace_s)
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=self._settings.drain_timeout_s + STOP_GRACE_S)
 
 
 async def start_translator(lc: Lifecycle, settings: TranslatorSettings) -> ConsumeLoop:
