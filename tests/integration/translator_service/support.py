@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ripple_common.envelope import CLUSTER_TENANT, Envelope, EventType
+from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import Checkpoint
+from tests.conftest import StackEnv
 from tests.integration.translator_service.conftest import PARTITIONS
 from tests.unit.translator_service.support import ingress_class
 
@@ -104,4 +107,19 @@ def class_envelope() -> Envelope:
         resource_version="1",
         observed_at_ns=1,
         object=ingress_class(),
+    )
+
+
+def loop_settings(
+    stack: StackEnv, *, topic: str, prefix: str, group: str, **overrides: Any
+) -> TranslatorSettings:
+    """Settings of an in-process translator on the stack, polling fast."""
+    return TranslatorSettings(
+        kafka_bootstrap=stack["RIPPLE_KAFKA_BOOTSTRAP"],
+        redis_url=stack["RIPPLE_REDIS_URL"],
+        topic=topic,
+        group_id=group,
+        redis_prefix=prefix,
+        poll_ms=50,
+        **overrides,
     )

@@ -15,7 +15,6 @@ import redis.asyncio as aioredis
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.resources import TypeUrl
 from ripple_translator.service import start_translator
-from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from tests.conftest import StackEnv
 from tests.integration.translator_service.support import (
@@ -23,6 +22,7 @@ from tests.integration.translator_service.support import (
     B,
     class_envelope,
     eventually,
+    loop_settings,
     produce,
 )
 from tests.unit.translator_service.support import deleted, event, ingress, service
@@ -40,15 +40,8 @@ async def test_older_ingress_wins_across_translators_and_the_host_is_never_doubl
     stack: StackEnv, redis_client: aioredis.Redis, prefix: str, topic: str
 ) -> None:
     bootstrap = stack["RIPPLE_KAFKA_BOOTSTRAP"]
-    settings = TranslatorSettings(
-        kafka_bootstrap=bootstrap,
-        redis_url=stack["RIPPLE_REDIS_URL"],
-        topic=topic,
-        group_id=f"it-tr-{uuid.uuid4().hex[:8]}",
-        redis_prefix=prefix,
-        poll_ms=50,
-        notice_block_ms=100,
-    )
+    group = f"it-tr-{uuid.uuid4().hex[:8]}"
+    settings = loop_settings(stack, topic=topic, prefix=prefix, group=group, notice_block_ms=100)
     layout = KeyLayout(prefix=prefix)
     store = RedisTenantStore(redis_client, layout=layout)
 

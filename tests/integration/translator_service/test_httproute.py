@@ -14,13 +14,13 @@ from envoy.config.route.v3 import route_pb2
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.resources import TypeUrl
 from ripple_translator.service import start_translator
-from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from tests.conftest import StackEnv
 from tests.integration.translator_service.support import (
     class_envelope,
     eventually,
     eventually_committed,
+    loop_settings,
     names,
     produce,
 )
@@ -45,14 +45,7 @@ async def test_httproutes_become_scopes_and_routes_in_redis(
 ) -> None:
     bootstrap = stack["RIPPLE_KAFKA_BOOTSTRAP"]
     group = f"it-gw-{uuid.uuid4().hex[:8]}"
-    settings = TranslatorSettings(
-        kafka_bootstrap=bootstrap,
-        redis_url=stack["RIPPLE_REDIS_URL"],
-        topic=topic,
-        group_id=group,
-        redis_prefix=prefix,
-        poll_ms=50,
-    )
+    settings = loop_settings(stack, topic=topic, prefix=prefix, group=group)
     store = RedisTenantStore(redis_client, layout=KeyLayout(prefix=prefix))
     ns = TENANT
     shop = gwapi.http_route(

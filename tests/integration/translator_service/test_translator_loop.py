@@ -22,6 +22,7 @@ from tests.integration.translator_service.support import (
     end_offsets,
     eventually,
     eventually_committed,
+    loop_settings,
     names,
     produce,
     rewind_group,
@@ -45,14 +46,7 @@ async def test_translator_loop_writes_commits_and_resumes(
 ) -> None:
     bootstrap = stack["RIPPLE_KAFKA_BOOTSTRAP"]
     group = f"it-tr-{uuid.uuid4().hex[:8]}"
-    settings = TranslatorSettings(
-        kafka_bootstrap=bootstrap,
-        redis_url=stack["RIPPLE_REDIS_URL"],
-        topic=topic,
-        group_id=group,
-        redis_prefix=prefix,
-        poll_ms=50,
-    )
+    settings = loop_settings(stack, topic=topic, prefix=prefix, group=group)
     store = RedisTenantStore(redis_client, layout=KeyLayout(prefix=prefix))
     await produce(
         bootstrap,
@@ -138,14 +132,8 @@ async def test_two_translators_share_partitions_and_one_takes_over(
     stack: StackEnv, redis_client: aioredis.Redis, prefix: str, topic: str
 ) -> None:
     bootstrap = stack["RIPPLE_KAFKA_BOOTSTRAP"]
-    settings = TranslatorSettings(
-        kafka_bootstrap=bootstrap,
-        redis_url=stack["RIPPLE_REDIS_URL"],
-        topic=topic,
-        group_id=f"it-tr-{uuid.uuid4().hex[:8]}",
-        redis_prefix=prefix,
-        poll_ms=50,
-    )
+    group = f"it-tr-{uuid.uuid4().hex[:8]}"
+    settings = loop_settings(stack, topic=topic, prefix=prefix, group=group)
     store = RedisTenantStore(redis_client, layout=KeyLayout(prefix=prefix))
     klass = class_envelope()
     await produce(bootstrap, topic, [klass, event(A, service(A)), event(B, service(B))])
