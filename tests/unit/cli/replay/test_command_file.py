@@ -178,11 +178,11 @@ def test_errors_are_clear(tmp_path: Path, history_file: Path) -> None:
     assert "notjson:1: not a JSON line" in err
     newer = tmp_path / "newer.ndjson"
     line = json.loads(export.encode_line(records(history())[1]) or "")
-    line["envelope"]["schema"] = 2
+    line["envelope"]["schema"] = 3
     newer.write_text(history_file.read_text() + json.dumps(line) + "\n")
     code, _, err = run(newer)
     assert code == EXIT_ERROR
-    assert "schema version 2, newer than this ripple understands" in err
+    assert "schema version 3, newer than this ripple understands" in err
 
 
 def parse(*argv: str) -> argparse.Namespace:
