@@ -13,7 +13,7 @@ from opentelemetry import trace
 
 from ripple_common.health import HealthServer
 from ripple_common.lifecycle import Lifecycle
-from ripple_watcher.kafka import make_producer
+from ripple_watcher.kafka import make_producer, message_limit
 from ripple_watcher.kinds import KindSpec, kinds_by_name
 from ripple_watcher.kube import KubeKindApi, KubeLeaseApi, make_api_client
 from ripple_watcher.leases import Elector
@@ -49,11 +49,16 @@ async def serve(
     api_client = await make_api_client(settings.kubeconfig)
     lc.on_close(api_client.close)
     producer = await lc.start(make_producer(settings), name="kafka producer")
+    limit = await message_limit(settings, producer)
     group = WatcherGroup(
         specs,
         api_for=lambda spec: wrap(KubeKindApi(api_client, spec)),
         sink_for=lambda spec: KafkaSink(
-            producer, topic=settings.topic, max_in_flight=settings.max_in_flight, tracer=tracer
+            producer,
+            topic=settings.topic,
+            max_in_flight=settings.max_in_flight,
+            tracer=tracer,
+            limit=limit,
         ),
         resolver=resolver_from(settings),
         sealer=sealer,
@@ -73,6 +78,8 @@ async def serve(
         "watching",
         kinds=[s.kind for s in specs],
         topic=settings.topic,
+        max_message_bytes=limit.max_message_bytes,
+        compression=settings.kafka_compression.value,
         ingress_classes=sorted(settings.ingress_classes or ()) or None,
         namespace_selector=settings.namespace_selector,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ripple_common.envelope import EVENTS_TOPIC
 from ripple_common.kafka_security import KafkaSecuritySettings
+from ripple_common.kafka_sizes import MAX_MESSAGE_BYTES
 from ripple_common.settings import ServiceSettings
 from ripple_watcher.selectors import parse_selector
 
@@ -23,6 +25,15 @@ DEFAULT_KINDS = (
     "Gateway",
     "HTTPRoute",
 )
+
+
+class Compression(enum.StrEnum):
+    """The producer's compression codec (zstd and lz4 need the cramjam package)."""
+
+    ZSTD = "zstd"
+    LZ4 = "lz4"
+    GZIP = "gzip"
+    NONE = "none"
 
 
 class WatcherSettings(ServiceSettings, KafkaSecuritySettings):
@@ -70,6 +81,25 @@ class WatcherSettings(ServiceSettings, KafkaSecuritySettings):
     linger_ms: int = Field(default=5, ge=0, description="producer linger (batching), ms")
     max_batch_bytes: int = Field(default=262_144, gt=0, description="producer batch size, bytes")
     kafka_request_timeout_ms: int = Field(default=30_000, gt=0, description="Kafka request timeout")
+    kafka_compression: Compression = Field(
+        default=Compression.ZSTD,
+        description="producer compression: zstd, lz4, gzip or none (Kubernetes objects of up "
+        "to ~1.5 MB compress to a fraction; docs/deploy.md)",
+    )
+    kafka_max_message_bytes: int = Field(
+        default=MAX_MESSAGE_BYTES,
+        ge=65_536,
+        description="largest message (compressed record batch) the events topic takes: its "
+        "max.message.bytes. An object whose envelope does not fit even compressed is published "
+        "as a TOO_LARGE marker (the translator reports it on the object, not served). The "
+        "smaller of this and the topic's own setting applies",
+    )
+    kafka_configure_topic: bool = Field(
+        default=True,
+        description="at start, raise the topic's max.message.bytes to KAFKA_MAX_MESSAGE_BYTES "
+        "when it is lower (needs DescribeConfigs and AlterConfigs on the topic); false = only "
+        "read it",
+    )
     max_in_flight: int = Field(
         default=1_000, ge=1, description="undelivered sends per kind before the watch waits"
     )
