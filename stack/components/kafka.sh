@@ -211,6 +211,13 @@ delete.topic.enable=true
 # Consumer groups form at once instead of waiting 3 s for more members (tests start/stop often).
 group.initial.rebalance.delay.ms=0
 
+# Message size: a Kubernetes object may be ~1.5 MB (etcd's request limit), Kafka's default is
+# 1 MiB. New topics take 2 MiB record batches (compressed; ripple_common.kafka_sizes), and
+# replication fetches as much. The watcher also raises ripple.events' own max.message.bytes at
+# start (docs/deploy.md "Message size").
+message.max.bytes=2097152
+replica.fetch.max.bytes=2097152
+
 # 2 cores: fewer threads than the defaults (3 network, 8 io).
 num.network.threads=2
 num.io.threads=4

@@ -19,6 +19,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from ripple_common.kafka_security import PLAINTEXT, KafkaSecurity, client_kwargs
+from ripple_common.kafka_sizes import consumer_size_kwargs
 from ripple_translator.engine import Record
 from ripple_translator.pipeline import TopicPartition
 
@@ -71,6 +72,7 @@ class KafkaEventSource:
             client_id=client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **consumer_size_kwargs(),
             **client_kwargs(security),
         )
 

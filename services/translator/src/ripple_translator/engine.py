@@ -50,6 +50,7 @@ from ripple_common.telemetry import context_from_headers
 from ripple_translator.inputs import InputCheckpoint, InputStore, PartitionCheckpoint
 from ripple_translator.loader import StoreTenantLoader, TenantLoader
 from ripple_translator.metrics import TranslatorStats
+from ripple_translator.oversized import as_removal, too_large_diagnostic
 from ripple_translator.pipeline import (
     DiagnosticSink,
     TenantSlot,
@@ -150,6 +151,7 @@ class Engine:
         self._runs: dict[TopicPartition, PartitionRun] = {}
         self._slots: dict[str, TenantSlot] = {}
         self._config = config or WriterConfig()
+        self._on_diagnostics = on_diagnostics
         self._writer = TenantWriter(
             store=store,
             inputs=inputs,
@@ -397,12 +399,24 @@ class Engine:
                     error=str(exc),
                 )
             else:
+                if envelope.type is EventType.TOO_LARGE:
+                    envelope = self._too_large(envelope)
                 if is_cluster_event(envelope):
                     await self._cluster_event(run, envelope, record)
                 else:
                     await self._tenant_event(run, envelope, record)
             if self._runs.get(record.tp) is run:
                 run.high = record.offset + 1
+
+    def _too_large(self, env: Envelope) -> Envelope:
+        """Report the object as not served; its state is then as if it were deleted."""
+        diag = too_large_diagnostic(env)
+        log.warning(
+            "event.too_large", tenant=env.tenant, object=str(diag.object), note=diag.message
+        )
+        if self._on_diagnostics is not None and not is_cluster_event(env):
+            self._on_diagnostics(env.tenant, [diag])
+        return as_removal(env)
 
     async def _tenant_event(self, run: PartitionRun, env: Envelope, record: Record) -> None:
         if env.type not in (EventType.ADDED, EventType.MODIFIED, EventType.DELETED):

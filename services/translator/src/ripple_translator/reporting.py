@@ -31,6 +31,10 @@ API_VERSIONS = {
     "EndpointSlice": "discovery.k8s.io/v1",
 }
 MAX_NOTE = 1000  # events.k8s.io/v1 limits `note` to 1 kB
+# Namespaces the translator never writes Events into, whatever it is told: the cluster's own.
+# Its RBAC (a ClusterRole for Events, see deploy/k8s/base/rbac-translator.yaml) cannot leave
+# one namespace out, so the code does; an object there is no tenant's.
+PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,9 +54,10 @@ class EventSpec:
 
 
 def event_spec(diag: Diagnostic) -> EventSpec | None:
-    """The Event for a diagnostic; None for cluster-scoped objects (Events are namespaced)."""
+    """The Event for a diagnostic; None for cluster-scoped objects (Events are namespaced) and
+    for objects in the cluster's own namespaces (`PROTECTED_NAMESPACES`)."""
     ref = diag.object
-    if not ref.namespace:
+    if not ref.namespace or ref.namespace in PROTECTED_NAMESPACES:
         return None
     digest = hashlib.sha256(
         f"{ref.kind}/{ref.namespace}/{ref.name}/{diag.reason}/{diag.message}".encode()

@@ -46,6 +46,7 @@ class Reason(enum.StrEnum):
     CANARY_WITHOUT_PRIMARY = "CanaryWithoutPrimary"
     CANARY_CONFLICT = "CanaryConflict"
     UNSUPPORTED_ENDPOINTS = "UnsupportedEndpoints"
+    OBJECT_TOO_LARGE = "ObjectTooLarge"
     # Gateway API
     NO_MATCHING_PARENT = "NoMatchingParent"
     NOT_ALLOWED_BY_LISTENERS = "NotAllowedByListeners"

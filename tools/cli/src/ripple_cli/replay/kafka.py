@@ -15,6 +15,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from ripple_cli.replay.model import LogRecord, ReplayError
 from ripple_common.kafka_security import PLAINTEXT, KafkaSecurity, client_kwargs
+from ripple_common.kafka_sizes import consumer_size_kwargs
 
 FETCH_MAX_RECORDS = 5000
 FETCH_TIMEOUT_MS = 1000
@@ -40,6 +41,7 @@ class KafkaLog:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             client_id="ripple-replay",
+            **consumer_size_kwargs(),
             **client_kwargs(security),
         )
 

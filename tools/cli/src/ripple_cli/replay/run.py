@@ -23,6 +23,7 @@ from ripple_common.envelope import Envelope, EventType
 from ripple_common.resources import PUSH_ORDER, Resource, TypeUrl
 from ripple_common.sealing import Sealer
 from ripple_translator.hosts import HostPolicy
+from ripple_translator.oversized import as_removal
 from ripple_translator.pipeline import plan_write
 from ripple_translator.store.model import ResourceKey
 from ripple_translator.tenants import (
@@ -151,6 +152,8 @@ class PartitionReplay:
                 self._translate(state)
 
     def _tenant_event(self, envelope: Envelope) -> dict[str, bool]:
+        if envelope.type is EventType.TOO_LARGE:
+            envelope = as_removal(envelope)  # not served, as in the translator
         if envelope.type not in OBJECT_EVENTS:
             return {}  # the translator ignores markers keyed by a tenant too
         self._partition.see(envelope)
