@@ -1,5 +1,12 @@
 """Secret sealing: TLS private keys leave the watcher encrypted (AES-256-GCM, operator key).
 
+What is sealed: every data field of a Secret except the certificate chain (`PUBLIC_FIELDS`:
+`tls.crt`, and `ca.crt`, the CA certificate clients are checked against: certificates are
+public by design, every client of the host sees them). Whatever its name and encoding (a DER
+key in `key.der`, a PKCS#12 bundle, a password): the watcher cannot tell a key from other
+bytes, so it assumes every other field is secret. A value that is not base64 (never sent by
+the API) is dropped.
+
 A sealed value replaces the Secret's base64 data value with
 `ripple:aesgcm:v1:<key id>:<base64(nonce || ciphertext+tag)>`. The associated data binds it to
 `<namespace>/<name>/<data key>`, so a sealed key copied into another tenant's Secret does not
@@ -22,9 +29,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 SEALED_PREFIX: Final = "ripple:aesgcm:v1:"
-# Always sealed; any other data value holding a PEM private key is sealed too.
-PRIVATE_KEY_FIELDS: Final = frozenset({"tls.key"})
-_PEM_MARKER: Final = b"PRIVATE KEY"
+# The only data fields published in the clear: certificates (public by design).
+PUBLIC_FIELDS: Final = frozenset({"tls.crt", "ca.crt"})
+# The sealed fields the translator opens (it translates kubernetes.io/tls Secrets only); any
+# other sealed field stays sealed everywhere past the watcher.
+OPENED_FIELDS: Final = frozenset({"tls.key"})
 _NONCE_BYTES: Final = 12
 
 
@@ -76,24 +85,26 @@ class Sealer:
             raise SealingError(f"sealed value does not open: {exc!r}") from exc
 
     def seal_secret(self, secret: Mapping[str, Any]) -> dict[str, Any]:
-        """A copy of a (sanitized) Secret whose private keys are sealed."""
+        """A copy of a (sanitized) Secret whose data fields are sealed, all but the public
+        ones (`PUBLIC_FIELDS`); `stringData` never comes from the API (it is write-only), and
+        is dropped if present."""
         data = secret.get("data")
+        out = {k: v for k, v in secret.items() if k != "stringData"}
         if not isinstance(data, Mapping):
-            return dict(secret)
+            return out
         meta = secret.get("metadata") or {}
         namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
         sealed: dict[str, Any] = {}
         for field, value in data.items():
-            plain = _decode(value)
-            if plain is not None and (field in PRIVATE_KEY_FIELDS or _PEM_MARKER in plain):
-                context = secret_context(namespace=namespace, name=name, field=field)
-                sealed[field] = self.seal_value(plain, context=context)
-            elif field in PRIVATE_KEY_FIELDS:
-                # Not base64 (the API never sends that): drop rather than publish it.
-                continue
-            else:
+            if field in PUBLIC_FIELDS:
                 sealed[field] = value
-        return {**secret, "data": sealed}
+                continue
+            plain = _decode(value)
+            if plain is None:
+                continue  # not base64 (the API never sends that): dropped, never published
+            context = secret_context(namespace=namespace, name=name, field=field)
+            sealed[field] = self.seal_value(plain, context=context)
+        return {**out, "data": sealed}
 
 
 def _decode(value: object) -> bytes | None:

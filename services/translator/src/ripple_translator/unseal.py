@@ -9,23 +9,32 @@ from collections.abc import Mapping
 
 import structlog
 
-from ripple_common.sealing import SEALED_PREFIX, Sealer, SealingError, secret_context
+from ripple_common.sealing import (
+    OPENED_FIELDS,
+    SEALED_PREFIX,
+    Sealer,
+    SealingError,
+    secret_context,
+)
 from ripple_translator.tenants import JsonObject
 
 log = structlog.get_logger("ripple_translator.unseal")
 
 
 def open_secret(secret: JsonObject, sealer: Sealer | None) -> JsonObject:
-    """A copy of `secret` whose sealed data values are opened (back to base64 plaintext). A
-    value that does not open stays sealed, so the translation reports the Secret as invalid."""
+    """A copy of `secret` whose sealed private key (`OPENED_FIELDS`) is opened (back to base64
+    plaintext); any other sealed field stays sealed (nothing translated reads it). A value that
+    does not open stays sealed, so the translation reports the Secret as invalid."""
     data = secret.get("data")
-    if not isinstance(data, Mapping) or not any(_is_sealed(v) for v in data.values()):
+    if not isinstance(data, Mapping) or not any(
+        _is_sealed(v) for k, v in data.items() if k in OPENED_FIELDS
+    ):
         return secret
     meta = secret.get("metadata") or {}
     namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
     opened: dict[str, object] = {}
     for field, value in data.items():
-        if not _is_sealed(value):
+        if field not in OPENED_FIELDS or not _is_sealed(value):
             opened[field] = value
             continue
         if sealer is None:
