@@ -290,6 +290,9 @@ class Pipeline:
                     "RIPPLE_XDS_GATEWAY_HTTPS_PORT": str(ports.gateway_https),
                     "RIPPLE_XDS_HEALTH_PORT": str(ports.xds_health),
                     "RIPPLE_XDS_SEALING_KEY": key,
+                    # The stack's Envoy speaks plaintext ADS on loopback; without the flag the
+                    # xds server would serve it no secrets (no HTTPS). Development only.
+                    "RIPPLE_XDS_INSECURE_DEV_SECRETS": "true",
                 },
                 readyz=f"http://127.0.0.1:{ports.xds_health}/readyz",
             ),

@@ -46,6 +46,8 @@ def xds_settings(*, redis_url: str, prefix: str, ports: Ports) -> dict[str, str]
         "health_port": str(ports.health),
         "shutdown_grace_s": "1",
         "block_ms": "500",
+        # Plaintext ADS to the test Envoy: secrets (SDS) only with the development flag.
+        "insecure_dev_secrets": "true",
     }
 
 

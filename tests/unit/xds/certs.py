@@ -52,13 +52,18 @@ def authority(name: str = "ripple test CA") -> Authority:
     return Authority(pem=_pem(cert, key), key=key, name=subject)
 
 
-def issued(ca: Authority, *names: str, ips: tuple[str, ...] = ()) -> Pem:
-    """A certificate signed by `ca` for DNS `names` (the first is also the common name) and
-    IP addresses `ips`, usable by servers and clients."""
+def issued(
+    ca: Authority, *names: str, ips: tuple[str, ...] = (), uris: tuple[str, ...] = ()
+) -> Pem:
+    """A certificate signed by `ca` for DNS `names` (the first is also the common name, else
+    the first URI), IP addresses `ips` and URIs `uris` (e.g. SPIFFE ids), usable by servers
+    and clients."""
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    common = names[0] if names else uris[0]
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    sans += [x509.UniformResourceIdentifier(u) for u in uris]
     cert = (
         _builder(subject, ca.name, key.public_key(), ca=False)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)

@@ -1,25 +1,35 @@
-"""Node identity: which Envoy is asking, which gateway it belongs to and so which listeners
-and tenants it is served. Pure logic, no I/O.
+"""Node identity: which Envoy is asking, which gateway it belongs to and so which listeners,
+tenants and secrets it is served. Pure logic, no I/O (the grpc adapter hands in the verified
+client certificate's PEM).
 
 - The first request of every ADS stream must carry a `node` with a non-empty, printable `id`
   (Envoy sends it on the first message with `set_node_on_first_message_only`).
-- The node's gateway is its metadata field `ripple.gateway` when set, else `node.cluster`
-  (Envoy's `--service-cluster`).
-- Without configured gateways (the default), every identified node gets every tenant: one
-  gateway. With gateways configured (`GatewayPolicy`), the node's gateway must be one of them,
-  and the node gets that gateway's tenants only (resources named `<tenant>/...`) plus the
-  shared gateway resources (the plain-HTTP listener) and its own HTTPS listener.
-- Over mTLS, the client certificate is the proof: the gateway (or the node id) must be one
-  of the certificate's names (DNS SANs or common name), so a node cannot claim another
-  gateway's tenants by writing their name in its bootstrap.
+- Over mTLS the gateway comes from the verified client certificate, never from the node:
+  a URI SAN `spiffe://<trust domain>/gateway/<name>` names gateway `<name>`; a certificate
+  without such a URI SAN names the configured gateway equal to one of its DNS SANs or its
+  subject common name. A certificate naming several gateways, or none of the configured ones,
+  is refused. The node's own claim (its metadata field `ripple.gateway`, else `node.cluster`)
+  may be empty or the certificate's gateway; a node claiming another is refused.
+- Without configured gateways (the default) every accepted node gets every tenant: one
+  gateway. With gateways configured (`GatewayPolicy`), a node gets its gateway's tenants only
+  (resources named `<tenant>/...`) plus the shared gateway resources (the plain-HTTP listener)
+  and its own HTTPS listener; gateways need mTLS: a node without a verified certificate is
+  refused (the node fields are the client's to choose, so they prove nothing).
+- Secrets (SDS: opened TLS private keys) are served only on streams whose client presented a
+  verified certificate, unless the server runs with the development flag
+  (RIPPLE_XDS_INSECURE_DEV_SECRETS); see `secrets_allowed`.
 
 A node that fails any rule gets nothing: its stream is closed with a message saying why."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Final
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from ripple_xds.tenants import tenant_of
 
@@ -27,6 +37,8 @@ MAX_NODE_ID = 256
 GATEWAY_METADATA: Final = "ripple.gateway"
 ALL_TENANTS: Final = "*"
 HTTPS_LISTENER_PREFIX: Final = "ripple-https"
+SPIFFE_SCHEME: Final = "spiffe"
+GATEWAY_PATH: Final = "gateway"  # spiffe://<trust domain>/gateway/<name>
 
 
 class IdentityError(ValueError):
@@ -35,14 +47,58 @@ class IdentityError(ValueError):
 
 class NotPermittedError(IdentityError):
     """A node identified, but not allowed what it asks (unknown gateway, certificate
-    mismatch)."""
+    mismatch, secrets without a certificate)."""
 
 
 @dataclass(frozen=True, slots=True)
 class NodeIdentity:
     node_id: str
     cluster: str = ""
-    gateway: str = ""
+    gateway: str = ""  # what the node claims (metadata ripple.gateway, else cluster)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerCertificate:
+    """The names of a verified client certificate (the leaf)."""
+
+    uris: tuple[str, ...] = ()
+    dns_names: tuple[str, ...] = ()
+    common_names: tuple[str, ...] = ()
+
+    @classmethod
+    def from_pem(cls, pem: bytes) -> PeerCertificate:
+        """The names of the first certificate of `pem`; ValueError when it does not parse."""
+        leaf = x509.load_pem_x509_certificates(pem)[0]
+        try:
+            san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            uris = tuple(san.get_values_for_type(x509.UniformResourceIdentifier))
+            dns = tuple(san.get_values_for_type(x509.DNSName))
+        except x509.ExtensionNotFound:
+            uris, dns = (), ()
+        common = tuple(
+            str(a.value) for a in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        )
+        return cls(uris=uris, dns_names=dns, common_names=common)
+
+    def uri_gateways(self) -> frozenset[str]:
+        """Gateway names of the URI SANs `spiffe://<trust domain>/gateway/<name>`."""
+        return frozenset(g for uri in self.uris if (g := spiffe_gateway(uri)) is not None)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """DNS SANs, then common names (for messages and the DNS/CN rule)."""
+        return tuple(dict.fromkeys((*self.dns_names, *self.common_names)))
+
+
+def spiffe_gateway(uri: str) -> str | None:
+    """`<name>` of `spiffe://<trust domain>/gateway/<name>`, else None."""
+    parts = urlsplit(uri)
+    if parts.scheme != SPIFFE_SCHEME or not parts.netloc or parts.query or parts.fragment:
+        return None
+    segments = parts.path.split("/")
+    if len(segments) != 3 or segments[0] or segments[1] != GATEWAY_PATH or not segments[2]:
+        return None
+    return segments[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +130,16 @@ class Gateway:
 DEFAULT_GATEWAY = Gateway(name="")
 
 
+def secrets_allowed(peer: PeerCertificate | None, *, insecure_dev_secrets: bool) -> bool:
+    """Whether a stream may be sent secrets: its client presented a verified certificate, or
+    the server runs with the insecure development flag."""
+    return peer is not None or insecure_dev_secrets
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayPolicy:
     """The configured gateways (name -> tenants, `*` for all); empty: one default gateway
-    with every tenant, any node allowed."""
+    with every tenant."""
 
     gateways: Mapping[str, Gateway] = field(default_factory=dict)
 
@@ -95,23 +157,53 @@ class GatewayPolicy:
         """Every gateway whose listeners are built."""
         return tuple(self.gateways.values()) if self.gateways else (DEFAULT_GATEWAY,)
 
-    def gateway_of(self, identity: NodeIdentity, *, peer_names: Iterable[str] = ()) -> Gateway:
-        """The gateway a node is served as, or NotPermittedError. `peer_names`: the names of the
-        client certificate (mTLS), empty on a plaintext connection."""
-        names = frozenset(peer_names)
-        if names and identity.gateway not in names and identity.node_id not in names:
+    def certificate_gateway(self, peer: PeerCertificate) -> str | None:
+        """The gateway a verified client certificate names (see the module doc), None when it
+        names none and no gateways are configured; NotPermittedError when it is ambiguous or
+        names no configured gateway."""
+        named = peer.uri_gateways()
+        if not named and self.gateways:
+            named = frozenset(n for n in peer.names if n in self.gateways)
+        if len(named) > 1:
+            raise NotPermittedError(
+                "ripple-xds: the client certificate names several gateways "
+                f"({', '.join(sorted(named))}); issue one certificate per gateway"
+            )
+        if not named:
+            if self.gateways:
+                raise NotPermittedError(
+                    "ripple-xds: the client certificate names no configured gateway (URI SAN "
+                    f"spiffe://<trust domain>/{GATEWAY_PATH}/<name>, or a DNS SAN or common "
+                    f"name equal to a gateway of RIPPLE_XDS_GATEWAYS); it names: "
+                    f"{', '.join((*peer.uris, *peer.names)) or 'nothing'}"
+                )
+            return None
+        return next(iter(named))
+
+    def gateway_of(self, identity: NodeIdentity, *, peer: PeerCertificate | None) -> Gateway:
+        """The gateway a node is served as, or NotPermittedError. `peer`: the verified client
+        certificate (mTLS), None on a connection without one."""
+        if peer is None:
+            if self.gateways:
+                raise NotPermittedError(
+                    f"ripple-xds: node {identity.node_id!r} presents no client certificate; "
+                    "with RIPPLE_XDS_GATEWAYS the gateway is proven by mTLS only"
+                )
+            return DEFAULT_GATEWAY
+        name = self.certificate_gateway(peer)
+        if name is not None and identity.gateway and identity.gateway != name:
             raise NotPermittedError(
                 f"ripple-xds: node {identity.node_id!r} claims gateway {identity.gateway!r} "
-                f"but its client certificate names neither ({', '.join(sorted(names))})"
+                f"but its client certificate is gateway {name!r}"
             )
         if not self.gateways:
             return DEFAULT_GATEWAY
-        gateway = self.gateways.get(identity.gateway)
+        assert name is not None  # certificate_gateway names one when gateways are configured
+        gateway = self.gateways.get(name)
         if gateway is None:
             raise NotPermittedError(
-                f"ripple-xds: node {identity.node_id!r} names gateway {identity.gateway!r}, "
-                "which is not configured (set node.cluster or node metadata "
-                f"{GATEWAY_METADATA} to a gateway of RIPPLE_XDS_GATEWAYS)"
+                f"ripple-xds: the client certificate names gateway {name!r}, which is not "
+                "configured in RIPPLE_XDS_GATEWAYS"
             )
         return gateway
 

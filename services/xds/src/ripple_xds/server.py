@@ -31,14 +31,16 @@ from ripple_xds.identity import (
     GatewayPolicy,
     IdentityError,
     NotPermittedError,
+    PeerCertificate,
     identify,
+    secrets_allowed,
 )
 from ripple_xds.propagation import Propagation
 from ripple_xds.protocol import Nack, Step, parse_type_url
 from ripple_xds.snapshot import CacheChange, CacheView, SnapshotCache
 from ripple_xds.sotw import SotwRequest, SotwResponse, SotwStream
 from ripple_xds.tenants import tenants_of
-from ripple_xds.view import view_for
+from ripple_xds.view import view_for, without_secrets
 from ripple_xds.wire import encode_delta, encode_sotw
 
 SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
@@ -77,6 +79,7 @@ class XdsStats:
         self.nack_tenants: Counter[str] = Counter()  # tenants of rejected responses
         self.stale_nonces = 0
         self.nodes_rejected = 0  # streams closed because the node presented no identity
+        self.secrets_refused = 0  # streams closed: secrets asked without a client certificate
         self.nack_log: deque[NackRecord] = deque(maxlen=nack_history)
 
 
@@ -152,8 +155,11 @@ def _identity(data: bytes) -> bytes:
 class AdsServicer:
     """The AggregatedDiscoveryService over one snapshot cache. With `require_node_id`, a
     stream whose first request carries no node id is closed with INVALID_ARGUMENT, and one
-    whose gateway `policy` refuses (unknown gateway, client certificate naming another) with
-    PERMISSION_DENIED; an accepted node sees only its gateway's tenants (see `identity`)."""
+    whose gateway `policy` refuses (unknown gateway, client certificate naming another, no
+    certificate while gateways are configured) with PERMISSION_DENIED; an accepted node sees
+    only its gateway's tenants (see `identity`). Secrets: a stream whose client presented no
+    verified certificate is closed with PERMISSION_DENIED at its first Secret request and is
+    never sent one, unless `insecure_dev_secrets` (development only)."""
 
     def __init__(
         self,
@@ -163,11 +169,15 @@ class AdsServicer:
         require_node_id: bool = True,
         propagation: Propagation | None = None,
         policy: GatewayPolicy | None = None,
+        insecure_dev_secrets: bool = False,
     ) -> None:
         self._cache = cache
         self.stats = stats if stats is not None else XdsStats()
         self._require_node_id = require_node_id
         self._policy = policy if policy is not None else GatewayPolicy()
+        if self._policy.gateways and not require_node_id:
+            raise ValueError("gateways need require_node_id: every node must be identified")
+        self._insecure_dev_secrets = insecure_dev_secrets
         # Changes pushed and ACKed per stream (the end of the propagation measurement).
         self.propagation = propagation if propagation is not None else Propagation()
 
@@ -221,6 +231,8 @@ class AdsServicer:
         decode: Callable[[Any], Req],
         encode: Callable[[Resp], bytes],
     ) -> None:
+        peer = peer_certificate(context)
+        secrets = secrets_allowed(peer, insecure_dev_secrets=self._insecure_dev_secrets)
         queue: asyncio.Queue[Any] = asyncio.Queue()
         inbox = _Inbox(queue)
         subscription = self._cache.subscribe(inbox.on_change)
@@ -230,7 +242,7 @@ class AdsServicer:
         # Built once the node is identified: it sees the cache through the node's gateway.
         state: _Machine[Req, Resp] | None = None
         if not self._require_node_id:
-            state = machine(self._cache)
+            state = machine(self._cache if secrets else without_secrets(self._cache))
         try:
             while True:
                 item = await queue.get()
@@ -245,7 +257,10 @@ class AdsServicer:
                 else:
                     request = item
                     if state is None:
-                        state = machine(await self._identify(request, context, stream))
+                        view = await self._identify(request, context, stream, peer=peer)
+                        state = machine(view if secrets else without_secrets(view))
+                    if not secrets and parse_type_url(request.type_url) is TypeUrl.SECRET:
+                        await self._refuse_secrets(request, context, stream)
                     stream.saw_request(request)
                     tracking.identify(request.node.id)
                     step = state.on_request(decode(request))
@@ -266,8 +281,25 @@ class AdsServicer:
                 await reader
             stream.closed()
 
-    async def _identify(
+    async def _refuse_secrets(
         self, request: Any, context: grpc.aio.ServicerContext[Any, bytes], stream: _StreamLog
+    ) -> None:
+        """Close the stream: it asks for secrets without a verified client certificate."""
+        message = (
+            "ripple-xds: secrets (SDS) are served only over mTLS (a client certificate signed "
+            "by RIPPLE_XDS_TLS_CLIENT_CA_FILE); this connection presented none"
+        )
+        self.stats.secrets_refused += 1
+        stream.refused_secrets(message, node_id=request.node.id)
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+
+    async def _identify(
+        self,
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, bytes],
+        stream: _StreamLog,
+        *,
+        peer: PeerCertificate | None,
     ) -> CacheView:
         """Check the first request's node identity and gateway; the cache as the node may
         see it. Closes the stream when the node has no identity or is not permitted."""
@@ -280,7 +312,7 @@ class AdsServicer:
                 cluster=node.cluster,
                 metadata_gateway=gateway_field.string_value if gateway_field else "",
             )
-            gateway = self._policy.gateway_of(identity, peer_names=peer_names(context))
+            gateway = self._policy.gateway_of(identity, peer=peer)
         except NotPermittedError as exc:
             stream.rejected(str(exc))
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
@@ -291,14 +323,19 @@ class AdsServicer:
         return view_for(self._cache, gateway)
 
 
-def peer_names(context: grpc.aio.ServicerContext[Any, bytes]) -> tuple[str, ...]:
-    """The names (DNS SANs, common name) of the client certificate of an mTLS stream; empty
-    on a plaintext connection."""
+def peer_certificate(context: grpc.aio.ServicerContext[Any, bytes]) -> PeerCertificate | None:
+    """The client certificate of an mTLS stream, None on a connection without one
+    (plaintext, or TLS without RIPPLE_XDS_TLS_CLIENT_CA_FILE). grpcio's server credentials
+    either require and verify a client certificate or do not ask for one
+    (`ssl_server_credentials(require_client_auth=...)`), so a certificate in the auth context
+    is a verified one."""
     auth = context.auth_context()
     if auth.get("transport_security_type") != [b"ssl"]:
-        return ()
-    raw = [*auth.get("x509_subject_alternative_name", []), *auth.get("x509_common_name", [])]
-    return tuple(dict.fromkeys(v.decode(errors="replace") for v in raw))
+        return None
+    pem = next(iter(auth.get("x509_pem_cert", ())), None)
+    if pem is None:
+        return None
+    return PeerCertificate.from_pem(pem)
 
 
 async def _read(context: grpc.aio.ServicerContext[Any, bytes], queue: asyncio.Queue[Any]) -> None:
@@ -360,6 +397,13 @@ class _StreamLog:
     def rejected(self, reason: str) -> None:
         self._stats.nodes_rejected += 1
         self._log.warning("xds stream refused: no valid node identity", reason=reason)
+
+    def refused_secrets(self, reason: str, *, node_id: str) -> None:
+        self._log.warning(
+            "xds stream refused: secrets asked without a client certificate",
+            node=node_id or self._node_id,
+            reason=reason,
+        )
 
     def identified(self, gateway: str) -> None:
         if gateway:
@@ -461,7 +505,8 @@ def server_credentials(
 class XdsServer:
     """A grpc.aio server serving `AdsServicer` (start/stop fit ripple_common.lifecycle).
     With `credentials` it listens with TLS (mTLS when they require a client certificate:
-    `grpc.ssl_server_credentials(..., require_client_auth=True)`), else in plaintext."""
+    `grpc.ssl_server_credentials(..., require_client_auth=True)`), else in plaintext. Secrets
+    go only to clients with a verified certificate unless `insecure_dev_secrets`."""
 
     def __init__(
         self,
@@ -475,6 +520,7 @@ class XdsServer:
         propagation: Propagation | None = None,
         policy: GatewayPolicy | None = None,
         credentials: grpc.ServerCredentials | None = None,
+        insecure_dev_secrets: bool = False,
     ) -> None:
         self.servicer = AdsServicer(
             cache,
@@ -482,6 +528,7 @@ class XdsServer:
             require_node_id=require_node_id,
             propagation=propagation,
             policy=policy,
+            insecure_dev_secrets=insecure_dev_secrets,
         )
         self._credentials = credentials
         self._address = f"{host}:{port}"

@@ -212,6 +212,33 @@ def sealer_from(settings: XdsSettings) -> Sealer | None:
     return Sealer.from_base64(settings.sealing_key.get_secret_value())
 
 
+def serves_secrets(settings: XdsSettings) -> bool:
+    """Whether any client may be sent secrets: mTLS (every client verified) or the insecure
+    development flag. Else no HTTPS listener is built (its certificates would never reach
+    Envoy)."""
+    return settings.mtls or settings.insecure_dev_secrets
+
+
+def warn_insecure(settings: XdsSettings) -> None:
+    """Say loudly at start what a server without mTLS gives to whoever reaches its port."""
+    if settings.insecure_dev_secrets:
+        log.warning(
+            "INSECURE: RIPPLE_XDS_INSECURE_DEV_SECRETS=true serves every tenant's TLS private "
+            "keys (SDS) to any client that reaches the ADS port without a client certificate; "
+            "development only, never in production",
+            listen=settings.listen,
+            mtls=settings.mtls,
+        )
+    elif not settings.mtls:
+        log.warning(
+            "ADS without mTLS: any client that reaches the ADS port gets every tenant's routes "
+            "and clusters; secrets (SDS) are refused and no HTTPS listener is built (set "
+            "RIPPLE_XDS_TLS_CLIENT_CA_FILE, docs/xds.md)",
+            listen=settings.listen,
+            https_port=settings.gateway_https_port,
+        )
+
+
 def _closer(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
     async def closed() -> None:
         close()
@@ -226,7 +253,8 @@ async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
     cache = SnapshotCache()
     cache.apply(upserts=gateway_resources(settings))
     policy = GatewayPolicy.of(settings.gateways)
-    if settings.gateway_https_port:
+    warn_insecure(settings)
+    if settings.gateway_https_port and serves_secrets(settings):
         https = HttpsFeed(
             cache,
             HttpsSettings(
@@ -264,6 +292,7 @@ async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
         require_node_id=settings.require_node_id,
         propagation=propagation,
         policy=policy,
+        insecure_dev_secrets=settings.insecure_dev_secrets,
         credentials=server_credentials(
             cert=settings.tls_cert_file,
             key=settings.tls_key_file,

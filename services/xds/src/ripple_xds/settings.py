@@ -46,9 +46,12 @@ class XdsSettings(ServiceSettings):
     gateways: dict[str, list[str]] = Field(
         default_factory=dict,
         description='gateways (JSON: name -> tenants, "*" = all), e.g. {"edge": ["*"], '
-        '"blue": ["t1", "t2"]}; a node belongs to the gateway in its node metadata '
-        '"ripple.gateway", else its node.cluster, and gets that gateway\'s tenants only; a '
-        "node of no configured gateway gets nothing. Empty: every node gets every tenant",
+        '"blue": ["t1", "t2"]}; needs mTLS (tls_client_ca_file): a node belongs to the '
+        "gateway its client certificate names (URI SAN spiffe://<trust domain>/gateway/<name>, "
+        "else a DNS SAN or common name equal to a gateway) and gets that gateway's tenants "
+        "only; a node whose certificate names no configured gateway, or whose node.cluster or "
+        'metadata "ripple.gateway" claims another, gets nothing. Empty: every node gets every '
+        "tenant",
     )
     tls_cert_file: Path | None = Field(
         default=None, description="PEM certificate chain of the ADS server (enables TLS)"
@@ -57,7 +60,16 @@ class XdsSettings(ServiceSettings):
     tls_client_ca_file: Path | None = Field(
         default=None,
         description="PEM CA bundle verifying client certificates: mTLS, every Envoy must "
-        "present a certificate it signed, naming the node's gateway or node id",
+        "present a certificate it signed; the certificate names the node's gateway, and only "
+        "such nodes are served secrets (SDS)",
+    )
+    insecure_dev_secrets: bool = Field(
+        default=False,
+        description="DEVELOPMENT ONLY: serve secrets (SDS: opened TLS private keys) to clients "
+        "without a verified client certificate (plaintext, or TLS without "
+        "tls_client_ca_file), i.e. to anyone who can reach the ADS port. Off: without mTLS "
+        "every secret request closes the stream with PERMISSION_DENIED and no HTTPS listener "
+        "is built",
     )
     health_host: str = Field(
         default="127.0.0.1", description="address of the health/readiness/metrics endpoint"
@@ -94,7 +106,21 @@ class XdsSettings(ServiceSettings):
             raise ValueError("tls_cert_file and tls_key_file go together")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
+        if self.gateways and self.tls_client_ca_file is None:
+            raise ValueError(
+                "gateways (RIPPLE_XDS_GATEWAYS) need mTLS (RIPPLE_XDS_TLS_CLIENT_CA_FILE with "
+                "RIPPLE_XDS_TLS_CERT_FILE and RIPPLE_XDS_TLS_KEY_FILE): only a client "
+                "certificate proves a node's gateway; node.cluster and metadata are the "
+                "client's to choose"
+            )
+        if self.gateways and not self.require_node_id:
+            raise ValueError("gateways (RIPPLE_XDS_GATEWAYS) need require_node_id")
         return self
+
+    @property
+    def mtls(self) -> bool:
+        """Whether every client must present a certificate signed by tls_client_ca_file."""
+        return self.tls_client_ca_file is not None
 
     @field_validator("block_ms")
     @classmethod

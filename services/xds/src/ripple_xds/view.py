@@ -37,3 +37,23 @@ def view_for(cache: CacheView, gateway: Gateway) -> CacheView:
     if gateway.tenants is None and not gateway.name:
         return cache
     return GatewayView(cache, gateway)
+
+
+class WithoutSecrets:
+    """`cache` without its Secret resources: what a stream whose client presented no
+    verified certificate sees (see `identity.secrets_allowed`)."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self, cache: CacheView) -> None:
+        self._cache = cache
+
+    def get(self, type_url: TypeUrl, name: str) -> Entry | None:
+        return None if type_url is TypeUrl.SECRET else self._cache.get(type_url, name)
+
+    def names(self, type_url: TypeUrl) -> Collection[str]:
+        return () if type_url is TypeUrl.SECRET else self._cache.names(type_url)
+
+
+def without_secrets(cache: CacheView) -> CacheView:
+    return WithoutSecrets(cache)
