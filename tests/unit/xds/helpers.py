@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Protocol, TypeVar
 
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import config_source_pb2
+
 from ripple_common.resources import Resource, TypeUrl
 from ripple_xds.delta import DeltaRequest, DeltaResponse
 from ripple_xds.protocol import Step
@@ -24,6 +27,24 @@ R_co = TypeVar("R_co", covariant=True)
 
 def res(type_url: TypeUrl, name: str, body: str = "v1") -> Resource:
     return Resource(type_url, name, f"{name}:{body}".encode())
+
+
+def eds_cluster(name: str, *, endpoints: str = "", connect_timeout_s: int = 1) -> Resource:
+    """A real EDS Cluster over ADS whose EDS service name is `endpoints` ("": its own name);
+    `connect_timeout_s` changes its content."""
+    msg = cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.EDS,
+        eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(
+            eds_config=config_source_pb2.ConfigSource(
+                ads=config_source_pb2.AggregatedConfigSource(),
+                resource_api_version=config_source_pb2.V3,
+            ),
+            service_name=endpoints,
+        ),
+    )
+    msg.connect_timeout.seconds = connect_timeout_s
+    return Resource(CDS, name, msg.SerializeToString(deterministic=True))
 
 
 def cache_with(*resources: Resource) -> SnapshotCache:

@@ -17,6 +17,7 @@ from tests.unit.xds.helpers import (
     delta_ack,
     delta_nack,
     delta_req,
+    eds_cluster,
     names,
     push,
     res,
@@ -235,6 +236,63 @@ def test_new_cluster_does_not_push_endpoints_nobody_asked_for() -> None:
     _acked(stream, stream.on_request(delta_req(EDS, sub=("other",))).responses)
     step = push(cache, stream, res(CDS, "new"))
     assert [r.type_url for r in step.responses] == [CDS]
+
+
+# A cluster added beside one that shares its EDS service name (the translator's variant of a
+# service port, e.g. ring hash for cookie affinity): Envoy subscribes to nothing new, so unless
+# the assignment it holds is sent again the new cluster warms for 15 s (issue #15).
+SHARED = "t/ns/web:80"
+VARIANT = f"{SHARED}~ring_hash"
+
+
+def _holding_shared_endpoints() -> tuple[SnapshotCache, DeltaStream]:
+    cache = cache_with(eds_cluster(SHARED, endpoints=SHARED), res(EDS, SHARED))
+    stream = DeltaStream(cache)
+    _acked(stream, stream.on_request(delta_req(CDS)).responses)
+    _acked(stream, stream.on_request(delta_req(EDS, sub=(SHARED,))).responses)
+    return cache, stream
+
+
+def test_new_cluster_sharing_held_endpoints_is_followed_by_them() -> None:
+    cache, stream = _holding_shared_endpoints()
+    step = push(cache, stream, eds_cluster(VARIANT, endpoints=SHARED))
+    assert [(r.type_url, names(r)) for r in step.responses] == [
+        (CDS, [VARIANT]),
+        (EDS, [SHARED]),
+    ]
+
+
+def test_changed_cluster_is_followed_by_the_endpoints_its_eds_service_name_names() -> None:
+    cache, stream = _holding_shared_endpoints()
+    _acked(stream, push(cache, stream, eds_cluster(VARIANT, endpoints=SHARED)).responses)
+    step = push(cache, stream, eds_cluster(VARIANT, endpoints=SHARED, connect_timeout_s=2))
+    assert [(r.type_url, names(r)) for r in step.responses] == [
+        (CDS, [VARIANT]),
+        (EDS, [SHARED]),
+    ]
+
+
+def test_shared_endpoints_are_sent_once_for_several_new_clusters() -> None:
+    cache, stream = _holding_shared_endpoints()
+    step = push(
+        cache,
+        stream,
+        eds_cluster(VARIANT, endpoints=SHARED),
+        eds_cluster(f"{SHARED}~h2", endpoints=SHARED),
+    )
+    assert [(r.type_url, names(r)) for r in step.responses] == [
+        (CDS, sorted([VARIANT, f"{SHARED}~h2"])),
+        (EDS, [SHARED]),
+    ]
+
+
+def test_endpoints_held_back_by_an_eds_response_in_flight_follow_its_ack() -> None:
+    cache, stream = _holding_shared_endpoints()
+    in_flight = _one(push(cache, stream, res(EDS, SHARED, "v2")).responses)
+    step = push(cache, stream, eds_cluster(VARIANT, endpoints=SHARED))
+    assert [r.type_url for r in step.responses] == [CDS]
+    after_ack = _one(stream.on_request(delta_ack(in_flight)).responses)
+    assert (after_ack.type_url, names(after_ack)) == (EDS, [SHARED])
 
 
 # -- reconnect with initial_resource_versions ---------------------------------------------------

@@ -14,6 +14,7 @@ from tests.unit.xds.helpers import (
     SRDS,
     bodies,
     cache_with,
+    eds_cluster,
     names,
     push,
     res,
@@ -267,6 +268,49 @@ def test_unchanged_cluster_in_a_full_state_response_does_not_resend_endpoints() 
     _clusters_and_endpoints_acked(stream, "c")
     step = push(cache, stream, res(CDS, "other"))
     assert [(r.type_url, names(r)) for r in step.responses] == [(CDS, ["c", "other"])]
+
+
+# A cluster added beside one that shares its EDS service name (the translator's variant of a
+# service port, e.g. ring hash for cookie affinity): the EDS response of the same flush must
+# carry the assignment again, or the new cluster warms for 15 s (issue #15).
+SHARED = "t/ns/web:80"
+VARIANT = f"{SHARED}~ring_hash"
+
+
+def _holding_shared_endpoints() -> tuple[SnapshotCache, SotwStream]:
+    cache = cache_with(eds_cluster(SHARED, endpoints=SHARED), res(EDS, SHARED))
+    stream = SotwStream(cache)
+    _clusters_and_endpoints_acked(stream, SHARED)
+    return cache, stream
+
+
+def test_new_cluster_sharing_held_endpoints_is_followed_by_them() -> None:
+    cache, stream = _holding_shared_endpoints()
+    step = push(cache, stream, eds_cluster(VARIANT, endpoints=SHARED))
+    assert [(r.type_url, names(r)) for r in step.responses] == [
+        (CDS, sorted([SHARED, VARIANT])),
+        (EDS, [SHARED]),
+    ]
+
+
+def test_changed_cluster_is_followed_by_the_endpoints_its_eds_service_name_names() -> None:
+    cache, stream = _holding_shared_endpoints()
+    for response in push(cache, stream, eds_cluster(VARIANT, endpoints=SHARED)).responses:
+        stream.on_request(sotw_ack(response, *([SHARED] if response.type_url is EDS else [])))
+    step = push(cache, stream, eds_cluster(VARIANT, endpoints=SHARED, connect_timeout_s=2))
+    assert [(r.type_url, names(r)) for r in step.responses] == [
+        (CDS, sorted([SHARED, VARIANT])),
+        (EDS, [SHARED]),
+    ]
+
+
+def test_shared_endpoints_are_resent_once_not_again_on_envoys_repeated_request() -> None:
+    """Envoy's SotW EDS request after the new cluster names the same set: the assignment
+    went out with the CDS response already and is not sent twice."""
+    cache, stream = _holding_shared_endpoints()
+    cds, eds = push(cache, stream, eds_cluster(VARIANT, endpoints=SHARED)).responses
+    stream.on_request(sotw_ack(cds))
+    assert stream.on_request(sotw_ack(eds, SHARED)).responses == ()
 
 
 # -- send only on change, no duplicates, coalescing, order ------------------------------------

@@ -27,8 +27,9 @@ Rules (envoyproxy/envoy docs/root/api-docs/xds_protocol.rst, "Incremental xDS"):
   endpoint and secret removals wait until the routing responses pending or in flight when
   they were decided were answered, so nothing is removed while a route still uses it. Each
   flush sends upserts in PUSH_ORDER, then released removals in reverse order;
-- a changed cluster is followed by its ClusterLoadAssignment even if that did not change:
-  Envoy keeps the cluster warming until it gets one and does not ask for it (15 s otherwise).
+- an added or changed cluster is followed by the ClusterLoadAssignment its EDS service name
+  names, even one the client holds at that version (another cluster may share it): Envoy
+  keeps the cluster warming until it gets one and does not ask for it (15 s otherwise).
 """
 
 from __future__ import annotations
@@ -296,7 +297,7 @@ class DeltaStream:
         version = state.held.digest
         names = tuple(e.name for e in to_send)
         if state.type_url is TypeUrl.CLUSTER:
-            rewarm_endpoints(self._types.get(TypeUrl.ENDPOINT), names)
+            rewarm_endpoints(self._types.get(TypeUrl.ENDPOINT), to_send)
         state.in_flight = Sent(nonce=nonce, version=version, names=names, removed=tuple(removed))
         return DeltaResponse(
             state.type_url,

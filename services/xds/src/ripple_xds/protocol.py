@@ -253,16 +253,20 @@ class _EndpointState(Protocol):
     def relevant(self, name: str) -> bool: ...
 
 
-def rewarm_endpoints(endpoints: _EndpointState | None, clusters: Iterable[str]) -> None:
-    """Envoy keeps a changed cluster warming until it receives the cluster's
-    ClusterLoadAssignment again, even an unchanged one, and does not ask for it in a way the
-    server can tell apart (SotW: the same names again; Delta: nothing); otherwise it waits
-    15 s (initial_fetch_timeout). So after a cluster changes, its endpoints are sent again,
-    right after the clusters. ClusterLoadAssignments are named after their cluster."""
+def rewarm_endpoints(endpoints: _EndpointState | None, clusters: Iterable[Entry]) -> None:
+    """Envoy keeps an added or changed cluster warming until it receives the cluster's
+    ClusterLoadAssignment, even one it holds already, and does not ask for it in a way the
+    server can tell apart (SotW: the same names again; Delta: nothing, when another cluster
+    already subscribed to that name); otherwise it waits 15 s (initial_fetch_timeout). So
+    after a cluster is added or changes, its endpoints are sent again in the same flush,
+    right after the clusters. The assignment is the one the cluster's EDS service name
+    (`Entry.endpoints`) names, which several clusters may share (the translator's variants
+    of one service port): not necessarily the cluster's own name."""
     if endpoints is None:
         return
-    for name in clusters:
-        if endpoints.relevant(name):
+    for cluster in clusters:
+        name = cluster.endpoints
+        if name is not None and endpoints.relevant(name):
             endpoints.held.discard(name)
             endpoints.dirty.add(name)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ripple_common.resources import Resource, TypeUrl
+from ripple_xds.eds_name import eds_service_name
 
 
 def item_token(name: str, version: str) -> int:
@@ -25,16 +26,27 @@ def item_token(name: str, version: str) -> int:
 @dataclass(frozen=True, slots=True)
 class Entry:
     """A cached resource with its content version (`Resource.version`) and `item_token`,
-    both computed once here rather than once per stream."""
+    and for a Cluster the ClusterLoadAssignment it warms on (`endpoints`: its EDS service
+    name, which other clusters may share), all computed once here rather than once per
+    stream."""
 
     resource: Resource
     version: str
     token: int
+    endpoints: str | None = None
 
     @classmethod
     def of(cls, resource: Resource) -> Entry:
         version = resource.version
-        return cls(resource=resource, version=version, token=item_token(resource.name, version))
+        endpoints = None
+        if resource.type_url is TypeUrl.CLUSTER:
+            endpoints = eds_service_name(resource.name, resource.body)
+        return cls(
+            resource=resource,
+            version=version,
+            token=item_token(resource.name, version),
+            endpoints=endpoints,
+        )
 
     @property
     def name(self) -> str:

@@ -25,8 +25,10 @@ Rules (envoyproxy/envoy docs/root/api-docs/xds_protocol.rst):
   from the full state stays in the CDS responses until the routing responses pending or in
   flight when it disappeared were answered, so it is not removed while a route uses it. Each
   flush sends upserts in PUSH_ORDER, then released removals in reverse order;
-- a changed cluster is followed by its ClusterLoadAssignment even if that did not change:
-  Envoy keeps the cluster warming until it gets one (15 s otherwise);
+- an added or changed cluster is followed by the ClusterLoadAssignment its EDS service name
+  names, in the EDS response of the same flush, even one the client holds at that version
+  (another cluster may share it): Envoy keeps the cluster warming until it gets one (15 s
+  otherwise);
 - version_info is a digest of what the client then holds, equal on every replica, so a
   client reconnecting with the version it holds is not sent the same content again.
 """
@@ -269,13 +271,13 @@ class SotwStream:
         if state.dirty_all:
             previous = {name: state.held.get(name) for name in state.held}
             state.held.clear()
-            changed: list[str] = []
+            changed: list[Entry] = []
             for entry in self._relevant_entries(state):
                 state.held.set_entry(entry)
                 if previous.get(entry.name) != entry.version:
-                    changed.append(entry.name)
+                    changed.append(entry)
         else:
-            changed = [entry.name for entry in self._update_held(state, state.dirty)]
+            changed = self._update_held(state, state.dirty)
         if defer is not None:
             kept = [
                 old
