@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ripple_translator.translate import TenantState, TranslateOptions, Translation, translate
+from tests.unit.xds import certs
 
 JsonDict = dict[str, Any]
 NS = "shop"
@@ -14,9 +15,10 @@ TENANT = "t1"
 CONTROLLER = "ripple.dev/ingress-controller"
 ANN = "nginx.ingress.kubernetes.io/"
 
-# A syntactically valid PEM pair (the translator checks the PEM framing, not the crypto).
-CERT = "-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n"
-KEY = "-----BEGIN PRIVATE KEY-----\nMIIEdummy\n-----END PRIVATE KEY-----\n"
+# A real certificate and its key (the translator checks that they parse and match).
+_PAIR = certs.self_signed("shop.example.com", "*.example.com")
+CERT = _PAIR.certificate.decode()
+KEY = _PAIR.private_key.decode()
 
 
 def meta(

@@ -24,9 +24,11 @@ from tests.unit.translator_service.support import (
     record,
     service,
 )
+from tests.unit.xds import certs
 
-CERT = "-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n"
-KEY = "-----BEGIN PRIVATE KEY-----\nMIIEdummy\n-----END PRIVATE KEY-----\n"
+_PAIR = certs.self_signed("a.example.com")  # a real pair: the translator checks it
+CERT = _PAIR.certificate.decode()
+KEY = _PAIR.private_key.decode()
 
 
 def tls_secret(ns: str) -> dict[str, Any]:

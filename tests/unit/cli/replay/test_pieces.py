@@ -21,12 +21,12 @@ from ripple_common.sealing import Sealer, resource_context
 from ripple_translator.translate import TranslateOptions
 from ripple_xds.secrets import SecretOpener
 from tests.unit.translator_service.support import cluster, event, ingress, ingress_class, service
+from tests.unit.xds import certs
 
-# PEM framing only (not usable keys): what the translator checks.
-KEY_PEM = (
-    b"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
-)
-CERT_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n-----END CERTIFICATE-----\n"
+# A real pair: the translator and the xds server check that they parse and match.
+_PAIR = certs.self_signed("web.a.test")
+KEY_PEM = _PAIR.private_key
+CERT_PEM = _PAIR.certificate
 
 
 def rec(offset: int, key: bytes | None, value: bytes = b"{}", ts: int = 0) -> LogRecord:

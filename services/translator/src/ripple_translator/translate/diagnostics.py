@@ -38,6 +38,8 @@ class Reason(enum.StrEnum):
     SERVICE_PORT_NOT_FOUND = "ServicePortNotFound"
     SECRET_NOT_FOUND = "SecretNotFound"
     INVALID_SECRET = "InvalidSecret"
+    CERTIFICATE_EXPIRED = "CertificateExpired"
+    CERTIFICATE_NOT_YET_VALID = "CertificateNotYetValid"
     CONFIG_MAP_NOT_FOUND = "ConfigMapNotFound"
     CATCH_ALL_UNSUPPORTED = "CatchAllUnsupported"
     HOST_NOT_ALLOWED = "HostNotAllowed"

@@ -3,21 +3,26 @@
 Each ``spec.tls`` entry binds its hosts (all the Ingress's rule hosts when it lists none) to a
 Secret in the Ingress's namespace. A host bound twice keeps the older Ingress's Secret. The
 bindings go to the listener builder (SNI filter chains), the Secrets become SDS resources.
+
+Each Secret a served object uses is checked as Envoy will (`certificates.check_pair`): one
+that Envoy would reject is left out (an Error on the Secret, a Warning on each Ingress or
+Gateway using it), so its hosts are not served over HTTPS (plain HTTP still serves them, with
+no redirect to HTTPS) and the shared HTTPS listener never sees it. An expired or not yet
+valid certificate is served, with a Warning on the Secret and its users.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from ripple_translator.translate import naming, validate
-from ripple_translator.translate.diagnostics import Diagnostic, Reason, error, warning
+from ripple_translator.translate.certificates import PairCheck, Validity, check_pair
+from ripple_translator.translate.diagnostics import Diagnostic, ObjectRef, Reason, error, warning
 from ripple_translator.translate.gateway_model import Gateway, Listener
 from ripple_translator.translate.model import TlsSecret
 from ripple_translator.translate.plan import Accepted
-
-_CERT_BEGIN = "-----BEGIN CERTIFICATE-----"
-_CERT_END = "-----END CERTIFICATE-----"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -55,8 +60,12 @@ def plan_tls(
     ingresses: Sequence[Accepted],
     secrets: Mapping[tuple[str, str], TlsSecret],
     host_allowed: Callable[[str], bool],
+    now: datetime | None = None,
 ) -> TlsPlan:
+    """The bindings and Secrets of the Ingresses' ``spec.tls`` (see the module doc); `now`
+    (default: the current time) is what the certificates' validity is checked against."""
     diags: list[Diagnostic] = []
+    checks = SecretChecks(now=now)
     bound: dict[str, tuple[str, Accepted]] = {}
     used: dict[str, TlsMaterial] = {}
     for acc in ingresses:
@@ -72,15 +81,20 @@ def plan_tls(
                 )
                 continue
             secret = secrets.get((meta.namespace, entry.secret_name))
-            problem = (
-                f"Secret {meta.namespace}/{entry.secret_name} does not exist"
-                if secret is None
-                else check_secret(secret)
-            )
-            if secret is None or problem or not secret.certificate or not secret.private_key:
-                reason = Reason.SECRET_NOT_FOUND if secret is None else Reason.INVALID_SECRET
-                diags.append(warning(meta.ref, reason, f"{problem}; its hosts get no certificate"))
+            if secret is None:
+                diags.append(
+                    warning(
+                        meta.ref,
+                        Reason.SECRET_NOT_FOUND,
+                        f"Secret {meta.namespace}/{entry.secret_name} does not exist; "
+                        "its hosts get no certificate",
+                    )
+                )
                 continue
+            if not checks.usable(secret, user=meta.ref, diags=diags):
+                continue
+            assert secret.certificate is not None
+            assert secret.private_key is not None
             name = naming.secret_name(tenant, meta.namespace, entry.secret_name)
             hosts = entry.hosts or tuple(r.host for r in acc.ingress.rules if r.host)
             for host in dict.fromkeys(h.lower() for h in hosts):
@@ -119,19 +133,59 @@ def plan_tls(
     )
 
 
-def check_secret(secret: TlsSecret) -> str | None:
-    """Whether a Secret holds a PEM certificate chain and an unencrypted PEM private key."""
-    where = f"Secret {secret.meta.namespace}/{secret.meta.name}"
-    cert, key = secret.certificate, secret.private_key
-    if not cert or not key:
-        return f"{where} lacks tls.crt or tls.key"
-    if _CERT_BEGIN not in cert or _CERT_END not in cert:
-        return f"{where}: tls.crt is not a PEM certificate"
-    if "ENCRYPTED" in key:
-        return f"{where}: tls.key is encrypted"
-    if "-----BEGIN" not in key or "PRIVATE KEY-----" not in key:
-        return f"{where}: tls.key is not a PEM private key"
-    return None
+def check_secret(secret: TlsSecret, *, now: datetime) -> PairCheck:
+    """`certificates.check_pair` of a Secret's ``tls.crt`` and ``tls.key``."""
+    return check_pair(secret.certificate or "", secret.private_key or "", now=now)
+
+
+class SecretChecks:
+    """Each Secret checked once per plan; the verdict is reported on the Secret once and on
+    every object that uses it."""
+
+    def __init__(self, *, now: datetime | None = None) -> None:
+        self._now = now if now is not None else datetime.now(UTC)
+        self._done: dict[tuple[str, str], PairCheck] = {}
+
+    def check(self, secret: TlsSecret) -> PairCheck:
+        key = (secret.meta.namespace, secret.meta.name)
+        found = self._done.get(key)
+        if found is None:
+            found = self._done[key] = check_secret(secret, now=self._now)
+        return found
+
+    def usable(
+        self, secret: TlsSecret, *, user: ObjectRef, diags: list[Diagnostic], what: str = ""
+    ) -> bool:
+        """Whether `secret` may be served; its diagnostics (on the Secret and on `user`, the
+        object using it, whose message starts with `what`) go to `diags`."""
+        verdict = self.check(secret)
+        ref = secret.meta.ref
+        where = f"Secret {ref.namespace}/{ref.name}"
+        if verdict.problem is not None:
+            diags.append(
+                error(
+                    ref,
+                    Reason.INVALID_SECRET,
+                    f"{verdict.problem}; the hosts using this Secret are not served over HTTPS",
+                )
+            )
+            diags.append(
+                warning(
+                    user,
+                    Reason.INVALID_SECRET,
+                    f"{what}{where}: {verdict.problem}; its hosts are not served over HTTPS",
+                )
+            )
+            return False
+        if verdict.validity is not Validity.VALID:
+            reason = (
+                Reason.CERTIFICATE_EXPIRED
+                if verdict.validity is Validity.EXPIRED
+                else Reason.CERTIFICATE_NOT_YET_VALID
+            )
+            diags.append(warning(ref, reason, f"{verdict.note}; served anyway"))
+            diags.append(warning(user, reason, f"{what}{where}: {verdict.note}; served anyway"))
+        return True
 
 
 def plan_gateway_tls(
@@ -141,11 +195,13 @@ def plan_gateway_tls(
     secrets: Mapping[tuple[str, str], TlsSecret],
     host_allowed: Callable[[str], bool],
     plan: TlsPlan,
+    now: datetime | None = None,
 ) -> TlsPlan:
     """`plan` plus the certificates of the Gateways' HTTPS listeners (``tls.mode`` Terminate):
     the first ``certificateRefs`` Secret (same namespace) is bound to the listener's hostname.
     A host `plan` (the Ingresses) already binds keeps its Secret; then the older Gateway's."""
     diags = list(plan.diagnostics)
+    checks = SecretChecks(now=now)
     bound = {b.host: (b.secret, "an Ingress") for b in plan.bindings}
     used = {m.name: m for m in plan.secrets}
     for gateway in sorted(gateways, key=lambda g: g.meta.age_key):
@@ -161,8 +217,6 @@ def plan_gateway_tls(
                 secret = secrets.get((gateway.meta.namespace, cert.name))
                 if secret is None:
                     problem = f"Secret {gateway.meta.namespace}/{cert.name} does not exist"
-                else:
-                    problem = check_secret(secret)
             if problem is not None or secret is None or lis.hostname is None:
                 diags.append(
                     warning(
@@ -171,6 +225,8 @@ def plan_gateway_tls(
                         f"listener {lis.name}: {problem}; its hostname gets no certificate",
                     )
                 )
+                continue
+            if not checks.usable(secret, user=ref, diags=diags, what=f"listener {lis.name}: "):
                 continue
             host = lis.hostname
             if validate.check_host(host):
