@@ -4,12 +4,18 @@ private key sealed (as the design requires: no plaintext key in Redis). The xds 
 the keys with the operator's key and builds the gateway's HTTPS listener, one filter chain
 per host matched by SNI, certificates by SDS. HTTPS requests with each SNI get that host's
 certificate and an answer from the backend; an unknown SNI gets no handshake; a TLS host
-added later is served with its own certificate."""
+added later is served with its own certificate.
+
+A tenant's Secret whose key does not match its certificate, written straight to Redis (past
+the translator's check), is not served: the xds server refuses it and counts it against that
+tenant, and the other tenants' HTTPS hosts, old and new, keep being served (before, Envoy
+refused the shared listener and no new HTTPS host of any tenant was served)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -36,6 +42,7 @@ from tests.integration.xds_service.support import (
     metric,
     running_envoy,
     running_xds,
+    stop_process,
     tenant_resources,
     until,
     write_tenant,
@@ -77,6 +84,7 @@ async def tls_xds(
         "gateway_https_address": "127.0.0.1",
         "gateway_https_port": str(https_port),
         "sealing_key": base64.b64encode(KEY).decode(),
+        "insecure_dev_secrets": "true",  # SDS without mTLS (the test's Envoy has no cert)
     }
     async with running_xds(settings, log=tmp_path / "xds.log", health_port=ports.health) as xds:
         yield xds
@@ -164,3 +172,89 @@ async def test_each_sni_gets_its_hosts_certificate_from_sealed_secrets(
     _, metrics = await asyncio.to_thread(http_get, ports.health, "/metrics")
     assert metric(metrics, "ripple_xds_secrets_opened_total") >= 3
     assert metric(metrics, "ripple_xds_secrets_refused_total") == 0
+
+
+C = "tenant-c"
+HOST_C = "c.example.com"
+
+
+def mismatched(host: str) -> certs.Pem:
+    """A certificate for `host` with another certificate's key (Envoy: KEY_VALUES_MISMATCH)."""
+    good, other = certs.self_signed(host), certs.self_signed(host)
+    return certs.Pem(certificate=good.certificate, private_key=other.private_key, der=good.der)
+
+
+async def test_a_secret_envoy_would_reject_is_excluded_and_other_tenants_https_goes_on(
+    *,
+    stack: StackEnv,
+    store: RedisTenantStore,
+    backend_port: int,
+    tls_xds: XdsProcess,
+    tls_envoy: subprocess.Popen[bytes],
+    https_port: int,
+    ports: Ports,
+    tmp_path: Path,
+) -> None:
+    logs = (tls_xds.log, tmp_path / "envoy.log")
+
+    async def answer(host: str) -> tuple[bytes, str] | None:
+        tls_xds.check_alive()
+        assert tls_envoy.poll() is None, "envoy exited"
+        try:
+            return await asyncio.to_thread(https_get, https_port, host)
+        except OSError:
+            return None
+
+    def serves(host: str, pem: certs.Pem) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return await answer(host) == (pem.der, "HTTP/1.1 200 OK")
+
+        return check
+
+    pem_a, pem_c = certs.self_signed(HOST_A), certs.self_signed(HOST_C)
+    await write_tenant(
+        store, A, tls_tenant(A, [HOST_A], {HOST_A: pem_a}, backend_port=backend_port)
+    )
+    await until(f"https {HOST_A}", serves(HOST_A, pem_a), logs=logs)
+
+    # Tenant B: a sealed Secret whose key belongs to another certificate, straight to Redis.
+    await write_tenant(
+        store,
+        B,
+        tls_tenant(B, [HOST_B1], {HOST_B1: mismatched(HOST_B1)}, backend_port=backend_port),
+    )
+    # Tenant C's new TLS host is served, with its own certificate; A still is; B is not.
+    await write_tenant(
+        store, C, tls_tenant(C, [HOST_C], {HOST_C: pem_c}, backend_port=backend_port)
+    )
+    await until(f"https {HOST_C}", serves(HOST_C, pem_c), logs=logs, within_s=PROPAGATION_S)
+    assert await answer(HOST_A) == (pem_a.der, "HTTP/1.1 200 OK")
+    assert await answer(HOST_B1) is None  # no filter chain for B's host: no handshake
+
+    # A gateway Envoy (re)connecting now gets every tenant's Secrets at once: A's and C's
+    # hosts are served by it too (before, that first Secret response carried B's bad Secret
+    # and was refused whole: no HTTPS host of any tenant).
+    stop_process(tls_envoy)
+    (tmp_path / "restarted").mkdir()
+    with running_envoy(
+        stack["RIPPLE_ENVOY_BIN"],
+        xds_port=ports.xds,
+        admin_port=ports.admin,
+        node_id="it-xds-tls-2",
+        workdir=tmp_path / "restarted",
+    ) as again:
+        tls_envoy = again
+        await until(f"https {HOST_A} (restarted)", serves(HOST_A, pem_a), logs=logs)
+        await until(f"https {HOST_C} (restarted)", serves(HOST_C, pem_c), logs=logs)
+        assert await answer(HOST_B1) is None
+
+    # The xds server refused B's Secret itself (Envoy never saw it), counted against B.
+    _, text = await asyncio.to_thread(http_get, ports.health, "/metrics")
+    assert metric(text, f'ripple_xds_secrets_rejected_total{{tenant="{B}"}}') == 1
+    assert f'ripple_xds_secrets_rejected_total{{tenant="{C}"}}' not in text
+    refusals = [
+        json.loads(line)
+        for line in tls_xds.log.read_text().splitlines()
+        if "Envoy would reject" in line
+    ]
+    assert [(r["tenant"], r["secret"]) for r in refusals] == [(B, f"{B}/{B}/tls-b1")]

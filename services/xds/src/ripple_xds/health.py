@@ -100,6 +100,13 @@ def render_metrics(view: MetricsView) -> tuple[int, str]:
         ):
             family(name, "counter", help_text)
             sample(name, value)
+        family(
+            "secrets_rejected_total",
+            "counter",
+            "TLS Secrets not served: Envoy would reject their certificate and key, by tenant.",
+        )
+        for tenant, count in sorted(view.secrets.rejected.items()):
+            sample("secrets_rejected_total", count, {"tenant": tenant})
     family("source_position_ms", "gauge", "Millisecond part of the last change id applied.")
     sample("source_position_ms", view.position[0])
     family("source_position_seq", "gauge", "Sequence part of the last change id applied.")

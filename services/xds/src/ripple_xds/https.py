@@ -14,10 +14,21 @@ bytes, hence the same version).
 `TlsHosts` keeps what the listener is built from (per Secret its DNS names, per tenant its
 hosts) and is fed by name as the cache changes; parsing a certificate happens once per Secret
 change. With gateways configured (`identity.GatewayPolicy`), each gateway has its own HTTPS listener
-(`ripple-https.<gateway>`) holding only its tenants' hosts. Pure: no I/O, no grpc."""
+(`ripple-https.<gateway>`) holding only its tenants' hosts.
+
+One tenant's certificate must never fail the listener shared with the others. Secrets whose
+certificate and key Envoy would reject never enter the cache (`secrets.SecretOpener`). Should
+Envoy still reject something (`HttpsFeed.nacked`, fed the NACKs of every stream): a NACKed
+Secret (the one its error names, or the only one of the response), or the Secrets a NACKed
+HTTPS listener's error names (by Secret name or host), else the Secrets the newest build added
+when they are one tenant's, are quarantined: left out of every listener until their
+content changes, with a log line naming the tenant, and a NACK of the listener counted against
+that tenant (`ripple_xds_nack_tenant_total`). Pure: no I/O, no grpc."""
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -32,6 +43,7 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from ripple_common.resources import Resource, TypeUrl
 from ripple_xds.gateway import HCM_FILTER, ads_config_source, http_connection_manager
 from ripple_xds.identity import DEFAULT_GATEWAY, HTTPS_LISTENER_PREFIX, Gateway
+from ripple_xds.protocol import Nack
 from ripple_xds.snapshot import CacheChange, SnapshotCache
 from ripple_xds.tenants import tenant_of
 
@@ -152,14 +164,35 @@ class TlsHosts:
     def __init__(self, settings: HttpsSettings) -> None:
         self._settings = settings
         self._secrets: dict[str, frozenset[str]] = {}
+        self._digests: dict[str, bytes] = {}  # Secret -> digest of its content
+        self._quarantined: dict[str, bytes] = {}  # Secret -> the content Envoy rejected
         self._hosts: dict[str, set[str]] = {}
 
     def secret(self, name: str, body: bytes | None) -> None:
-        """Secret `name` is now `body` (None: removed)."""
+        """Secret `name` is now `body` (None: removed). New content lifts a quarantine."""
         if body is None:
             self._secrets.pop(name, None)
-        else:
-            self._secrets[name] = certificate_names(body)
+            self._digests.pop(name, None)
+            self._quarantined.pop(name, None)
+            return
+        digest = hashlib.blake2b(body, digest_size=16).digest()
+        self._secrets[name] = certificate_names(body)
+        self._digests[name] = digest
+        if self._quarantined.get(name, digest) != digest:
+            del self._quarantined[name]
+
+    def quarantine(self, name: str) -> bool:
+        """Leave Secret `name` out of every listener until its content changes; False when
+        it is unknown or already quarantined."""
+        digest = self._digests.get(name)
+        if digest is None or self._quarantined.get(name) == digest:
+            return False
+        self._quarantined[name] = digest
+        return True
+
+    @property
+    def quarantined(self) -> frozenset[str]:
+        return frozenset(self._quarantined)
 
     def scope(self, name: str, *, present: bool) -> None:
         """Scope `name` exists (or not): its host is routed for its tenant."""
@@ -179,7 +212,10 @@ class TlsHosts:
     def bindings(self, gateway: Gateway = DEFAULT_GATEWAY) -> dict[str, str]:
         """host -> Secret of the hosts of `gateway`'s tenants."""
         hosts = {t: h for t, h in self._hosts.items() if gateway.allows_tenant(t)}
-        return bindings(self._secrets, hosts)
+        if not self._quarantined:
+            return bindings(self._secrets, hosts)
+        usable = {n: v for n, v in self._secrets.items() if n not in self._quarantined}
+        return bindings(usable, hosts)
 
     def listener(self, gateway: Gateway = DEFAULT_GATEWAY) -> Resource | None:
         """`gateway`'s HTTPS listener (named `gateway.https_listener`)."""
@@ -204,6 +240,7 @@ class HttpsFeed:
         *,
         schedule: Callable[[Callable[[], None]], object],
         gateways: Sequence[Gateway] = (DEFAULT_GATEWAY,),
+        nack_tenants: Counter[str] | None = None,
     ) -> None:
         self._cache = cache
         self._gateways = tuple(gateways)
@@ -211,7 +248,17 @@ class HttpsFeed:
         self._schedule = schedule
         self._pending = False
         self.rebuilds = 0
+        # NACKs of a listener attributed to the tenants found at fault (the server's
+        # `XdsStats.nack_tenants`: a listener's name names no tenant).
+        self.nack_tenants: Counter[str] = nack_tenants if nack_tenants is not None else Counter()
+        # Per listener: host -> Secret of the last build and of the one before.
+        self._built: dict[str, dict[str, str]] = {}
+        self._before: dict[str, dict[str, str]] = {}
         self._subscription = cache.subscribe(self._on_change)
+
+    @property
+    def hosts(self) -> TlsHosts:
+        return self._hosts
 
     def close(self) -> None:
         self._subscription.close()
@@ -236,6 +283,9 @@ class HttpsFeed:
         upserts: list[Resource] = []
         removals: list[tuple[TypeUrl, str]] = []
         for gateway in self._gateways:
+            name = gateway.https_listener
+            self._before[name] = self._built.get(name, {})
+            self._built[name] = self._hosts.bindings(gateway)
             listener = self._hosts.listener(gateway)
             if listener is None:
                 if self._cache.get(TypeUrl.LISTENER, gateway.https_listener) is not None:
@@ -243,3 +293,59 @@ class HttpsFeed:
             else:
                 upserts.append(listener)
         self._cache.apply(upserts=upserts, removals=removals)
+
+    def nacked(self, nack: Nack) -> tuple[str, ...]:
+        """An Envoy rejected a response (any stream's NACK): quarantine the Secrets at fault
+        (see the module doc) and rebuild. Returns the tenants found at fault."""
+        if nack.type_url is TypeUrl.SECRET:
+            # One response may carry several tenants' Secrets: only those the error names
+            # are at fault, or the only one.
+            names = [n for n in nack.names if tenant_of(n) is not None]
+            suspects = [n for n in names if n in nack.error] or (names if len(names) == 1 else [])
+            attribute = False  # the server counts a Secret's NACK against its tenant already
+        elif nack.type_url is TypeUrl.LISTENER:
+            ours = [n for n in nack.names if n in self._built]
+            if not ours:
+                return ()
+            suspects = sorted({s for n in ours for s in self._suspects(n, nack.error)})
+            attribute = True
+        else:
+            return ()
+        newly = [s for s in suspects if self._hosts.quarantine(s)]
+        tenants = tuple(sorted({t for s in suspects if (t := tenant_of(s)) is not None}))
+        if attribute:
+            self.nack_tenants.update(tenants)
+        if newly:
+            _log.error(
+                "https: secrets left out of the shared listener after a NACK",
+                type=nack.type_url.short,
+                tenants=list(tenants),
+                secrets=newly[:20],
+                error=nack.error[:300],
+            )
+            if not self._pending:
+                self._pending = True
+                self._schedule(self.rebuild)
+        elif not suspects:
+            _log.warning(
+                "https: a NACK of the shared listener names no tenant's secret",
+                listeners=list(nack.names),
+                error=nack.error[:300],
+            )
+        return tenants
+
+    def _suspects(self, listener: str, error: str) -> set[str]:
+        """The Secrets of `listener` that a NACK with `error` blames: those the error names
+        (the Secret, or the host of its filter chain), else those the last build added when
+        they are all one tenant's (an innocent tenant is never left out on a guess)."""
+        built = self._built.get(listener, {})
+        named = {
+            secret
+            for host, secret in built.items()
+            if secret in error or f"'{host}'" in error or f" {host} " in f" {error} "
+        }
+        if named:
+            return named
+        before = self._before.get(listener, {})
+        added = {secret for host, secret in built.items() if before.get(host) != secret}
+        return added if len({tenant_of(s) for s in added}) == 1 else set()

@@ -192,6 +192,9 @@ class Propagation:
         clock: Clock = time.time_ns,
     ) -> None:
         self.reporter: Reporter = reporter if reporter is not None else NullReporter()
+        # Called with every NACK of every stream (e.g. `https.HttpsFeed.nacked`, which finds
+        # the tenant at fault when Envoy rejects the shared HTTPS listener).
+        self.nack_listeners: list[Callable[[Nack], object]] = []
         self._ttl_ns = int(ttl_s * 1e9)
         self._per_name = per_name
         self._clock = clock
@@ -240,6 +243,11 @@ class Propagation:
             if len(held) > self._per_name:
                 del held[0]
         return tracked
+
+    def nacked(self, nack: Nack) -> None:
+        """A client rejected a response: tell the NACK listeners."""
+        for listener in self.nack_listeners:
+            listener(nack)
 
     def changes_for(self, key: Key) -> Sequence[Change]:
         return self._by_type.get(key[0], {}).get(key[1], ())
@@ -356,6 +364,7 @@ class StreamPropagation:
         for ack in step.acks:
             self._settle(ack.nonce, outcome="ack", at_ns=now)
         for nack in step.nacks:
+            self._tracker.nacked(nack)
             push = self._settle(nack.nonce, outcome="nack", at_ns=now)
             for change in push.changes if push is not None else ():
                 if self._pending.pop(change.seq, None) is not None:

@@ -253,6 +253,8 @@ async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
     cache = SnapshotCache()
     cache.apply(upserts=gateway_resources(settings))
     policy = GatewayPolicy.of(settings.gateways)
+    xds_stats = XdsStats()
+    https_feed: HttpsFeed | None = None
     warn_insecure(settings)
     if settings.gateway_https_port and serves_secrets(settings):
         https = HttpsFeed(
@@ -263,14 +265,18 @@ async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
             ),
             schedule=asyncio.get_running_loop().call_soon,
             gateways=policy.all(),
+            nack_tenants=xds_stats.nack_tenants,
         )
         lc.on_close(_closer(https.close))
+        https_feed = https
     tracer = trace.get_tracer("ripple_xds")
     metrics = PropagationMetrics(tenant_buckets=settings.tenant_buckets)
     propagation = Propagation(
         reporter=TraceReporter(tracer, metrics, sla_s=settings.sla_s),
         ttl_s=settings.propagation_ttl_s,
     )
+    if https_feed is not None:  # a listener NACK quarantines the secrets at fault
+        propagation.nack_listeners.append(https_feed.nacked)
     opener = SecretOpener(sealer_from(settings))
     source = RedisSource(
         redis.client,
@@ -287,7 +293,7 @@ async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
         cache,
         host=address.host,
         port=address.port,
-        stats=XdsStats(),
+        stats=xds_stats,
         grace_seconds=settings.shutdown_grace_s,
         require_node_id=settings.require_node_id,
         propagation=propagation,
