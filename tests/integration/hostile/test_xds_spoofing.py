@@ -251,11 +251,13 @@ async def test_a_made_up_node_without_tls_gets_no_secret(world: World, how: str)
         else:
             seen = await exchange(channel, [sotw_sds(both, stranger)], delta=False)
         stats = service.stats
+        _, metrics = service.health_routes()["/metrics"]()
     assert seen.code == grpc.StatusCode.PERMISSION_DENIED, seen.names
     assert not seen.holds(world.a.private_key)
     assert not seen.holds(world.b.private_key)
     assert not [n for n in seen.names if n in both]
     assert stats.secrets_refused == 1
+    assert "ripple_xds_secrets_refused_total 1" in metrics.splitlines()
 
 
 async def test_the_development_flag_serves_secrets_without_tls(world: World) -> None:

@@ -62,6 +62,12 @@ def render_metrics(view: MetricsView) -> tuple[int, str]:
     sample("streams_total", stats.streams_total)
     family("nodes_rejected_total", "counter", "Streams closed: the node gave no identity.")
     sample("nodes_rejected_total", stats.nodes_rejected)
+    family(
+        "secrets_refused_total",
+        "counter",
+        "Streams closed: secrets asked without a verified client certificate.",
+    )
+    sample("secrets_refused_total", stats.secrets_refused)
     by_mode_type("pushes_total", "Responses sent.", stats.pushes)
     by_mode_type("resources_sent_total", "Resources sent in responses.", stats.resources_sent)
     by_mode_type("bytes_sent_total", "Response bytes sent.", stats.bytes_sent)
