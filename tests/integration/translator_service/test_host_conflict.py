@@ -1,7 +1,8 @@
 """A host conflict between two tenants owned by two translator instances (real Kafka and
-Redis): the older Ingress wins even when it arrives second, the younger tenant stops serving
-the host (a notice crosses the instances), the scope table never holds the host for both
-tenants, and when the owner deletes its Ingress the waiting tenant gets the host."""
+Redis): the first claim of the host wins, also against an older Ingress arriving second; the
+owner deletes its Ingress: the host is held for it for the grace, then the waiting tenant is
+woken (across the instances) and gets it; the scope table never holds the host for both
+tenants."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import redis.asyncio as aioredis
 
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.resources import TypeUrl
-from ripple_translator.service import start_translator
+from ripple_translator.service import ConsumeLoop, start_translator
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from tests.conftest import StackEnv
 from tests.integration.translator_service.support import (
@@ -36,12 +37,19 @@ def aged(ns: str, name: str, created: str) -> dict[str, Any]:
     return obj
 
 
-async def test_older_ingress_wins_across_translators_and_the_host_is_never_doubled(
+async def test_first_claim_wins_across_translators_and_the_host_is_never_doubled(
     stack: StackEnv, redis_client: aioredis.Redis, prefix: str, topic: str
 ) -> None:
     bootstrap = stack["RIPPLE_KAFKA_BOOTSTRAP"]
     group = f"it-tr-{uuid.uuid4().hex[:8]}"
-    settings = loop_settings(stack, topic=topic, prefix=prefix, group=group, notice_block_ms=100)
+    settings = loop_settings(
+        stack,
+        topic=topic,
+        prefix=prefix,
+        group=group,
+        notice_block_ms=100,
+        host_release_grace_s=1.0,
+    )
     layout = KeyLayout(prefix=prefix)
     store = RedisTenantStore(redis_client, layout=layout)
 
@@ -91,14 +99,17 @@ async def test_older_ingress_wins_across_translators_and_the_host_is_never_doubl
             topic,
             [event(A, service(A)), event(A, aged(A, "old", "2024-01-01T00:00:00Z"))],
         )
+        await eventually(lambda: _lost(loop1, loop2, A))
+        assert await serving() == {B}  # the older Ingress came second: it does not take it
+        assert (await store.owners([HOST]))[HOST] == B
+
+        await produce(bootstrap, topic, [deleted(B, "Ingress", B, "young")])
+        await eventually(lambda: served_by(set()))
+        assert (await store.owners([HOST]))[HOST] == B  # held for B for the grace
         await eventually(lambda: served_by({A}))
         assert (await store.owners([HOST]))[HOST] == A
-
-        await produce(bootstrap, topic, [deleted(A, "Ingress", A, "old")])
-        await eventually(lambda: served_by({B}))
-        assert (await store.owners([HOST]))[HOST] == B
         stats = loop1.engine.stats.host_notices + loop2.engine.stats.host_notices
-        assert stats >= 2  # "taken" woke B, "withdrawn"/"released" woke the other
+        assert stats >= 2  # "released" woke A; the end of the hold woke it again
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -106,3 +117,14 @@ async def test_older_ingress_wins_across_translators_and_the_host_is_never_doubl
         await first.aclose()
         await second.aclose()
     assert doubled == []
+
+
+async def _lost(loop1: ConsumeLoop, loop2: ConsumeLoop, tenant: str) -> bool:
+    """The tenant's last write reported the host as another's."""
+    for loop in (loop1, loop2):
+        slot = loop.engine.slot(tenant)
+        if slot is not None and any(
+            HOST in d.message and "belongs to tenant" in d.message for d in slot.diagnostics
+        ):
+            return True
+    return False

@@ -4,15 +4,14 @@ behaviour checks against both this fake and `RedisTenantStore`."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from ripple_common.resources import Resource
 from ripple_translator.store import (
     ChangeEntry,
     Checkpoint,
-    ClaimStatus,
     HostClaim,
     HostNotice,
     HostState,
@@ -20,7 +19,7 @@ from ripple_translator.store import (
     KafkaOffset,
     VersionConflictError,
 )
-from ripple_translator.store.model import ResourceKey, claim_wins, from_micros, to_micros
+from ripple_translator.store.model import HostRecord, ResourceKey, claim_host, withdraw_host
 from ripple_translator.store.redis_store import change_entry, write_args
 
 
@@ -34,9 +33,9 @@ class _Tenant:
 class FakeTenantStore:
     def __init__(self) -> None:
         self.tenants: dict[str, _Tenant] = {}
-        self.hosts: dict[str, tuple[str, int]] = {}
-        self.serving: dict[str, set[str]] = {}
-        self.waiting: dict[str, set[str]] = {}
+        self.records: dict[str, HostRecord] = {}
+        self._clock = 0
+        self._offset = 0
         self.host_states: dict[str, dict[str, HostState]] = {}
         self.notices: list[HostNotice] = []
         self.changes: list[ChangeEntry] = []
@@ -83,79 +82,67 @@ class FakeTenantStore:
             )
         return version
 
-    async def claim_hosts(
-        self, tenant: str, hosts: Iterable[str], created_at: datetime
-    ) -> dict[str, HostClaim]:
-        return await self.claim(tenant, dict.fromkeys(hosts, created_at))
+    async def claim_hosts(self, tenant: str, hosts: Iterable[str]) -> dict[str, HostClaim]:
+        return await self.claim(tenant, hosts)
+
+    def now(self) -> int:
+        """The store's clock (epoch µs, strictly increasing, as Redis's TIME in practice);
+        `advance` moves it on."""
+        self._clock = max(self._clock + 1, time.time_ns() // 1000 + self._offset)
+        return self._clock
+
+    def advance(self, seconds: float) -> None:
+        self._offset += round(seconds * 1_000_000)
 
     async def claim(
         self,
         tenant: str,
-        claims: Mapping[str, datetime],
+        hosts: Iterable[str],
         *,
         record: Mapping[str, HostState] | None = None,
     ) -> dict[str, HostClaim]:
         if record is not None:
             self.host_states[tenant] = dict(record)
         out: dict[str, HostClaim] = {}
-        for host in sorted(claims):
-            micros = to_micros(claims[host])
-            owner = self.hosts.get(host)
-            if claim_wins(
-                claimer=tenant,
-                claimer_micros=micros,
-                owner=owner[0] if owner else None,
-                owner_micros=owner[1] if owner else None,
-            ):
-                self.hosts[host] = (tenant, micros)
-                self.waiting.get(host, set()).discard(tenant)
-                serving = self.serving.setdefault(host, set())
-                serving.add(tenant)
-                taken = owner is not None and owner[0] != tenant
-                out[host] = HostClaim(
-                    host=host,
-                    status=ClaimStatus.TAKEN if taken else ClaimStatus.OWNED,
-                    owner=tenant,
-                    owner_created_at=from_micros(micros),
-                    previous=owner[0] if taken and owner else None,
-                    others=tuple(sorted(serving - {tenant})),
-                )
-            else:
-                assert owner is not None
-                self.waiting.setdefault(host, set()).add(tenant)
-                out[host] = HostClaim(
-                    host=host,
-                    status=ClaimStatus.LOST,
-                    owner=owner[0],
-                    owner_created_at=from_micros(owner[1]),
-                )
+        for host in sorted(set(hosts)):
+            self.records[host], out[host] = claim_host(
+                self.records.get(host, HostRecord()), tenant, host=host, now=self.now()
+            )
         return out
 
     async def release_hosts(self, tenant: str, hosts: Iterable[str]) -> set[str]:
-        released = {h for h in set(hosts) if self.hosts.get(h, ("",))[0] == tenant}
+        released = {h for h in set(hosts) if self.owner(h) == tenant}
         await self.withdraw(tenant, stop_serving=(), release=hosts)
         return released
 
     async def withdraw(
-        self, tenant: str, *, stop_serving: Iterable[str], release: Iterable[str]
+        self,
+        tenant: str,
+        *,
+        stop_serving: Iterable[str],
+        release: Iterable[str],
+        hold_s: float = 0.0,
     ) -> list[HostNotice]:
         gone = set(release)
         out: list[HostNotice] = []
         for host in sorted(gone | set(stop_serving)):
-            serving = self.serving.get(host, set())
-            removed = tenant in serving
-            serving.discard(tenant)
-            owner = self.hosts.get(host, ("",))[0]
-            if host in gone:
-                self.waiting.get(host, set()).discard(tenant)
-                if owner == tenant:
-                    del self.hosts[host]
-                    waiting = sorted(self.waiting.pop(host, set()))
-                    out.extend(HostNotice(tenant=t, host=host, why="released") for t in waiting)
-                    continue
-            if removed and owner and owner != tenant:
-                out.append(HostNotice(tenant=owner, host=host, why="withdrawn"))
+            self.records[host], released, notify = withdraw_host(
+                self.records.get(host, HostRecord()),
+                tenant,
+                release=host in gone,
+                now=self.now(),
+                hold_us=round(hold_s * 1_000_000),
+            )
+            why = "released" if released else "withdrawn"
+            out.extend(HostNotice(tenant=t, host=host, why=why) for t in notify if t != tenant)
         return out
+
+    def record(self, host: str) -> HostRecord:
+        """The host's arbitration state now (an ended hold is gone)."""
+        return self.records.get(host, HostRecord()).at(self.now())
+
+    def owner(self, host: str) -> str | None:
+        return self.record(host).owner
 
     async def load_host_states(self, tenants: Sequence[str]) -> dict[str, dict[str, HostState]]:
         return {t: dict(self.host_states[t]) for t in tenants if self.host_states.get(t)}
@@ -166,8 +153,9 @@ class FakeTenantStore:
     async def host_views(self, hosts: Iterable[str]) -> dict[str, HostView]:
         return {
             h: HostView(
-                owner=self.hosts[h][0] if h in self.hosts else None,
-                serving=frozenset(self.serving.get(h, set())),
+                owner=(r := self.record(h)).owner,
+                serving=r.serving,
+                held=r.owner is not None and r.held_until is not None,
             )
             for h in set(hosts)
         }
@@ -186,4 +174,4 @@ class FakeTenantStore:
         return str(start + len(batch)), batch
 
     async def owners(self, hosts: Iterable[str]) -> dict[str, str | None]:
-        return {h: (self.hosts[h][0] if h in self.hosts else None) for h in sorted(set(hosts))}
+        return {h: self.owner(h) for h in sorted(set(hosts))}

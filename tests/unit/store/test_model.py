@@ -1,9 +1,9 @@
-"""The translator store's pure rules: diffing, write arguments, claim ordering; and the fake
+"""The translator store's pure rules: diffing, write arguments, claim times; and the fake
 store (which the translator's own tests may use) following them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,13 +16,12 @@ from ripple_translator.store import (
     apply_diff,
     diff_resources,
 )
-from ripple_translator.store.model import claim_wins, from_micros, to_micros
+from ripple_translator.store.model import from_micros, to_micros
 from ripple_translator.store.redis_store import change_entry, write_args
 from tests.unit.store.fake_store import FakeTenantStore
 
 CDS, RDS = TypeUrl.CLUSTER, TypeUrl.ROUTE
 OFFSET = KafkaOffset(topic="ripple.events", partition=0, offset=1)
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def r(type_url: TypeUrl, name: str, body: str = "v1") -> Resource:
@@ -97,17 +96,6 @@ def test_micros_round_trip_and_naive_times_rejected() -> None:
         to_micros(datetime(2026, 1, 1))
 
 
-def test_claim_rule_older_then_name_wins() -> None:
-    assert claim_wins(claimer="b", claimer_micros=5, owner=None, owner_micros=None)
-    assert claim_wins(claimer="b", claimer_micros=9, owner="b", owner_micros=1)
-    assert claim_wins(claimer="b", claimer_micros=1, owner="a", owner_micros=2)
-    assert not claim_wins(claimer="b", claimer_micros=3, owner="a", owner_micros=2)
-    assert claim_wins(claimer="a", claimer_micros=2, owner="b", owner_micros=2)
-    assert not claim_wins(claimer="b", claimer_micros=2, owner="a", owner_micros=2)
-    # bytewise, not locale order: "Z" (0x5a) sorts before "a" (0x61)
-    assert claim_wins(claimer="Z", claimer_micros=2, owner="a", owner_micros=2)
-
-
 async def test_fake_store_follows_the_protocol() -> None:
     store: TenantStore = FakeTenantStore()
     assert await write(store, [r(CDS, "a")], expected=0) == 1
@@ -117,9 +105,9 @@ async def test_fake_store_follows_the_protocol() -> None:
     checkpoint = await store.load_checkpoint("t")
     assert (checkpoint.version, checkpoint.offset) == (1, OFFSET)
     assert checkpoint.resource_versions == {(CDS, "a"): r(CDS, "a").version}
-    claims = await store.claim_hosts("t", ["h"], T0)
+    claims = await store.claim_hosts("t", ["h"])
     assert claims["h"].status is ClaimStatus.OWNED
-    lost = await store.claim_hosts("u", ["h"], T0 + timedelta(seconds=1))
+    lost = await store.claim_hosts("u", ["h"])
     assert (lost["h"].status, lost["h"].owner) == (ClaimStatus.LOST, "t")
     assert await store.release_hosts("u", ["h"]) == set()
     assert await store.release_hosts("t", ["h"]) == {"h"}

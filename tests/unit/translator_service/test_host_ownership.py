@@ -1,11 +1,12 @@
-"""Host ownership wired into the writer, with the store fake as the shared registry: the
-older Ingress wins across tenants (and translators), the loser is told and does not serve the
-host, a takeover waits until the previous owner withdrew (the scope table never maps one host
-to two tenants), a released host goes to the waiting claimant, the domain policy, and the
-host check after an assignment."""
+"""Host ownership wired into the writer, with the store fake as the shared registry: the first
+standing claim of a host wins across tenants (and translators), whatever the Ingresses' age;
+the loser is told and does not serve the host; a released host is held for its owner for the
+grace, then goes to the waiting claimant (woken when the hold ends; the scope table never maps
+one host to two tenants), the domain policy, and the host check after an assignment."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -45,7 +46,12 @@ class Translator:
     """One engine owning one partition of the shared fake store, fed records in order."""
 
     def __init__(
-        self, store: FakeStore, partition: int, *, policy: HostPolicy | None = None
+        self,
+        store: FakeStore,
+        partition: int,
+        *,
+        policy: HostPolicy | None = None,
+        grace_s: float = 0.0,
     ) -> None:
         self.tp = (TOPIC, partition)
         self.partition = partition
@@ -54,7 +60,10 @@ class Translator:
             store=store,
             inputs=FakeInputs(),
             config=WriterConfig(
-                retry_initial_s=0.01, retry_max_s=0.02, host_policy=policy or HostPolicy()
+                retry_initial_s=0.01,
+                retry_max_s=0.02,
+                host_policy=policy or HostPolicy(),
+                host_release_grace_s=grace_s,
             ),
             hosts=store,
             on_diagnostics=self._report,
@@ -98,15 +107,15 @@ async def pump(store: FakeStore, translators: Sequence[Translator]) -> None:
     raise AssertionError("notices never settled")
 
 
-async def two() -> tuple[FakeStore, Translator, Translator]:
+async def two(*, grace_s: float = 0.0) -> tuple[FakeStore, Translator, Translator]:
     store = FakeStore()
-    one, other = Translator(store, 0), Translator(store, 1)
+    one, other = Translator(store, 0, grace_s=grace_s), Translator(store, 1, grace_s=grace_s)
     await one.start()
     await other.start()
     return store, one, other
 
 
-async def test_the_older_ingress_takes_the_host_after_the_younger_withdrew() -> None:
+async def test_an_older_ingress_claiming_the_host_later_loses_it() -> None:
     store, one, other = await two()
     await other.feed(
         event("young", service("young")),
@@ -118,40 +127,78 @@ async def test_the_older_ingress_takes_the_host_after_the_younger_withdrew() -> 
         event("old", service("old")),
         event("old", aged("old", "web", HOST, "2024-01-01T00:00:00Z")),
     )
-    # Taken, but not served while "young" still serves it.
-    assert store.hosts[HOST][0] == "old"
-    assert scope_owners(store, HOST) == {"young"}
-    assert store.host_states["old"] == {HOST: HostState.BLOCKED}
-
     await pump(store, [one, other])
-    assert scope_owners(store, HOST) == {"old"}
-    assert store.host_states == {"old": {HOST: HostState.SERVED}, "young": {HOST: HostState.LOST}}
-    lost = [d for t, d in other.reported if t == "young" and "belongs to tenant old" in d.message]
-    assert lost, other.reported
+    # the host's first claim stands: the older Ingress does not take it
+    assert store.owner(HOST) == "young"
+    assert scope_owners(store, HOST) == {"young"}
+    assert store.host_states == {"old": {HOST: HostState.LOST}, "young": {HOST: HostState.SERVED}}
+    lost = [d for t, d in one.reported if t == "old" and "belongs to tenant young" in d.message]
+    assert lost, one.reported
     assert lost[0].object.name == "web"
     assert str(lost[0].reason) == "HostNotAllowed"
 
 
-async def test_a_younger_claim_loses_at_once_and_gets_the_host_when_released() -> None:
+async def test_a_later_claim_gets_the_host_when_the_owner_releases_it() -> None:
     store, one, other = await two()
     await one.feed(
-        event("old", service("old")),
-        event("old", aged("old", "web", HOST, "2024-01-01T00:00:00Z")),
+        event("first", service("first")),
+        event("first", aged("first", "web", HOST, "2025-06-01T00:00:00Z")),
     )
     await other.feed(
-        event("young", service("young")),
-        event("young", aged("young", "web", HOST, "2025-06-01T00:00:00Z")),
+        event("second", service("second")),
+        event("second", aged("second", "web", HOST, "2024-01-01T00:00:00Z")),
     )
     await pump(store, [one, other])
-    assert scope_owners(store, HOST) == {"old"}
-    assert store.waiting[HOST] == {"young"}
+    assert scope_owners(store, HOST) == {"first"}
+    assert store.record(HOST).waiting == {"second"}
 
-    await one.feed(deleted("old", "Ingress", "old", "web"))
+    await one.feed(deleted("first", "Ingress", "first", "web"))
     assert scope_owners(store, HOST) == set()
     await pump(store, [one, other])
-    assert scope_owners(store, HOST) == {"young"}
-    assert store.hosts[HOST][0] == "young"
-    assert "old" not in store.host_states or HOST not in store.host_states["old"]
+    assert scope_owners(store, HOST) == {"second"}
+    assert store.owner(HOST) == "second"
+    assert "first" not in store.host_states or HOST not in store.host_states["first"]
+
+
+async def test_a_released_host_is_held_for_the_grace_then_the_waiting_claim_is_woken() -> None:
+    store, one, other = await two(grace_s=0.3)
+    await one.feed(event("first", service("first")), event("first", ingress("first", "web", HOST)))
+    await other.feed(
+        event("second", service("second")), event("second", ingress("second", "web", HOST))
+    )
+    await one.feed(deleted("first", "Ingress", "first", "web"))
+    await pump(store, [one, other])  # "second" hears of the release, claims, finds it held
+    assert store.owner(HOST) == "first"
+    assert scope_owners(store, HOST) == set()
+    assert store.host_states["second"] == {HOST: HostState.LOST}
+    held = [d for t, d in other.reported if "released by tenant first" in d.message]
+    assert held, other.reported
+
+    # no notice comes when the hold ends: the claim's own timer wakes "second"
+    sent = len(store.notices)
+    await asyncio.sleep(0.5)
+    await other.engine.settle(timeout_s=5)
+    assert len(store.notices) == sent
+    assert scope_owners(store, HOST) == {"second"}
+    assert store.host_states["second"] == {HOST: HostState.SERVED}
+
+
+async def test_the_owner_recreating_its_ingress_within_the_grace_keeps_the_host() -> None:
+    store, one, other = await two(grace_s=60)
+    await one.feed(event("first", service("first")), event("first", ingress("first", "web", HOST)))
+    await other.feed(
+        event("second", service("second")), event("second", ingress("second", "web", HOST))
+    )
+    await one.feed(deleted("first", "Ingress", "first", "web"))
+    await pump(store, [one, other])
+    await one.feed(event("first", ingress("first", "web", HOST)))
+    await pump(store, [one, other])
+    assert scope_owners(store, HOST) == {"first"}
+    # "second"'s next write (an unrelated change) does not get it either
+    await other.feed(event("second", ingress("second", "other", "other.example.com")))
+    await pump(store, [one, other])
+    assert scope_owners(store, HOST) == {"first"}
+    assert store.owner(HOST) == "first"
 
 
 async def test_the_domain_policy_keeps_hosts_outside_the_tenant_domain_unclaimed() -> None:
@@ -167,7 +214,7 @@ async def test_the_domain_policy_keeps_hosts_outside_the_tenant_domain_unclaimed
         event("t1", ingress("t1", "extra", "x.t1.example.org")),
         event("t1", ingress("t1", "theirs", "web.t2.apps.example.com")),
     )
-    assert set(store.hosts) == {"web.t1.apps.example.com", "x.t1.example.org"}
+    assert set(store.records) == {"web.t1.apps.example.com", "x.t1.example.org"}
     assert scope_owners(store, "web.t2.apps.example.com") == set()
     assert {"t1/scope/web.t1.apps.example.com", "t1/scope/x.t1.example.org"} <= store.names("t1")
     denied = [d for _, d in t.reported if d.object.name == "theirs"]
@@ -193,22 +240,19 @@ def test_host_policy_rules() -> None:
 
 async def test_an_assignment_rechecks_hosts_changed_while_no_one_held_the_tenant() -> None:
     store, one, other = await two()
+    await one.feed(event("first", service("first")), event("first", ingress("first", "web", HOST)))
     await other.feed(
-        event("young", service("young")),
-        event("young", aged("young", "web", HOST, "2025-06-01T00:00:00Z")),
+        event("second", service("second")), event("second", ingress("second", "web", HOST))
     )
-    await one.feed(
-        event("old", service("old")),
-        event("old", aged("old", "web", HOST, "2024-01-01T00:00:00Z")),
-    )
-    store.notices.clear()  # the notice to "young" is lost (its translator was down)
-    assert await other.engine.check_hosts(["young"]) == ["young"]
-    await other.engine.settle(timeout_s=5)
+    await one.feed(deleted("first", "Ingress", "first", "web"))
+    store.notices.clear()  # the release notice to "second" is lost (its translator was down)
     assert scope_owners(store, HOST) == set()
+    assert await other.engine.check_hosts(["second"]) == ["second"]
+    await other.engine.settle(timeout_s=5)
     await pump(store, [one, other])
-    assert scope_owners(store, HOST) == {"old"}
-    assert await other.engine.check_hosts(["young"]) == []
-    assert await one.engine.check_hosts(["old"]) == []
+    assert scope_owners(store, HOST) == {"second"}
+    assert await other.engine.check_hosts(["second"]) == []
+    assert await one.engine.check_hosts(["first"]) == []
 
 
 async def test_a_diagnostic_is_logged_once_when_it_appears_and_once_when_resolved() -> None:
@@ -244,10 +288,9 @@ def test_decide_withdraws_every_lost_host_and_releases_hosts_no_longer_asked_for
             ),
             "mine.example": HostClaim(
                 host="mine.example",
-                status=ClaimStatus.TAKEN,
+                status=ClaimStatus.OWNED,
                 owner="t",
                 owner_created_at=t0,
-                previous="p",
                 others=("p",),
             ),
         },
@@ -258,7 +301,8 @@ def test_decide_withdraws_every_lost_host_and_releases_hosts_no_longer_asked_for
     assert outcome.stop_serving == {"lost.example"}
     assert outcome.release == {"gone.example"}
     assert outcome.states == {"lost.example": HostState.LOST, "mine.example": HostState.BLOCKED}
-    assert [(n.tenant, n.why) for n in outcome.notices] == [("p", "taken")]
+    assert outcome.notices == ()
+    assert outcome.recheck_after_s is None
     assert [d.severity for d in outcome.diagnostics] == [Severity.ERROR, Severity.WARNING]
 
 

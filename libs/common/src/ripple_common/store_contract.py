@@ -12,7 +12,10 @@ keys of one tenant live in one slot and one Lua script may touch them all):
                                offset (the Kafka position the version covers: next offset to read)
     P:{t}:res:<short>   hash   resource name -> serialized Envoy proto, one hash per type
                                (<short> = TypeUrl.short: cds eds lds rds srds vhds sds)
-    P:host:{<host>}     hash   tenant, created (claim time, epoch microseconds): host owner
+    P:host:{<host>}     hash   tenant, created (its claim time, Redis clock, epoch microseconds),
+                               held (set while a released host is held for it): host owner;
+                               beside it :serving, :waiting (sets), :claims (hash tenant ->
+                               claim time) in the same slot (docs/host-ownership.md)
     P.tenants           set    every tenant ever written (the readers' index; SADD after write)
     P.changes           stream one entry per tenant version (see `ChangeEntry`), XADD after the
                                tenant write, MAXLEN ~ configurable

@@ -146,6 +146,8 @@ class Engine:
         self._hosts = hosts
         self.stats = stats or TranslatorStats()
         self._after_assign_tasks: set[asyncio.Task[None]] = set()
+        # Per tenant: a wake-up when a host it lost is no longer held for its releasing owner.
+        self._hold_timers: dict[str, asyncio.TimerHandle] = {}
         self._loader = loader or StoreTenantLoader(store, inputs)
         self._load_slots = asyncio.Semaphore(LOAD_PIPELINES)
         self._runs: dict[TopicPartition, PartitionRun] = {}
@@ -161,6 +163,7 @@ class Engine:
             hosts=hosts,
             on_diagnostics=on_diagnostics,
             stats=self.stats,
+            wake_later=self._wake_later,
         )
 
     # -- ownership ----------------------------------------------------------------------------
@@ -188,6 +191,24 @@ class Engine:
         woken = self._retranslate(sorted({n.tenant for n in notices}), hosts_stale=True)
         self.stats.host_notices += woken
         return woken
+
+    def _wake_later(self, tenant: str, delay_s: float) -> None:
+        """Wake `tenant` after `delay_s` (a host it lost is held for the owner that released
+        it until then; its claim after that may get it). One timer per tenant, the earliest.
+        A translator that dies loses its timers; the next owner's host check (`check_hosts`)
+        re-translates a tenant that lost a held host, which arms the timer again."""
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay_s
+        timer = self._hold_timers.get(tenant)
+        if timer is not None:
+            if timer.when() <= when:
+                return
+            timer.cancel()
+        self._hold_timers[tenant] = loop.call_at(when, self._hold_over, tenant)
+
+    def _hold_over(self, tenant: str) -> None:
+        self._hold_timers.pop(tenant, None)
+        self.wake([HostNotice(tenant=tenant, host="", why="hold over")])
 
     def _retranslate(self, tenants: Sequence[str], *, hosts_stale: bool) -> int:
         """Schedule a write of each owned tenant at its stored position (nothing new
@@ -335,6 +356,9 @@ class Engine:
         for run in runs:
             for tenant in run.tenants:
                 self._slots.pop(tenant, None)
+                timer = self._hold_timers.pop(tenant, None)
+                if timer is not None:
+                    timer.cancel()
             del self._runs[run.tp]
             log.info("partition.revoked", topic=run.tp[0], partition=run.tp[1])
         return positions
@@ -343,6 +367,9 @@ class Engine:
         """Shutdown: finish every write and return the positions to commit."""
         for task in list(self._after_assign_tasks):
             task.cancel()
+        for timer in self._hold_timers.values():
+            timer.cancel()
+        self._hold_timers.clear()
         return await self.revoke(list(self._runs), timeout_s=timeout_s)
 
     async def settle(self, *, timeout_s: float) -> bool:

@@ -3,23 +3,21 @@ the protocol is described in docs/host-ownership.md).
 
 Before a tenant version is written the writer claims every host the tenant's served Ingresses
 ask for (and the policy allows); `decide` turns the claim outcomes into the hosts the tenant
-must not serve (lost to an older claim, or owned but still served by the previous owner), a
-diagnostic for each, the hosts to withdraw and release after the write, the notices to send
-and the states to record.
+must not serve (lost: another tenant's claim of the host stood first, or the owner holds it
+after a release; or owned but still served by the previous owner), a diagnostic for each, the
+hosts to withdraw and release after the write, the notices to send, the states to record and
+when to claim again (a hold ends). The claim times are Redis's, never an object's age
+(`store.model.claim_host`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from ripple_translator.store import ClaimStatus, HostClaim, HostNotice, HostState
+from ripple_translator.store import HostClaim, HostNotice, HostState
 from ripple_translator.translate import HostClaim as AskedHost
 from ripple_translator.translate.diagnostics import Diagnostic, Reason, error, warning
-
-# The claim time of an Ingress without creationTimestamp: younger than any real one.
-UNKNOWN_CREATED = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +56,14 @@ class HostOutcome:
     release: frozenset[str]
     notices: tuple[HostNotice, ...]
     states: Mapping[str, HostState]
+    # A lost host is held for an owner that released it: claim again after this long (s).
+    recheck_after_s: float | None = None
 
 
-def wanted_claims(
-    tenant: str, asked: Sequence[AskedHost], policy: HostPolicy
-) -> dict[str, datetime]:
-    """Host -> claim time (its oldest asking Ingress) of the hosts the policy lets the tenant
-    claim."""
-    return {a.host: a.created or UNKNOWN_CREATED for a in asked if policy.allows(tenant, a.host)}
+def wanted_hosts(tenant: str, asked: Sequence[AskedHost], policy: HostPolicy) -> list[str]:
+    """The hosts the policy lets the tenant claim, in order. (Which of the tenant's own
+    Ingresses asks for a host is the tenant's affair: the translation keeps its oldest.)"""
+    return [a.host for a in asked if policy.allows(tenant, a.host)]
 
 
 def decide(
@@ -82,26 +80,34 @@ def decide(
     stop: set[str] = set()
     notices: list[HostNotice] = []
     states: dict[str, HostState] = {}
+    recheck: list[float] = []
     for host in sorted(outcomes):
         claim = outcomes[host]
         ref = by_host[host].ingress
-        if claim.status is ClaimStatus.TAKEN and claim.previous:
-            notices.append(HostNotice(tenant=claim.previous, host=host, why="taken"))
+        if claim.promoted:
+            notices.append(HostNotice(tenant=claim.promoted, host=host, why="granted"))
         if not claim.granted:
             withheld.add(host)
             states[host] = HostState.LOST
             # It may have served the host (or claimed it before a crash): withdraw; the
             # owner is notified only if the tenant was still counted as serving it.
             stop.add(host)
-            diags.append(
-                error(
-                    ref,
-                    Reason.HOST_NOT_ALLOWED,
-                    f"host {host} belongs to tenant {claim.owner}, whose Ingress claimed it "
-                    f"first ({claim.owner_created_at.isoformat()}); its rules are not served "
-                    "here until that tenant releases it",
+            since = claim.owner_created_at.isoformat()
+            if claim.held_ms is None:
+                message = (
+                    f"host {host} belongs to tenant {claim.owner}, whose claim of it stood "
+                    f"first (since {since}); its rules are not served here until that tenant "
+                    "releases it"
                 )
-            )
+            else:
+                recheck.append(claim.held_ms / 1000)
+                # (no remaining time in the text: the same hold gives the same diagnostic)
+                message = (
+                    f"host {host} was released by tenant {claim.owner} (its claim since "
+                    f"{since}) and is held for it for the release grace period; then the first "
+                    "standing claim of it gets it; its rules are not served here until then"
+                )
+            diags.append(error(ref, Reason.HOST_NOT_ALLOWED, message))
         elif claim.others:
             withheld.add(host)
             states[host] = HostState.BLOCKED
@@ -109,8 +115,8 @@ def decide(
                 warning(
                     ref,
                     Reason.HOST_NOT_ALLOWED,
-                    f"host {host} was taken over from tenant {', '.join(claim.others)} (this "
-                    "claim is older); it is served once that tenant has withdrawn it",
+                    f"host {host} is this tenant's now (its claim stands first); it is served "
+                    f"once tenant {', '.join(claim.others)} has withdrawn it",
                 )
             )
         else:
@@ -122,4 +128,5 @@ def decide(
         release=frozenset(h for h in previous if h not in outcomes),
         notices=tuple(notices),
         states=states,
+        recheck_after_s=min(recheck) if recheck else None,
     )

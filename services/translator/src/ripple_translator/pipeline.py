@@ -31,7 +31,7 @@ from opentelemetry.util.types import AttributeValue
 from ripple_common.sealing import Sealer
 from ripple_common.store_contract import Marks
 from ripple_common.telemetry import context_to_fields
-from ripple_translator.hosts import HostOutcome, HostPolicy, decide, wanted_claims
+from ripple_translator.hosts import HostOutcome, HostPolicy, decide, wanted_hosts
 from ripple_translator.inputs import InputStore
 from ripple_translator.metrics import TranslatorStats
 from ripple_translator.seal import seal_secrets
@@ -58,9 +58,12 @@ tracer = trace.get_tracer("ripple_translator")
 TopicPartition = tuple[str, int]
 # Receives each written tenant's diagnostics (e.g. the Kubernetes Event reporter); must not block.
 DiagnosticSink = Callable[[str, Sequence[Diagnostic]], None]
+# Re-translates a tenant after a delay (s): a host it lost is held for its releasing owner.
+WakeLater = Callable[[str, float], None]
 MAX_LOGGED_DIAGNOSTICS = 20
 MAX_TRACE_CONTEXTS = 32  # per write: the parent and up to 31 span links
 MAX_TRACED_OBJECTS = 20  # object keys named on a write span
+HOLD_RECHECK_MARGIN_S = 0.05  # claim again this long after a lost host's hold ends
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +182,9 @@ class WriterConfig:
     # Tenant writes in flight at once (each holds one Redis connection at a time).
     max_concurrent_writes: int = 32
     host_policy: HostPolicy = field(default_factory=HostPolicy)
+    # An owner that stops asking for a host keeps it this long (re-creating its Ingress
+    # within it keeps the host); then the first standing claim of it gets it.
+    host_release_grace_s: float = 60.0
     # Test hook (crash-safety tests only): after a version is written and before its Kafka
     # offset can be committed, call this (e.g. to abort the process). None in production.
     after_write: Callable[[str, int], None] | None = None
@@ -186,6 +192,8 @@ class WriterConfig:
     def __post_init__(self) -> None:
         if self.max_concurrent_writes < 1:
             raise ValueError("max_concurrent_writes must be at least 1")
+        if self.host_release_grace_s < 0:
+            raise ValueError("host_release_grace_s must not be negative")
 
 
 class TenantWriter:
@@ -202,6 +210,7 @@ class TenantWriter:
         on_diagnostics: DiagnosticSink | None = None,
         stats: TranslatorStats | None = None,
         owns: Callable[[TenantSlot], bool] = lambda _: True,
+        wake_later: WakeLater | None = None,
     ) -> None:
         self._store = store
         self._inputs = inputs
@@ -212,6 +221,7 @@ class TenantWriter:
         self._owns = owns
         self._config = config
         self._hosts = hosts
+        self._wake_later = wake_later
         self._on_diagnostics = on_diagnostics
         self.stats = stats or TranslatorStats()
         # Write slots; waiters are served first in, first out.
@@ -403,8 +413,9 @@ class TenantWriter:
     ) -> HostOutcome:
         """Claim the hosts the translation asks for (one pipelined round trip)."""
         asked = plan.translation.claims
-        wanted = wanted_claims(slot.tenant, asked, self._config.host_policy)
-        key = tuple((a.host, a.created, a.ingress) for a in asked if a.host in wanted)
+        wanted = wanted_hosts(slot.tenant, asked, self._config.host_policy)
+        allowed = set(wanted)
+        key = tuple((a.host, a.created, a.ingress) for a in asked if a.host in allowed)
         if not slot.hosts_stale and slot.last_hosts is not None and key == slot.last_claims:
             # Nothing to claim anew: ownership only changes hands with a notice to us.
             return HostOutcome(
@@ -437,12 +448,19 @@ class TenantWriter:
         """After the version is written: withdraw and release hosts, record the states,
         notify the tenants whose hosts changed hands."""
         notices = await hosts.withdraw(
-            slot.tenant, stop_serving=outcome.stop_serving, release=outcome.release
+            slot.tenant,
+            stop_serving=outcome.stop_serving,
+            release=outcome.release,
+            hold_s=self._config.host_release_grace_s,
         )
         if outcome.states != slot.host_states:
             await hosts.save_host_states(slot.tenant, outcome.states)
         slot.host_states = dict(outcome.states)
         slot.last_hosts, slot.hosts_stale = outcome, False
+        if outcome.recheck_after_s is not None and self._wake_later is not None:
+            # A lost host is held for the owner that released it: claim again when the
+            # hold ends (a little after, so Redis has expired it).
+            self._wake_later(slot.tenant, outcome.recheck_after_s + HOLD_RECHECK_MARGIN_S)
         notices = [*outcome.notices, *notices]
         if notices:
             await hosts.notify(notices)

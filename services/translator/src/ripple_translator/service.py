@@ -86,6 +86,7 @@ def writer_config(settings: TranslatorSettings) -> WriterConfig:
         host_policy=HostPolicy(
             tenant_domain=settings.host_tenant_domain, allowed=dict(settings.host_allowed)
         ),
+        host_release_grace_s=settings.host_release_grace_s,
         after_write=abort_after_write if settings.test_abort_after_write else None,
     )
 

@@ -72,8 +72,15 @@ class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
 
     host_arbitration: bool = Field(
         default=True,
-        description="claim hosts across tenants in Redis before writing (the older Ingress "
-        "wins; docs/host-ownership.md)",
+        description="claim hosts across tenants in Redis before writing (a host belongs to "
+        "the first claim of it that still stands; docs/host-ownership.md)",
+    )
+    host_release_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="how long a host its owner stops asking for (Ingress deleted, host "
+        "removed) stays held for that owner: re-created within it, the owner keeps the host; "
+        "after it, the first standing claim of another tenant gets it (0: at once)",
     )
     host_tenant_domain: str = Field(
         default="",

@@ -11,7 +11,6 @@ between, readers learn of the version at the tenant's next entry (its version ju
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -39,7 +38,6 @@ from ripple_translator.store.model import (
     ResourceKey,
     VersionConflictError,
     from_micros,
-    to_micros,
 )
 
 # KEYS: tenant_keys(t). ARGV: expected, topic, partition, offset, then ops:
@@ -67,13 +65,16 @@ redis.call('HSET', KEYS[1], 'topic', ARGV[2], 'partition', ARGV[3], 'offset', AR
 return {1, v}
 """
 
-# KEYS: host hash, its serving set, its waiting set (one slot: the host's hash tag).
-# ARGV: tenant, claim micros.
-# Reply: {status, owner, owner micros, previous owner or '', other tenants serving}.
-# A granted claim adds the tenant to the serving set (before its scope is written) and
-# reports who else is in it; a lost one adds it to the waiting set.
+# KEYS: host hash, its serving, waiting and claims keys (one slot: the host's hash tag).
+# ARGV: tenant. Reply: {status, owner, owner's claim time (epoch µs), promoted tenant or '',
+# other tenants serving, ms the owner's hold lasts (-1: not held)}.
+# `model.claim_host` is the same rule in Python: the claim time is Redis's clock when the
+# tenant first claims the host (kept in :claims while the claim stands); the owner keeps the
+# host (a loser never takes it); a host without owner goes to the first standing claim. A
+# granted claim adds the tenant to the serving set (before its scope is written) and reports
+# who else is in it; a lost one adds it to the waiting set.
 CLAIM_HOST_LUA = """
-local function older(t1, c1, t2, c2)
+local function before(t1, c1, t2, c2)
   if c1 ~= c2 then return c1 < c2 end
   local n = math.min(#t1, #t2)
   for i = 1, n do
@@ -82,42 +83,72 @@ local function older(t1, c1, t2, c2)
   end
   return #t1 < #t2
 end
-local owner = redis.call('HMGET', KEYS[1], 'tenant', 'created')
-local me, at = ARGV[1], tonumber(ARGV[2])
-local status, previous = 'owned', ''
-if owner[1] and owner[1] ~= me then
-  if older(me, at, owner[1], tonumber(owner[2])) then
-    status, previous = 'taken', owner[1]
-  else
-    redis.call('SADD', KEYS[3], me)
-    return {'lost', owner[1], owner[2], '', {}}
+local me = ARGV[1]
+local clock = redis.call('TIME')
+local now = clock[1] .. string.sub('00000' .. clock[2], -6)
+local owner = redis.call('HMGET', KEYS[1], 'tenant', 'created', 'held')
+if owner[1] == me then
+  redis.call('HSET', KEYS[4], me, owner[2])
+  if owner[3] then
+    redis.call('HDEL', KEYS[1], 'held')
+    redis.call('PERSIST', KEYS[1])
   end
+else
+  redis.call('HSETNX', KEYS[4], me, now)
 end
-redis.call('HSET', KEYS[1], 'tenant', me, 'created', ARGV[2])
+local promoted = ''
+if not owner[1] then
+  local all = redis.call('HGETALL', KEYS[4])
+  local best, at = nil, nil
+  for i = 1, #all, 2 do
+    local c = tonumber(all[i + 1])
+    if best == nil or before(all[i], c, best, at) then best, at = all[i], c end
+  end
+  owner = {best, redis.call('HGET', KEYS[4], best), false}
+  redis.call('HSET', KEYS[1], 'tenant', best, 'created', owner[2])
+  redis.call('SREM', KEYS[3], best)
+  if best ~= me then promoted = best end
+end
+if owner[1] ~= me then
+  redis.call('SADD', KEYS[3], me)
+  local held = -1
+  if owner[3] then held = redis.call('PTTL', KEYS[1]) end
+  return {'lost', owner[1], owner[2], promoted, {}, held}
+end
 redis.call('SREM', KEYS[3], me)
 redis.call('SADD', KEYS[2], me)
 local others = {}
 for _, t in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   if t ~= me then table.insert(others, t) end
 end
-return {status, me, ARGV[2], previous, others}
+return {'owned', me, owner[2], '', others, -1}
 """
 
-# KEYS: as CLAIM_HOST_LUA. ARGV: tenant, release ('1': give the host up, '0': only stop
-# serving it). Reply: {released (1/0), tenants to notify: the waiting claimants of a released
+# KEYS: as CLAIM_HOST_LUA. ARGV: tenant, release ('1': withdraw the claim, '0': only stop
+# serving the host), hold (ms an owned host released here is held for the tenant; 0: freed
+# at once). Reply: {released (1/0), tenants to notify: the waiting claimants of a released
 # host, or the owner if the tenant was in the serving set (the owner may serve now)}. Called
-# after the tenant's version without the host's scope is written.
+# after the tenant's version without the host's scope is written. `model.withdraw_host` is
+# the same in Python. A hold is the owner hash's expiry: when it ends the host has no owner
+# and the next claim gives it to the first standing claim.
 WITHDRAW_HOST_LUA = """
 local me = ARGV[1]
 local removed = redis.call('SREM', KEYS[2], me)
 local owner = redis.call('HGET', KEYS[1], 'tenant')
 if ARGV[2] == '1' then
   redis.call('SREM', KEYS[3], me)
+  redis.call('HDEL', KEYS[4], me)
   if owner == me then
-    redis.call('DEL', KEYS[1])
-    local waiting = redis.call('SMEMBERS', KEYS[3])
-    redis.call('DEL', KEYS[3])
-    return {1, waiting}
+    if tonumber(ARGV[3]) > 0 then
+      local clock = redis.call('TIME')
+      local now = clock[1] .. string.sub('00000' .. clock[2], -6)
+      if redis.call('HSETNX', KEYS[1], 'held', now) == 1 then
+        redis.call('PEXPIRE', KEYS[1], ARGV[3])
+      end
+    else
+      redis.call('DEL', KEYS[1])
+    end
+    return {1, redis.call('SMEMBERS', KEYS[3])}
   end
 end
 if removed == 1 and owner and owner ~= me then
@@ -250,10 +281,8 @@ class RedisTenantStore:
             resource_versions={(r.type_url, r.name): r.version for r in state.resources},
         )
 
-    async def claim_hosts(
-        self, tenant: str, hosts: Iterable[str], created_at: datetime
-    ) -> dict[str, HostClaim]:
-        return await self.claim(tenant, dict.fromkeys(hosts, created_at))
+    async def claim_hosts(self, tenant: str, hosts: Iterable[str]) -> dict[str, HostClaim]:
+        return await self.claim(tenant, hosts)
 
     async def release_hosts(self, tenant: str, hosts: Iterable[str]) -> set[str]:
         released, _ = await self._withdraw_all(tenant, [(h, True) for h in sorted(set(hosts))])
@@ -262,9 +291,9 @@ class RedisTenantStore:
     # -- HostRegistry (docs/host-ownership.md) --------------------------------------------------
 
     def host_keys(self, host: str) -> list[str]:
-        """The host's owner hash, serving set and waiting set (one slot)."""
+        """The host's owner hash, serving set, waiting set and claims hash (one slot)."""
         key = self._layout.host(host)
-        return [key, f"{key}:serving", f"{key}:waiting"]
+        return [key, f"{key}:serving", f"{key}:waiting", f"{key}:claims"]
 
     def host_states_key(self, tenant: str) -> str:
         return f"{self._layout.prefix}:{{{tenant}}}:hosts"
@@ -276,17 +305,16 @@ class RedisTenantStore:
     async def claim(
         self,
         tenant: str,
-        claims: Mapping[str, datetime],
+        hosts: Iterable[str],
         *,
         record: Mapping[str, HostState] | None = None,
     ) -> dict[str, HostClaim]:
-        wanted = sorted(claims)
+        wanted = sorted(set(hosts))
         if not wanted and record is None:
             return {}
-        micros = {h: str(to_micros(claims[h])) for h in wanted}
         replies = await self._run_scripts(
             self._claim,
-            [(self.host_keys(h), [tenant, micros[h]]) for h in wanted],
+            [(self.host_keys(h), [tenant]) for h in wanted],
             before=None
             if record is None
             else partial(self._save_states, tenant=tenant, states=record),
@@ -294,7 +322,7 @@ class RedisTenantStore:
         if record is not None:
             replies = replies[2 if record else 1 :]
         out: dict[str, HostClaim] = {}
-        for host, (status, owner, owner_micros, previous, others) in zip(
+        for host, (status, owner, owner_micros, promoted, others, held_ms) in zip(
             wanted, replies, strict=True
         ):
             out[host] = HostClaim(
@@ -302,28 +330,39 @@ class RedisTenantStore:
                 status=ClaimStatus(_text(status)),
                 owner=_text(owner),
                 owner_created_at=from_micros(int(owner_micros)),
-                previous=_text(previous) or None,
                 others=tuple(sorted(_text(o) for o in others)),
+                promoted=_text(promoted) or None,
+                held_ms=int(held_ms) if int(held_ms) >= 0 else None,
             )
         return out
 
     async def withdraw(
-        self, tenant: str, *, stop_serving: Iterable[str], release: Iterable[str]
+        self,
+        tenant: str,
+        *,
+        stop_serving: Iterable[str],
+        release: Iterable[str],
+        hold_s: float = 0.0,
     ) -> list[HostNotice]:
         gone = set(release)
         ops = [(h, True) for h in sorted(gone)]
         ops += [(h, False) for h in sorted(set(stop_serving) - gone)]
-        _, notify = await self._withdraw_all(tenant, ops)
+        _, notify = await self._withdraw_all(tenant, ops, hold_ms=round(hold_s * 1000))
         return notify
 
     async def _withdraw_all(
-        self, tenant: str, ops: Sequence[tuple[str, bool]]
+        self, tenant: str, ops: Sequence[tuple[str, bool]], *, hold_ms: int = 0
     ) -> tuple[set[str], list[HostNotice]]:
         if not ops:
             return set(), []
+        if hold_ms < 0:
+            raise ValueError(f"hold must not be negative: {hold_ms} ms")
         replies = await self._run_scripts(
             self._withdraw,
-            [(self.host_keys(h), [tenant, "1" if release else "0"]) for h, release in ops],
+            [
+                (self.host_keys(h), [tenant, "1" if release else "0", str(hold_ms)])
+                for h, release in ops
+            ],
         )
         released: set[str] = set()
         notify: list[HostNotice] = []
@@ -398,16 +437,17 @@ class RedisTenantStore:
         wanted = sorted(set(hosts))
         async with self._client.pipeline(transaction=False) as pipe:
             for host in wanted:
-                key, serving, _ = self.host_keys(host)
-                pipe.hget(key, "tenant")
+                key, serving, _, _ = self.host_keys(host)
+                pipe.hmget(key, ["tenant", "held"])
                 pipe.smembers(serving)
             replies = await pipe.execute()
         out: dict[str, HostView] = {}
         for i, host in enumerate(wanted):
-            owner, serving = replies[2 * i], replies[2 * i + 1]
+            (owner, held), serving = replies[2 * i], replies[2 * i + 1]
             out[host] = HostView(
                 owner=_text(owner) if owner is not None else None,
                 serving=frozenset(_text(t) for t in serving),
+                held=owner is not None and held is not None,
             )
         return out
 
