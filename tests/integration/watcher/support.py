@@ -25,15 +25,14 @@ from ripple_watcher.ports import KindApi
 from ripple_watcher.service import WatcherGroup
 from ripple_watcher.settings import WatcherSettings
 from tests.conftest import StackEnv
+from tests.unit.xds import certs
 
 TENANT_LABEL = "ripple.test/tenant"
 CORE_KINDS = ("Namespace", "IngressClass", "Ingress", "Service", "EndpointSlice", "Secret")
-# Not a usable key: only its PEM framing matters to the tests.
-KEY_PEM = (
-    b"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n"
-    b"-----END PRIVATE KEY-----\n"
-)
-CERT_PEM = b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n-----END CERTIFICATE-----\n"
+# A real pair: the translator serves a TLS Secret only when its key matches its certificate.
+_PAIR = certs.self_signed("a.replay.test", "*.replay.test")
+KEY_PEM = _PAIR.private_key
+CERT_PEM = _PAIR.certificate
 
 
 def unique(prefix: str) -> str:
