@@ -52,13 +52,15 @@ class Translator:
         *,
         policy: HostPolicy | None = None,
         grace_s: float = 0.0,
+        inputs: FakeInputs | None = None,
     ) -> None:
         self.tp = (TOPIC, partition)
         self.partition = partition
         self.reported: list[tuple[str, Diagnostic]] = []
+        self.inputs = inputs or FakeInputs()
         self.engine = Engine(
             store=store,
-            inputs=FakeInputs(),
+            inputs=self.inputs,
             config=WriterConfig(
                 retry_initial_s=0.01,
                 retry_max_s=0.02,
@@ -181,6 +183,26 @@ async def test_a_released_host_is_held_for_the_grace_then_the_waiting_claim_is_w
     assert len(store.notices) == sent
     assert scope_owners(store, HOST) == {"second"}
     assert store.host_states["second"] == {HOST: HostState.SERVED}
+
+
+async def test_a_translator_taking_the_waiting_tenant_over_waits_for_the_hold_again() -> None:
+    store, one, other = await two(grace_s=0.5)
+    await one.feed(event("first", service("first")), event("first", ingress("first", "web", HOST)))
+    await other.feed(
+        event("second", service("second")), event("second", ingress("second", "web", HOST))
+    )
+    await one.feed(deleted("first", "Ingress", "first", "web"))
+    await pump(store, [one, other])  # "second" found the host held: its timer is armed
+    assert store.host_states["second"] == {HOST: HostState.LOST}
+    # its translator goes away, and the timer with it; another takes the partition over
+    await other.engine.drain(timeout_s=5)
+    successor = Translator(store, other.partition, grace_s=0.5, inputs=other.inputs)
+    await successor.engine.assign([successor.tp])
+    await successor.engine.settle(timeout_s=5)  # the host check re-translated "second"
+    await asyncio.sleep(0.7)
+    await successor.engine.settle(timeout_s=5)
+    assert scope_owners(store, HOST) == {"second"}
+    assert store.owner(HOST) == "second"
 
 
 async def test_the_owner_recreating_its_ingress_within_the_grace_keeps_the_host() -> None:
