@@ -5,9 +5,9 @@ A real xds service (`start_xds`, in-process, its own Redis key prefix) serves tw
 each with a TLS Secret whose private key is sealed in Redis (the service opens it for SDS).
 Real grpc clients speak Delta ADS and SotW to it:
 
-(a) plaintext, no RIPPLE_XDS_INSECURE_DEV_SECRETS: a node with a made-up id asking for the
-    tenants' secrets (SotW, Delta, after a CDS request or as its first) is closed with
-    PERMISSION_DENIED and no private key ever crosses the wire;
+(a) plaintext (or server-only TLS), no RIPPLE_XDS_INSECURE_DEV_SECRETS: a node with a made-up
+    id asking for the tenants' secrets (SotW, Delta, after a CDS request or as its first) is
+    closed with PERMISSION_DENIED and no private key ever crosses the wire;
 (b) mTLS with gateways gw-a (tenant a) and gw-b (tenant b): a client holding gw-a's
     certificate whose node claims gw-b (node.cluster or metadata `ripple.gateway`, the node id
     being the certificate's own name) gets PERMISSION_DENIED and nothing of tenant b;
@@ -258,6 +258,28 @@ async def test_a_made_up_node_without_tls_gets_no_secret(world: World, how: str)
     assert not [n for n in seen.names if n in both]
     assert stats.secrets_refused == 1
     assert "ripple_xds_secrets_refused_total 1" in metrics.splitlines()
+
+
+async def test_server_tls_without_client_certificates_gives_no_secret_either(
+    world: World,
+) -> None:
+    """TLS without RIPPLE_XDS_TLS_CLIENT_CA_FILE encrypts, but proves nothing of the client."""
+    server_tls = {
+        "tls_cert_file": world.files["server.crt"],
+        "tls_key_file": world.files["server.key"],
+    }
+    credentials = grpc.ssl_channel_credentials(root_certificates=world.ca.pem.certificate)
+    stranger = node("made-up-node", cluster="anything")
+    async with xds(world, **server_tls) as service:
+        address = f"127.0.0.1:{service.server.port}"
+        options = [("grpc.ssl_target_name_override", SERVER_NAME)]
+        async with grpc.aio.secure_channel(address, credentials, options=options) as channel:
+            seen = await exchange(
+                channel, [delta_cds(stranger), delta_sds([world.a.secret])], delta=True
+            )
+    assert seen.code == grpc.StatusCode.PERMISSION_DENIED, seen.names
+    assert seen.names  # the clusters, before the Secret request closed the stream
+    assert not seen.holds(world.a.private_key)
 
 
 async def test_the_development_flag_serves_secrets_without_tls(world: World) -> None:
