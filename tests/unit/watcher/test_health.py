@@ -44,8 +44,9 @@ def test_a_kind_whose_api_is_not_served_does_not_block_readiness() -> None:
 def test_metrics_count_restarts_by_reason_and_delivery_lag() -> None:
     w = _watcher(INGRESS)
     w.stats.restart_reasons["expired"] = 2
-    stats = SinkStats(delivered=4, lag_sum_seconds=0.5, lag_max_seconds=0.25)
+    stats = SinkStats(delivered=4, lag_sum_seconds=0.5, lag_max_seconds=0.25, too_large=1)
     _status, text = render_metrics([w], {"Ingress": stats})
+    assert 'ripple_watcher_too_large_total{kind="Ingress"} 1' in text
     assert 'ripple_watcher_watch_restarts_total{kind="Ingress",reason="expired"} 2' in text
     assert 'ripple_watcher_delivery_lag_seconds_count{kind="Ingress"} 4' in text
     assert 'ripple_watcher_delivery_lag_seconds_max{kind="Ingress"} 0.25' in text

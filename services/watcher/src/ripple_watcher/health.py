@@ -61,6 +61,10 @@ def render_metrics(
         if stats is not None:
             sample("deliveries_total", {"kind": kind, "outcome": "ok"}, stats.delivered)
             sample("deliveries_total", {"kind": kind, "outcome": "failed"}, stats.failed)
+    family("too_large_total", "counter", "Envelopes replaced by a TOO_LARGE marker.")
+    for kind, stats in sinks.items():
+        if stats is not None:
+            sample("too_large_total", {"kind": kind}, stats.too_large)
     family("delivery_lag_seconds", "summary", "Watcher saw the change -> Kafka acknowledged.")
     for kind, stats in sinks.items():
         if stats is not None:
