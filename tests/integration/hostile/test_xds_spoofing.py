@@ -45,6 +45,8 @@ from ripple_common.resources import TypeUrl
 from ripple_common.sealing import Sealer
 from ripple_translator.seal import seal_secret
 from ripple_translator.store import KeyLayout, RedisTenantStore
+from ripple_xds.gateway import HTTP_LISTENER
+from ripple_xds.https import HTTPS_LISTENER
 from ripple_xds.identity import GATEWAY_METADATA
 from ripple_xds.service import XdsService, start_xds
 from ripple_xds.settings import XdsSettings
@@ -252,12 +254,16 @@ async def test_a_made_up_node_without_tls_gets_no_secret(world: World, how: str)
             seen = await exchange(channel, [sotw_sds(both, stranger)], delta=False)
         stats = service.stats
         _, metrics = service.health_routes()["/metrics"]()
+        listeners = list(service.cache.names(TypeUrl.LISTENER))
     assert seen.code == grpc.StatusCode.PERMISSION_DENIED, seen.names
     assert not seen.holds(world.a.private_key)
     assert not seen.holds(world.b.private_key)
     assert not [n for n in seen.names if n in both]
     assert stats.secrets_refused == 1
     assert "ripple_xds_secrets_refused_total 1" in metrics.splitlines()
+    # No HTTPS listener: its certificates could never be served.
+    assert HTTP_LISTENER in listeners
+    assert not [n for n in listeners if n.startswith(HTTPS_LISTENER)]
 
 
 async def test_server_tls_without_client_certificates_gives_no_secret_either(
@@ -286,8 +292,10 @@ async def test_the_development_flag_serves_secrets_without_tls(world: World) -> 
     """The control: RIPPLE_XDS_INSECURE_DEV_SECRETS=true is what the local stack runs with."""
     async with xds(world, insecure_dev_secrets=True) as service, plaintext(service) as channel:
         seen = await exchange(channel, [delta_sds([world.a.secret], node("dev"))], delta=True)
+        listeners = list(service.cache.names(TypeUrl.LISTENER))
     assert seen.code is None
     assert seen.holds(world.a.private_key)
+    assert HTTPS_LISTENER in listeners
 
 
 # -- (b) mTLS: a certificate of gw-a claiming gw-b ----------------------------------------
