@@ -53,6 +53,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from ripple_common.envelope import EVENTS_TOPIC
+from ripple_common.kafka_sizes import MAX_MESSAGE_BYTES
 from scripts.stack_env import (
     REPO_DIR,
     cmdline,
@@ -95,9 +96,12 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int) -> tuple[int
     try:
         if topic not in set(await admin.list_topics()):
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [NewTopic(name=topic, num_partitions=partitions, replication_factor=1)]
+                # Messages as large as the watcher publishes (a ~1.5 MB object, compressed).
+                sized = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+                new = NewTopic(
+                    name=topic, num_partitions=partitions, replication_factor=1, topic_configs=sized
                 )
+                await admin.create_topics([new])
                 made = True
         described = await admin.describe_topics([topic])
     finally:
