@@ -105,7 +105,15 @@ async def topic_message_limit(settings: WatcherSettings, producer: Any) -> int |
                 if current < wanted and settings.kafka_configure_topic:
                     overrides = {k: v for k, (v, dynamic) in configs.items() if dynamic}
                     overrides[MAX_MESSAGE_BYTES_CONFIG] = str(wanted)
-                    await _alter(admin, topic, overrides)
+                    try:
+                        await _alter(admin, topic, overrides)
+                    except Exception as exc:  # no AlterConfigs permission: keep what it is
+                        log.warning(
+                            "could not raise the topic's max.message.bytes",
+                            topic=topic,
+                            error=repr(exc),
+                        )
+                        return current
                     current = int((await _describe(admin, topic))[MAX_MESSAGE_BYTES_CONFIG][0])
                     log.info("raised the topic's max.message.bytes", topic=topic, to=current)
                 return current
