@@ -77,8 +77,9 @@ class TranslateOptions:
 @dataclass(frozen=True, slots=True, order=True)
 class HostClaim:
     """The oldest served Ingress (or attached HTTPRoute, or our Gateway's HTTPS listener) of
-    the tenant that asks for a host, for cross-tenant arbitration (the older claim wins).
-    `ingress` names that object."""
+    the tenant that asks for a host, for cross-tenant arbitration (`ingress` names that object
+    in a lost claim's diagnostic; the claim's time is Redis's, never `created`: see
+    store.model.claim_host)."""
 
     host: str
     created: datetime | None = field(compare=False)
