@@ -105,7 +105,9 @@ async def test_a_bad_ingress_yields_diagnostics_and_does_not_block_other_tenants
     store = FakeStore()
     engine = make(store)
     await engine.assign([TP])
-    bad = ingress("a", "bad", "bad.example.com", annotations={NGINX + "proxy-read-timeout": "x"})
+    bad = ingress(
+        "a", "bad", "bad.example.com", annotations={NGINX + "whitelist-source-range": "x"}
+    )  # an invalid value that fails closed (an Error): the Ingress is not served
     with capture_logs() as logs:
         await engine.handle(
             [

@@ -1,9 +1,11 @@
 """ingress-nginx annotations (``nginx.ingress.kubernetes.io/*``) parsed into typed settings.
 
 `parse_annotations` reads every annotation under the prefix: supported ones into
-`IngressAnnotations`, the rest into diagnostics (see `catalog`). An invalid value of a supported
-annotation is an Error diagnostic: the Ingress is then left out, rather than served with a
-setting its author did not ask for.
+`IngressAnnotations`, the rest into diagnostics (see `catalog`). As ingress-nginx, an invalid
+value of a supported annotation is dropped (a bad item of a list: that item; an empty value
+counts as unset) with a Warning, and the rest is served; only where dropping it could widen
+access or remove a protection (`FAIL_CLOSED_VALUES`: source ranges, rate and body limits,
+force-ssl-redirect, canary) is an invalid value an Error and the Ingress left out.
 """
 
 from __future__ import annotations
@@ -33,19 +35,20 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_CONNECT_TIMEOUT_MS: Final = 5_000
 DEFAULT_IDLE_TIMEOUT_MS: Final = 60_000
-DEFAULT_CORS_METHODS: Final = ("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS")
+DEFAULT_CORS_METHODS: Final = "GET, PUT, POST, DELETE, PATCH, OPTIONS"
 DEFAULT_CORS_HEADERS: Final = (
-    "DNT", "Keep-Alive", "User-Agent", "X-Requested-With", "If-Modified-Since",
-    "Cache-Control", "Content-Type", "Range", "Authorization",
-)  # fmt: skip
+    "DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,"
+    "Range,Authorization"
+)
 DEFAULT_CORS_MAX_AGE: Final = 1_728_000
-_REDIRECT_CODES: Final = frozenset({301, 302, 303, 307, 308})
 _TRUE: Final = frozenset({"1", "t", "true"})
 _FALSE: Final = frozenset({"0", "f", "false"})
-_ORIGIN = re.compile(r"^(https?)://(\*\.)?([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*)(:\d{1,5})?$")
-_METHOD = re.compile(r"^[A-Za-z]+$")
-_CORS_HEADER = re.compile(r"^[A-Za-z0-9_-]+$")
-_EXPOSE_HEADER = re.compile(r"^([A-Za-z0-9_-]+|\*)$")
+# ingress-nginx's cors parser: any scheme, a `*.` wildcard label, a port; or "null".
+_ORIGIN = re.compile(r"^([a-z]+://(\*\.)?[A-Za-z0-9\-.]*(:\d+)?|null)$")
+# ingress-nginx's validators of the verbatim cors-allow-methods/-headers/-expose-headers.
+_CORS_METHODS = re.compile(r"^([A-Za-z]+,?\s?)+$")
+_CORS_HEADERS = re.compile(r"^[A-Za-z0-9\-_, ]*$")
+_CORS_EXPOSE = re.compile(r"^(([A-Za-z0-9\-_]+|\*),?\s?)+$")
 _VHOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$")
 _HASH_VAR = re.compile(r"^\$\{?([a-z_][a-z0-9_]*)\}?$")
 _REWRITE_GROUP = re.compile(r"\$(\d)|\$\{(\d)\}")
@@ -66,6 +69,20 @@ _NEXT_UPSTREAM_WORDS: Final = frozenset(
     | {f"http_{code}" for code in _NEXT_UPSTREAM_STATUS}
 )
 _SAMESITE: Final = {"none": "None", "lax": "Lax", "strict": "Strict"}
+# Annotations whose invalid value leaves the Ingress out (an Error): serving without them
+# could let in clients they keep out, lift a limit, or turn a canary into the primary.
+FAIL_CLOSED_VALUES: Final = frozenset(
+    {
+        "whitelist-source-range",
+        "allowlist-source-range",
+        "denylist-source-range",
+        "limit-rps",
+        "limit-burst-multiplier",
+        "proxy-body-size",
+        "force-ssl-redirect",
+        "canary",
+    }
+)
 
 
 class BackendProtocol(enum.StrEnum):
@@ -159,13 +176,19 @@ class RateLimit:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Redirect:
-    """A redirect to an absolute URL. ``path`` None keeps the request's path and query."""
+    """permanent-/temporal-redirect, as nginx's ``return CODE URL``: `location` is sent exactly
+    as configured, followed by the request's path and query when it ended in ``$request_uri``.
+    A path (permanent-redirect only) is made absolute with the request's scheme and host,
+    unless `relative` (relative-redirects)."""
 
-    scheme: str
-    host: str
-    port: int | None
-    path: str | None
+    location: str
     code: int
+    keep_request_uri: bool = False
+    relative: bool = False
+
+    @property
+    def is_path(self) -> bool:
+        return self.location.startswith("/")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,10 +203,14 @@ class Canary:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Cors:
+    """enable-cors as ingress-nginx's template: `allow_origins` ``("*",)`` gives every answer
+    ``Access-Control-Allow-Origin: *``; else a request whose Origin matches one (``*.`` is one
+    label) gets it echoed; none left (all invalid): no CORS header. Header values verbatim."""
+
     allow_origins: tuple[str, ...] = ("*",)
-    allow_methods: tuple[str, ...] = DEFAULT_CORS_METHODS
-    allow_headers: tuple[str, ...] = DEFAULT_CORS_HEADERS
-    expose_headers: tuple[str, ...] = ()
+    allow_methods: str = DEFAULT_CORS_METHODS
+    allow_headers: str = DEFAULT_CORS_HEADERS
+    expose_headers: str = ""
     allow_credentials: bool = True
     max_age_s: int = DEFAULT_CORS_MAX_AGE
 
@@ -201,6 +228,8 @@ class IngressAnnotations:
     rewrite_target: str | None = None
     ssl_redirect: bool = True
     force_ssl_redirect: bool = False
+    # The https redirect keeps a trailing slash of the path (ingress-nginx strips it).
+    preserve_trailing_slash: bool = False
     redirect: Redirect | None = None
     app_root: str | None = None
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
@@ -312,6 +341,7 @@ def _primary(r: _Reader) -> IngressAnnotations:
         rewrite_target=_rewrite_target(r),
         ssl_redirect=r.boolean("ssl-redirect", default=True),
         force_ssl_redirect=r.boolean("force-ssl-redirect", default=False),
+        preserve_trailing_slash=r.boolean("preserve-trailing-slash", default=False),
         redirect=_redirect(r),
         app_root=_app_root(r),
         cluster=ClusterSettings(
@@ -337,25 +367,49 @@ def _primary(r: _Reader) -> IngressAnnotations:
 class _Reader:
     """Reads typed annotation values, recording an Error diagnostic for each invalid one."""
 
-    __slots__ = ("diag", "ref", "values")
+    __slots__ = ("diag", "empty", "ref", "values")
 
     def __init__(self, values: Mapping[str, str], ref: ObjectRef) -> None:
         self.values = values
         self.ref = ref
         self.diag: list[Diagnostic] = []
+        self.empty: set[str] = set()  # empty values already reported
 
     def invalid(self, name: str, message: str) -> None:
+        """An invalid value: an Error for `FAIL_CLOSED_VALUES`, else a Warning (dropped)."""
+        if name in FAIL_CLOSED_VALUES:
+            self.diag.append(
+                error(
+                    self.ref,
+                    Reason.INVALID_ANNOTATION,
+                    f"{PREFIX}{name}: {message}; the Ingress is not served",
+                )
+            )
+        else:
+            self.ignored(name, message)
+
+    def ignored(self, name: str, message: str, *, what: str = "it is ignored") -> None:
         self.diag.append(
-            error(
+            warning(
                 self.ref,
                 Reason.INVALID_ANNOTATION,
-                f"{PREFIX}{name}: {message}; the Ingress is not served",
+                f"{PREFIX}{name}: {message}; {what}, the rest of the Ingress is served",
             )
         )
 
     def string(self, name: str) -> str | None:
+        """The value, stripped; an empty value counts as unset (a Warning), as in
+        ingress-nginx, except for `FAIL_CLOSED_VALUES`, where it stays invalid."""
         value = self.values.get(name)
-        return None if value is None else value.strip()
+        if value is None:
+            return None
+        value = value.strip()
+        if not value and name not in FAIL_CLOSED_VALUES:
+            if name not in self.empty:
+                self.empty.add(name)
+                self.ignored(name, "the value is empty", what="it counts as unset")
+            return None
+        return value
 
     def boolean(self, name: str, *, default: bool) -> bool:
         value = self.string(name)
@@ -467,6 +521,7 @@ def _rewrite_target(r: _Reader) -> str | None:
 
 
 def _redirect(r: _Reader) -> Redirect | None:
+    relative = r.boolean("relative-redirects", default=False)
     temporal, permanent = r.string("temporal-redirect"), r.string("permanent-redirect")
     if temporal and permanent:
         r.diag.append(
@@ -477,40 +532,39 @@ def _redirect(r: _Reader) -> Redirect | None:
                 "temporal-redirect wins, as in ingress-nginx",
             )
         )
+    # ingress-nginx: a code out of range is its default (302 / 301).
     if temporal:
-        code = r.integer("temporal-redirect-code", 302, low=300, high=308)
-        return _redirect_to(r, "temporal-redirect", temporal, code, "temporal-redirect-code")
+        code = r.integer("temporal-redirect-code", 302, low=300, high=307)
+        return _redirect_to(r, "temporal-redirect", temporal, code=code, relative=relative)
     if permanent:
         code = r.integer("permanent-redirect-code", 301, low=300, high=308)
-        return _redirect_to(r, "permanent-redirect", permanent, code, "permanent-redirect-code")
+        return _redirect_to(r, "permanent-redirect", permanent, code=code, relative=relative)
     return None
 
 
-def _redirect_to(r: _Reader, name: str, url: str, code: int, code_name: str) -> Redirect | None:
-    if code not in _REDIRECT_CODES:
-        r.invalid(code_name, f"{code} cannot be sent by Envoy (use 301, 302, 303, 307 or 308)")
-        return None
+def _redirect_to(r: _Reader, name: str, url: str, *, code: int, relative: bool) -> Redirect | None:
     keep_request_uri = url.endswith(_REQUEST_URI)
     base = url[: -len(_REQUEST_URI)] if keep_request_uri else url
+    if "$" in base or validate.check_header_value(url) or any(c.isspace() for c in url):
+        r.invalid(name, f"{url!r} uses an nginx variable other than a final $request_uri")
+        return None
     try:
         parts = urlsplit(base)
-        port = parts.port
+        _ = parts.port
     except ValueError as exc:
         r.invalid(name, f"{url!r} is not a URL: {exc}")
         return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            r.invalid(name, f"{url!r} must be an http or https URL")
+            return None
+    elif name == "temporal-redirect":  # ingress-nginx: its scheme must be http(s)
         r.invalid(name, f"{url!r} must be an absolute http or https URL")
         return None
-    if "$" in base or validate.check_header_value(url):
-        r.invalid(name, f"{url!r} uses an nginx variable other than a final $request_uri")
+    elif not base.startswith("/") or base.startswith("//"):
+        r.invalid(name, f"{url!r} must be an http or https URL or a path")
         return None
-    if keep_request_uri and (parts.path not in ("", "/") or parts.query):
-        r.invalid(name, f"{url!r}: $request_uri must follow the host directly")
-        return None
-    path = None
-    if not keep_request_uri:
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Redirect(scheme=parts.scheme, host=parts.hostname, port=port, path=path, code=code)
+    return Redirect(location=base, code=code, keep_request_uri=keep_request_uri, relative=relative)
 
 
 def _app_root(r: _Reader) -> str | None:
@@ -586,32 +640,45 @@ def _cors(r: _Reader) -> Cors | None:
                 )
             )
         return None
-    defaults = Cors()
+    origins: tuple[str, ...] = ("*",)
+    if r.string("cors-allow-origin") is not None:
+        origins = _list(r, "cors-allow-origin", lambda o: o == "*" or _ORIGIN.match(o))
+        if "*" in origins:
+            origins = ("*",)
     return Cors(
-        allow_origins=_list(r, "cors-allow-origin", _valid_origin) or defaults.allow_origins,
-        allow_methods=tuple(m.upper() for m in _list(r, "cors-allow-methods", _METHOD.match))
-        or defaults.allow_methods,
-        allow_headers=_list(r, "cors-allow-headers", _CORS_HEADER.match) or defaults.allow_headers,
-        expose_headers=_list(r, "cors-expose-headers", _EXPOSE_HEADER.match),
+        allow_origins=origins,
+        allow_methods=_verbatim(r, "cors-allow-methods", _CORS_METHODS, DEFAULT_CORS_METHODS),
+        allow_headers=_verbatim(r, "cors-allow-headers", _CORS_HEADERS, DEFAULT_CORS_HEADERS),
+        expose_headers=_verbatim(r, "cors-expose-headers", _CORS_EXPOSE, ""),
         allow_credentials=r.boolean("cors-allow-credentials", default=True),
         max_age_s=r.integer("cors-max-age", DEFAULT_CORS_MAX_AGE, low=0, high=2**31 - 1),
     )
 
 
-def _valid_origin(origin: str) -> bool:
-    return origin == "*" or _ORIGIN.match(origin) is not None
+def _verbatim(r: _Reader, name: str, valid: re.Pattern[str], default: str) -> str:
+    value = r.string(name)
+    if value is None:
+        return default
+    if not valid.match(value):
+        r.ignored(name, f"{value!r} is not a valid list", what="the default applies")
+        return default
+    return value
 
 
 def _list(r: _Reader, name: str, valid: Callable[[str], object]) -> tuple[str, ...]:
+    """A comma-separated list; bad items are dropped (a Warning), the rest kept."""
     value = r.string(name)
     if value is None:
         return ()
     items = tuple(item.strip() for item in value.split(",") if item.strip())
     bad = [item for item in items if not valid(item)]
     if bad:
-        r.invalid(name, f"invalid item(s) {', '.join(repr(b) for b in bad)}")
-        return ()
-    return items
+        r.ignored(
+            name,
+            f"invalid item(s) {', '.join(repr(b) for b in bad)}",
+            what="they are left out" if len(bad) > 1 else "it is left out",
+        )
+    return tuple(item for item in items if valid(item))
 
 
 def _source_ranges(r: _Reader) -> SourceRanges | None:
@@ -672,16 +739,18 @@ def _affinity(r: _Reader) -> HashPolicy | None:
                 )
             )
         return None
-    # Every setting is checked (and reported) even when another one is invalid.
-    problems = len(r.diag)
+    # An invalid setting is dropped (its default applies), the others kept.
     if value.lower() != "cookie":
         r.invalid("affinity", f'{value!r} is not "cookie"')
+        return None
     name = r.string("session-cookie-name") or DEFAULT_AFFINITY_COOKIE
     if validate.check_header_name(name, request=False):
         r.invalid("session-cookie-name", f"{name!r} is not a cookie name")
+        name = DEFAULT_AFFINITY_COOKIE
     path = r.string("session-cookie-path")
     if path is not None and (not path.startswith("/") or _bad_attribute(path)):
         r.invalid("session-cookie-path", f"{path!r} is not a path")
+        path = None
     ages = (
         r.integer("session-cookie-max-age", 0, low=0, high=2**31 - 1),
         r.integer("session-cookie-expires", 0, low=0, high=2**31 - 1),
@@ -691,12 +760,14 @@ def _affinity(r: _Reader) -> HashPolicy | None:
     if domain is not None:
         if not _VHOST.match(domain.lstrip(".")) or ":" in domain:
             r.invalid("session-cookie-domain", f"{domain!r} is not a domain")
-        attributes.append(("Domain", domain))
+        else:
+            attributes.append(("Domain", domain))
     samesite = r.string("session-cookie-samesite")
     if samesite is not None:
         if samesite.lower() not in _SAMESITE:
             r.invalid("session-cookie-samesite", f"{samesite!r} is not None, Lax or Strict")
-        attributes.append(("SameSite", _SAMESITE.get(samesite.lower(), samesite)))
+        else:
+            attributes.append(("SameSite", _SAMESITE[samesite.lower()]))
     if r.boolean("session-cookie-secure", default=False):
         attributes.append(("Secure", ""))
     r.boolean("session-cookie-change-on-failure", default=False)  # validated; see the docs
@@ -712,8 +783,6 @@ def _affinity(r: _Reader) -> HashPolicy | None:
                 "moves a cookie to another endpoint when endpoints are added",
             )
         )
-    if any(d.severity is Severity.ERROR for d in r.diag[problems:]):
-        return None
     return HashPolicy(
         HashSource.COOKIE,
         name,

@@ -138,8 +138,10 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
         "ssl-redirect",
         _S,
         "a route before the path's route, matching "
-        "`x-forwarded-proto: http`, redirecting with `https_redirect` (308); on by "
-        "default when the host has a TLS certificate",
+        "`x-forwarded-proto: http`, redirecting with `https_redirect` (308) and a "
+        "`regex_rewrite` stripping one trailing slash (`GET /` on the root path: a "
+        "`direct_response` 308 with `Location: https://HOST`); on by default when the host "
+        "is in a tls section, also when its Secret is missing or bad, as in ingress-nginx",
     ),
     AnnotationInfo(
         "force-ssl-redirect", _S, "as ssl-redirect, also for hosts without a certificate"
@@ -147,19 +149,35 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
     AnnotationInfo(
         "permanent-redirect",
         _S,
-        "Route `redirect` (scheme/host/port/path of the "
-        "URL; a trailing `$request_uri` keeps the request path and query), 301",
+        "Route `direct_response` 301 with `response_headers_to_add` `Location`: the URL "
+        "exactly as written (a trailing `$request_uri` becomes `%REQ(:path)%`); a path "
+        "(`/new`) is made absolute with the request's scheme and Host unless relative-redirects",
     ),
     AnnotationInfo(
-        "permanent-redirect-code", _S, "RedirectAction `response_code` (301, 302, 303, 307 or 308)"
+        "permanent-redirect-code",
+        _S,
+        "the `direct_response` status (300-308; another value: 301, as ingress-nginx)",
     ),
     AnnotationInfo(
         "temporal-redirect",
         _S,
-        "Route `redirect`, 302; wins over permanent-redirect as in ingress-nginx",
+        "as permanent-redirect, 302, an absolute http(s) URL only; wins over "
+        "permanent-redirect as in ingress-nginx",
     ),
     AnnotationInfo(
-        "temporal-redirect-code", _S, "RedirectAction `response_code` (301, 302, 303, 307 or 308)"
+        "temporal-redirect-code",
+        _S,
+        "the `direct_response` status (300-307; another value: 302, as ingress-nginx)",
+    ),
+    AnnotationInfo(
+        "relative-redirects",
+        _S,
+        "a permanent-redirect to a path keeps `Location` relative (nginx `absolute_redirect off`)",
+    ),
+    AnnotationInfo(
+        "preserve-trailing-slash",
+        _S,
+        "the https redirect keeps a trailing slash (no `regex_rewrite`)",
     ),
     AnnotationInfo(
         "app-root",
@@ -225,18 +243,36 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
     AnnotationInfo("canary-weight", _S, "RouteAction `weighted_clusters`", canary=True),
     AnnotationInfo("canary-weight-total", _S, "the weights' total (default 100)", canary=True),
     AnnotationInfo(
-        "enable-cors", _S, "`typed_per_filter_config` `envoy.filters.http.cors`: CorsPolicy"
+        "enable-cors",
+        _S,
+        "as ingress-nginx's template (not Envoy's CORS filter): `response_headers_to_add` "
+        "Access-Control-Allow-Origin/-Credentials/-Methods/-Headers/-Expose-Headers/-Max-Age on "
+        "the path's routes, and a route before them answering OPTIONS with a 204 "
+        "`direct_response` carrying them",
     ),
     AnnotationInfo(
         "cors-allow-origin",
         _S,
-        "CorsPolicy `allow_origin_string_match` (exact, or RE2 for `*` and `*.` wildcards)",
+        "`*` (the default, also for an empty value): every answer carries "
+        "`Access-Control-Allow-Origin: *`, every OPTIONS is answered; a list (any scheme, a "
+        "port, a `*.` label, `null`; a bad item is left out with a Warning): twin routes "
+        "matching the `origin` header (RE2, case-insensitive) echo it with `%REQ(origin)%`",
     ),
-    AnnotationInfo("cors-allow-methods", _S, "CorsPolicy `allow_methods`"),
-    AnnotationInfo("cors-allow-headers", _S, "CorsPolicy `allow_headers`"),
-    AnnotationInfo("cors-expose-headers", _S, "CorsPolicy `expose_headers`"),
-    AnnotationInfo("cors-allow-credentials", _S, "CorsPolicy `allow_credentials`"),
-    AnnotationInfo("cors-max-age", _S, "CorsPolicy `max_age`"),
+    AnnotationInfo(
+        "cors-allow-methods", _S, "Access-Control-Allow-Methods, verbatim (GET, PUT, POST, ...)"
+    ),
+    AnnotationInfo(
+        "cors-allow-headers", _S, "Access-Control-Allow-Headers, verbatim (DNT,Keep-Alive,...)"
+    ),
+    AnnotationInfo(
+        "cors-expose-headers", _S, "Access-Control-Expose-Headers, verbatim (none by default)"
+    ),
+    AnnotationInfo(
+        "cors-allow-credentials",
+        _S,
+        "`Access-Control-Allow-Credentials: true` unless false",
+    ),
+    AnnotationInfo("cors-max-age", _S, "Access-Control-Max-Age (1728000)"),
     AnnotationInfo(
         "whitelist-source-range",
         _S,
@@ -382,8 +418,6 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
         "from-to-www-redirect", _U, "needs a second host, whose ownership is arbitrated separately"
     ),
     AnnotationInfo("server-alias", _U, "aliases are extra hosts; list them as Ingress rules"),
-    AnnotationInfo("preserve-trailing-slash", _U, "Envoy's https_redirect keeps the path as is"),
-    AnnotationInfo("relative-redirects", _U, "Envoy redirects are absolute"),
     AnnotationInfo("service-upstream", _U, "the gateway always balances over the endpoints"),
     AnnotationInfo("connection-proxy-header", _U, "Envoy manages upstream connections"),
     AnnotationInfo("http2-push-preload", _U, "HTTP/2 push is obsolete and not in Envoy"),

@@ -6,7 +6,8 @@ deterministic (map fields sorted), so equal input gives byte-identical resources
 
 Filter names used in ``typed_per_filter_config`` (the listener's HttpConnectionManager must
 carry filters with these names, configured to do nothing by default):
-`CORS_FILTER`, `RBAC_FILTER` and `LOCAL_RATELIMIT_FILTER`. A route's body limit is route
+`RBAC_FILTER` and `LOCAL_RATELIMIT_FILTER`. CORS is plain routes and response headers (see
+`ingress`), as ingress-nginx's template answers it. A route's body limit is route
 metadata under `BODY_LIMIT_FILTER`, read by the gateway's Lua filter of that name.
 
 Scope selection (the xds gateway's `ripple_xds.scope_key`, which these names must match): the
@@ -27,7 +28,6 @@ from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, proto
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.rbac.v3 import rbac_pb2 as rbac_config_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2, scoped_route_pb2
-from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as rbac_filter_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
@@ -40,7 +40,6 @@ from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
 from ripple_common.resources import Resource, TypeUrl
 from ripple_translator.translate.annotations import (
     ClusterSettings,
-    Cors,
     HashPolicy,
     HashSource,
     LbPolicy,
@@ -62,7 +61,6 @@ from ripple_translator.translate.plan import (
 )
 from ripple_translator.translate.validate import envoy_literal
 
-CORS_FILTER: Final = "envoy.filters.http.cors"
 RBAC_FILTER: Final = "envoy.filters.http.rbac"
 LOCAL_RATELIMIT_FILTER: Final = "envoy.filters.http.local_ratelimit"
 # The gateway's body-limit Lua filter and the route metadata key it reads (ripple_xds.body_limit).
@@ -195,8 +193,6 @@ def _route(spec: RouteSpec) -> Any:
     for param in spec.query_params:
         route.match.query_parameters.append(_query_matcher(param))
     _set_action(route, spec.action)
-    if spec.cors is not None:
-        route.typed_per_filter_config[CORS_FILTER].CopyFrom(_pack(_cors(spec.cors)))
     if spec.source_ranges is not None:
         rbac = _rbac(spec.source_ranges)
         route.typed_per_filter_config[RBAC_FILTER].CopyFrom(_pack(rbac))
@@ -210,6 +206,8 @@ def _route(spec: RouteSpec) -> Any:
         route.request_headers_to_add.append(_header_option(key, value))
     for key, value in spec.response_headers:
         route.response_headers_to_add.append(_header_option(key, value))
+    for key, value in spec.response_headers_format:
+        route.response_headers_to_add.append(_header_option(key, value, literal=False))
     for key, value in spec.request_headers_append:
         route.request_headers_to_add.append(_header_option(key, value, append=True))
     for key, value in spec.response_headers_append:
@@ -382,30 +380,6 @@ def _local_rate_limit(limit: RateLimit) -> Any:
     return config
 
 
-def _cors(cors: Cors) -> Any:
-    policy = cors_pb2.CorsPolicy(
-        allow_methods=", ".join(cors.allow_methods),
-        allow_headers=",".join(cors.allow_headers),
-        expose_headers=",".join(cors.expose_headers),
-        max_age=str(cors.max_age_s),
-        allow_credentials=wrappers_pb2.BoolValue(value=cors.allow_credentials),
-    )
-    for origin in cors.allow_origins:
-        policy.allow_origin_string_match.append(_origin_matcher(origin))
-    return policy
-
-
-def _origin_matcher(origin: str) -> Any:
-    if origin == "*":
-        return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=".*"))
-    scheme, _, rest = origin.partition("://")
-    if rest.startswith("*."):
-        escaped = rest[2:].replace(".", "\\.")
-        regex = f"(?i){scheme}://[a-z0-9-]+\\.{escaped}"
-        return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=regex))
-    return string_pb2.StringMatcher(exact=origin, ignore_case=True)
-
-
 def _rbac(ranges: SourceRanges) -> Any:
     """Allow-list and deny-list of client addresses (``remote_ip``: the client address after
     the listener's x-forwarded-for handling, like nginx's $remote_addr with real_ip)."""
@@ -443,10 +417,10 @@ def _any_of(nets: Sequence[Any]) -> Any:
     return rbac_config_pb2.Principal(or_ids=rbac_config_pb2.Principal.Set(ids=ids))
 
 
-def _header_option(key: str, value: str, *, append: bool = False) -> Any:
+def _header_option(key: str, value: str, *, append: bool = False, literal: bool = True) -> Any:
     option = base_pb2.HeaderValueOption
     return option(
-        header=base_pb2.HeaderValue(key=key, value=envoy_literal(value)),
+        header=base_pb2.HeaderValue(key=key, value=envoy_literal(value) if literal else value),
         append_action=option.APPEND_IF_EXISTS_OR_ADD
         if append
         else option.OVERWRITE_IF_EXISTS_OR_ADD,

@@ -27,7 +27,9 @@ from ripple_translator.translate import validate
 from ripple_translator.translate.annotations import (
     DEFAULT_RETRY,
     ClusterSettings,
+    Cors,
     IngressAnnotations,
+    Redirect,
 )
 from ripple_translator.translate.backends import ClusterTarget, Inventory, Unresolved
 from ripple_translator.translate.catalog import PREFIX
@@ -282,8 +284,14 @@ class _HostBuilder:
 
         routes = self._app_root(host, winners.values())
         ordered = sorted(winners.items(), key=lambda kv: _order(kv[0], kv[1], regex_mode))
+        # ingress-nginx redirects to https a host in a tls section even when its Secret is
+        # missing or bad (it serves its default certificate then).
+        tls = self.has_certificate(host) or any(
+            host in t.hosts for c in primaries for t in c.source.ingress.tls
+        )
         for key, cand in ordered:
-            routes.extend(self._path_routes(host, key[1], cand, chosen.get(key)))
+            path_routes = self._path_routes(host, key[1], cand, chosen.get(key), tls=tls)
+            routes.extend(_with_cors(path_routes, cand.source.settings.cors))
         return routes
 
     def _match(self, cand: _Candidate, regex_mode: Accepted | None) -> PathMatch | None:
@@ -338,7 +346,7 @@ class _HostBuilder:
         ]
 
     def _path_routes(
-        self, host: str, match: PathMatch, cand: _Candidate, canary: _Candidate | None
+        self, host: str, match: PathMatch, cand: _Candidate, canary: _Candidate | None, *, tls: bool
     ) -> list[RouteSpec]:
         acc = cand.source
         s = acc.settings
@@ -348,12 +356,13 @@ class _HostBuilder:
             response_headers=self._custom_headers(acc),
         )
         routes: list[RouteSpec] = []
-        if s.force_ssl_redirect or (s.ssl_redirect and self.has_certificate(host)):
-            routes.append(
-                common.route(
+        if s.force_ssl_redirect or (s.ssl_redirect and tls):
+            routes.extend(
+                _https_redirects(
+                    common,
                     acc.label,
-                    RedirectTo(code=308, https=True),
-                    HeaderMatch("x-forwarded-proto", "http"),
+                    preserve_trailing_slash=s.preserve_trailing_slash,
+                    root=cand.raw_path == "/",
                 )
             )
         if s.redirect is not None:
@@ -366,11 +375,8 @@ class _HostBuilder:
                         f"{cand.raw_path}; the canary gets no traffic",
                     )
                 )
-            r = s.redirect
-            redirect = RedirectTo(
-                code=r.code, scheme=r.scheme, host=r.host, port=r.port, path=r.path
-            )
-            routes.append(common.route(acc.label, redirect))
+            location = _location(s.redirect)
+            routes.append(common.route(acc.label, Respond(s.redirect.code), location=location))
             return routes
 
         fallback = annotated_default(acc, self.inventory)
@@ -540,20 +546,122 @@ class _Common:
     settings: IngressAnnotations
     response_headers: tuple[tuple[str, str], ...]
 
-    def route(self, name: str, action: Action, *headers: HeaderMatch) -> RouteSpec:
+    def route(
+        self, name: str, action: Action, *headers: HeaderMatch, location: str | None = None
+    ) -> RouteSpec:
+        """A route of the path; `location`: a Location header in Envoy's substitution format."""
         prefix = self.settings.x_forwarded_prefix
         return RouteSpec(
             name=name,
             match=self.match,
             action=action,
             headers=headers,
-            cors=self.settings.cors,
+            response_headers_format=(("Location", location),) if location else (),
             source_ranges=self.settings.source_ranges,
             rate_limit=self.settings.rate_limit,
             body_limit_bytes=self.settings.body_limit_bytes,
             request_headers=(("X-Forwarded-Prefix", prefix),) if prefix else (),
             response_headers=self.response_headers,
         )
+
+
+def _https_redirects(
+    common: _Common, name: str, *, preserve_trailing_slash: bool, root: bool
+) -> list[RouteSpec]:
+    """ingress-nginx's https redirect (308) to the request's host and URI, one trailing slash
+    of the path stripped unless preserve-trailing-slash: ``GET /docs/`` -> ``https://host/docs``
+    and, on the root path (`root`), ``GET /`` -> ``https://host``, which Envoy's redirect cannot
+    write (its path is never empty): a direct answer with that Location, for a Host without
+    port (Envoy's redirect strips the port otherwise)."""
+    proto = HeaderMatch("x-forwarded-proto", "http")
+    if preserve_trailing_slash:
+        return [common.route(name, RedirectTo(code=308, https=True), proto)]
+    routes = []
+    if root:
+        routes.append(
+            common.route(
+                name,
+                Respond(308),
+                proto,
+                HeaderMatch(":path", "/"),
+                HeaderMatch(":authority", "[^:]+", regex=True),
+                location="https://%REQ(:authority)%",
+            )
+        )
+    strip = RedirectTo(code=308, https=True, rewrite=("^(.*)/$", "\\1"))
+    routes.append(common.route(name, strip, proto))
+    return routes
+
+
+def _location(redirect: Redirect) -> str:
+    """The Location of a permanent/temporal redirect, in Envoy's substitution format: exactly
+    as configured; a path made absolute with the request's scheme and host unless relative;
+    ``$request_uri`` is the request's path and query."""
+    location = validate.envoy_literal(redirect.location)
+    if redirect.is_path and not redirect.relative:
+        location = "%REQ(:scheme)%://%REQ(:authority)%" + location
+    if redirect.keep_request_uri:
+        location += "%REQ(:path)%"
+    return location
+
+
+_CORS_PREFLIGHT = HeaderMatch(":method", "OPTIONS")
+_CORS_CONTENT_TYPE = ("Content-Type", "text/plain charset=UTF-8")
+
+
+def _with_cors(routes: list[RouteSpec], cors: Cors | None) -> list[RouteSpec]:
+    """enable-cors as ingress-nginx's template: with origin ``*`` every answer of the path
+    carries the CORS headers (``Access-Control-Allow-Origin: *``) and every OPTIONS request is
+    answered 204 by the gateway; with a list of origins, only requests whose Origin matches one
+    (case-insensitive, ``*.`` one label), the Origin echoed; no valid origin: no CORS at all."""
+    if cors is None or not cors.allow_origins or not routes:
+        return routes
+    fixed = _cors_headers(cors)
+    dynamic: tuple[tuple[str, str], ...] = ()
+    origin: tuple[HeaderMatch, ...] = ()
+    if cors.allow_origins == ("*",):
+        fixed = (("Access-Control-Allow-Origin", "*"), *fixed)
+    else:
+        dynamic = (("Access-Control-Allow-Origin", "%REQ(origin)%"),)
+        origin = (HeaderMatch("origin", _origin_regex(cors.allow_origins), regex=True),)
+
+    def with_headers(route: RouteSpec, *extra: tuple[str, str]) -> RouteSpec:
+        return replace(
+            route,
+            headers=(*route.headers, *origin),
+            response_headers=(*route.response_headers, *fixed, *extra),
+            response_headers_format=(*route.response_headers_format, *dynamic),
+        )
+
+    base = routes[-1]  # the path's own route: no header match
+    preflight = with_headers(
+        replace(base, action=Respond(204), headers=(_CORS_PREFLIGHT,)), _CORS_CONTENT_TYPE
+    )
+    if not origin:
+        return [preflight, *(with_headers(r) for r in routes)]
+    out = [preflight]
+    for route in routes:
+        out += [with_headers(route), route]
+    return out
+
+
+def _cors_headers(cors: Cors) -> tuple[tuple[str, str], ...]:
+    headers = []
+    if cors.allow_credentials:
+        headers.append(("Access-Control-Allow-Credentials", "true"))
+    headers.append(("Access-Control-Allow-Methods", cors.allow_methods))
+    headers.append(("Access-Control-Allow-Headers", cors.allow_headers))
+    if cors.expose_headers:
+        headers.append(("Access-Control-Expose-Headers", cors.expose_headers))
+    headers.append(("Access-Control-Max-Age", str(cors.max_age_s)))
+    return tuple(headers)
+
+
+def _origin_regex(origins: Sequence[str]) -> str:
+    """ingress-nginx's ``$http_origin ~* (^(o1)|(o2)$)``: each origin quoted, its first ``*``
+    one label; RE2, case-insensitive, matching the whole header."""
+    parts = [re.escape(o).replace("\\*", "[A-Za-z0-9\\-]+", 1) for o in origins]
+    return "(?i)" + "|".join(f"(?:{p})" for p in parts)
 
 
 def plain_match(path: IngressPath) -> PathMatch:

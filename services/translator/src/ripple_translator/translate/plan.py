@@ -10,7 +10,6 @@ import enum
 from dataclasses import dataclass
 
 from ripple_translator.translate.annotations import (
-    Cors,
     HashPolicy,
     IngressAnnotations,
     RateLimit,
@@ -101,7 +100,6 @@ class RouteSpec:
     action: Action
     headers: tuple[HeaderMatch, ...] = ()
     query_params: tuple[HeaderMatch, ...] = ()
-    cors: Cors | None = None
     source_ranges: SourceRanges | None = None
     rate_limit: RateLimit | None = None
     body_limit_bytes: int | None = None
@@ -112,6 +110,8 @@ class RouteSpec:
     response_headers_append: tuple[tuple[str, str], ...] = ()
     request_headers_remove: tuple[str, ...] = ()
     response_headers_remove: tuple[str, ...] = ()
+    # Response headers set from Envoy's substitution format (``%REQ(origin)%``), not escaped.
+    response_headers_format: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
