@@ -15,7 +15,7 @@ from ripple_common.health import HealthServer
 from ripple_common.lifecycle import Lifecycle
 from ripple_watcher.kafka import make_producer, message_limit
 from ripple_watcher.kinds import KindSpec, kinds_by_name
-from ripple_watcher.kube import KubeKindApi, KubeLeaseApi, make_api_client
+from ripple_watcher.kube import KubeKindApi, KubeLeaseApi, NamespacedKindApi, make_api_client
 from ripple_watcher.leases import Elector
 from ripple_watcher.ports import KindApi
 from ripple_watcher.publisher import KafkaSink
@@ -50,9 +50,18 @@ async def serve(
     lc.on_close(api_client.close)
     producer = await lc.start(make_producer(settings), name="kafka producer")
     limit = await message_limit(settings, producer)
+    resolver = resolver_from(settings)
+
+    def api_for(spec: KindSpec) -> KindApi:
+        if spec.kind == "Secret" and settings.secrets_per_namespace:
+            return wrap(
+                NamespacedKindApi(api_client, spec, namespaces=resolver.selected_namespaces)
+            )
+        return wrap(KubeKindApi(api_client, spec))
+
     group = WatcherGroup(
         specs,
-        api_for=lambda spec: wrap(KubeKindApi(api_client, spec)),
+        api_for=api_for,
         sink_for=lambda spec: KafkaSink(
             producer,
             topic=settings.topic,
@@ -60,7 +69,7 @@ async def serve(
             tracer=tracer,
             limit=limit,
         ),
-        resolver=resolver_from(settings),
+        resolver=resolver,
         sealer=sealer,
         options=watch_options(settings),
         flush_timeout=settings.stop_flush_timeout_seconds,

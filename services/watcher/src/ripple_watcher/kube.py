@@ -1,22 +1,27 @@
 """kubernetes_asyncio adapter: raw JSON list and watch of one kind (no model classes: the
 watcher publishes the API's own JSON, and skipping deserialization keeps a 20k-object list
-cheap)."""
+cheap). `NamespacedKindApi` reads a kind namespace by namespace, for the strict RBAC mode."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from kubernetes_asyncio import client, config
 
 from ripple_watcher.kinds import KindSpec
 from ripple_watcher.leases import LeaseConflictError, LeaseRecord
 from ripple_watcher.ports import ListPage, RawEvent, ResourceExpiredError
 
+log = structlog.get_logger(__name__)
+
 _HTTP_GONE = 410
 _HTTP_NOT_FOUND = 404
+_HTTP_FORBIDDEN = 403
 
 
 class KubeApiError(Exception):
@@ -73,12 +78,16 @@ class KubeKindApi:
         return any(r.get("name") == self.spec.plural for r in doc.get("resources") or [])
 
     async def list_pages(self, *, page_size: int) -> AsyncIterator[ListPage]:
+        async for page in self.list_path(self.spec.collection_path, page_size=page_size):
+            yield page
+
+    async def list_path(self, path: str, *, page_size: int) -> AsyncIterator[ListPage]:
+        """Every page of the list at `path` (the collection, or one namespace's)."""
         token: str | None = None
         first_rv: str | None = None
         while True:
             doc = await self._get_json(
-                self.spec.collection_path,
-                self.spec.list_query(limit=page_size, continue_token=token),
+                path, self.spec.list_query(limit=page_size, continue_token=token)
             )
             meta = doc.get("metadata") or {}
             first_rv = first_rv or str(meta.get("resourceVersion", ""))
@@ -90,14 +99,23 @@ class KubeKindApi:
     async def watch(
         self, *, resource_version: str, timeout_seconds: int
     ) -> AsyncIterator[RawEvent]:
+        async for event in self.watch_path(
+            self.spec.collection_path,
+            resource_version=resource_version,
+            timeout_seconds=timeout_seconds,
+        ):
+            yield event
+
+    async def watch_path(
+        self, path: str, *, resource_version: str, timeout_seconds: int
+    ) -> AsyncIterator[RawEvent]:
+        """The watch of `path` (the collection, or one namespace's)."""
         query = self.spec.watch_query(
             resource_version=resource_version, timeout_seconds=timeout_seconds
         )
         # Client-side limit a little past the server's own: the idle timeout of the watch loop
         # catches silent connections long before this.
-        resp = await self._get(
-            self.spec.collection_path, query, request_timeout=timeout_seconds + 30
-        )
+        resp = await self._get(path, query, request_timeout=timeout_seconds + 30)
         try:
             if resp.status != 200:
                 _raise_for_status(resp.status, await resp.read())
@@ -115,6 +133,123 @@ class KubeKindApi:
                 yield _event(buffer)
         finally:
             resp.release()
+
+
+class NamespacedKindApi:
+    """KindApi of a namespaced kind read namespace by namespace: only in the namespaces
+    `namespaces()` names at each list (the selected tenant namespaces), so the watcher needs
+    the kind's `list, watch` only there (a RoleBinding per namespace: the strict Secret mode of
+    docs/deploy.md). The namespaces' lists are one list and their watches one watch to the
+    watch loop, so the kind keeps one re-list contract (one RELIST_STARTED/FINISHED pair).
+
+    Each namespace's watch resumes from its own resourceVersion (kept here: the loop's single
+    one cannot say where each stream stood). A namespace whose list is forbidden (no
+    RoleBinding there yet) or gone is skipped with a warning: it blocks no other namespace."""
+
+    def __init__(
+        self,
+        api_client: Any,
+        spec: KindSpec,
+        *,
+        namespaces: Callable[[], Iterable[str]],
+        idle_bookmark_seconds: float = 30.0,
+        request_timeout: float = 60.0,
+    ) -> None:
+        if not spec.namespaced:
+            raise ValueError(f"{spec.kind} is cluster-scoped")
+        self._api = KubeKindApi(api_client, spec, request_timeout=request_timeout)
+        self.spec = spec
+        self._namespaces = namespaces
+        self._bookmark_s = idle_bookmark_seconds
+        # Per listed namespace: the resourceVersion its watch resumes from.
+        self._resume: dict[str, str] = {}
+
+    @property
+    def watched_namespaces(self) -> list[str]:
+        return sorted(self._resume)
+
+    async def available(self) -> bool:
+        return await self._api.available()
+
+    async def list_pages(self, *, page_size: int) -> AsyncIterator[ListPage]:
+        listed: dict[str, str] = {}
+        first_rv = ""
+        for ns in sorted(set(self._namespaces())):
+            try:
+                async for page in self._api.list_path(
+                    self.spec.namespaced_path(ns), page_size=page_size
+                ):
+                    listed.setdefault(ns, page.resource_version)
+                    first_rv = first_rv or page.resource_version
+                    yield ListPage(items=page.items, resource_version=first_rv)
+            except KubeApiError as exc:
+                if exc.status not in (_HTTP_FORBIDDEN, _HTTP_NOT_FOUND):
+                    raise
+                log.warning(
+                    "namespace skipped: its list is not allowed (no RoleBinding?) or it is gone",
+                    kind=self.spec.kind,
+                    namespace=ns,
+                    status=exc.status,
+                )
+        self._resume = listed
+        if not first_rv:  # no namespace at all: an empty list (the loop needs a page)
+            yield ListPage(items=[], resource_version="0")
+
+    async def watch(
+        self, *, resource_version: str, timeout_seconds: int
+    ) -> AsyncIterator[RawEvent]:
+        if not self._resume:
+            # Nothing to watch: bookmarks keep the loop's idle check quiet until a re-list.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_seconds
+            while (left := deadline - loop.time()) > 0:
+                await asyncio.sleep(min(self._bookmark_s, left))
+                yield RawEvent("BOOKMARK", {"metadata": {"resourceVersion": resource_version}})
+            return
+        queue: asyncio.Queue[tuple[str, RawEvent] | BaseException | None] = asyncio.Queue(100)
+
+        async def pump(ns: str, rv: str) -> None:
+            try:
+                async for event in self._api.watch_path(
+                    self.spec.namespaced_path(ns),
+                    resource_version=rv,
+                    timeout_seconds=timeout_seconds,
+                ):
+                    await queue.put((ns, event))
+                await queue.put(None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await queue.put(exc)
+
+        tasks = [
+            asyncio.create_task(pump(ns, rv), name=f"watch {self.spec.kind} in {ns}")
+            for ns, rv in self._resume.items()
+        ]
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return  # one stream ended (the server's timeout): all resume from here
+                if isinstance(item, BaseException):
+                    raise item
+                ns, event = item
+                rv = _event_rv(event)
+                if rv and event.type != "ERROR":
+                    # The loop handles this event before it asks for the next, or re-lists
+                    # (which starts over): a resume from here never skips one.
+                    self._resume[ns] = rv
+                yield event
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _event_rv(event: RawEvent) -> str:
+    meta = event.object.get("metadata") if isinstance(event.object, Mapping) else None
+    rv = meta.get("resourceVersion") if isinstance(meta, Mapping) else None
+    return rv if isinstance(rv, str) else ""
 
 
 def _event(line: bytes) -> RawEvent:

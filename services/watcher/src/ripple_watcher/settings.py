@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from ripple_common.envelope import EVENTS_TOPIC
@@ -72,6 +72,14 @@ class WatcherSettings(ServiceSettings, KafkaSecuritySettings):
         "namespaces (and those Namespaces) are published. A namespace relabelled out of it "
         "has its objects published as DELETED, one relabelled into it as ADDED. Unset or "
         "empty = every namespace",
+    )
+    secrets_per_namespace: bool = Field(
+        default=False,
+        description="list and watch Secrets namespace by namespace, only in the namespaces "
+        "NAMESPACE_SELECTOR selects (required): the strict RBAC mode, where the watcher may read "
+        "Secrets only where a RoleBinding allows it (deploy/k8s/components/"
+        "watcher-secrets-per-namespace); one watch connection per selected namespace; a "
+        "namespace without the RoleBinding is skipped. False: one cluster-wide list and watch",
     )
     sealing_key: SecretStr | None = Field(
         default=None,
@@ -150,3 +158,12 @@ class WatcherSettings(ServiceSettings, KafkaSecuritySettings):
             return None
         parse_selector(value)  # SelectorError (a ValueError): a validation error
         return value.strip()
+
+    @model_validator(mode="after")
+    def _per_namespace_needs_a_selector(self) -> Self:
+        if self.secrets_per_namespace and self.namespace_selector is None:
+            raise ValueError(
+                "RIPPLE_WATCHER_SECRETS_PER_NAMESPACE needs RIPPLE_WATCHER_NAMESPACE_SELECTOR "
+                "(the tenant namespaces whose Secrets the watcher may read)"
+            )
+        return self

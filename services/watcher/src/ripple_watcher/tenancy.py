@@ -52,6 +52,10 @@ class TenantResolver:
             return True
         return namespace in self._selected
 
+    def selected_namespaces(self) -> frozenset[str]:
+        """The namespaces observed with labels that match the selector (none without one)."""
+        return frozenset(self._selected)
+
     def matches(self, namespace: Mapping[str, Any]) -> bool:
         """A Namespace object matches the selector (no selector: every one does)."""
         if self._selector is None:
