@@ -9,23 +9,40 @@ tenant's RouteConfiguration (see the scaling rules in DESIGN.md).
 
 The HTTP filter chain holds, in order, the scope-key Lua filter, the CORS, RBAC and local rate
 limit filters (empty: the translator configures them per route through
-`typed_per_filter_config`), the body-limit Lua filter (`body_limit`: reads a route's metadata)
-and the router.
+`typed_per_filter_config`), the body-limit Lua filter (`body_limit`: reads a route's metadata),
+the header-mutation filter writing X-Forwarded-For (`ClientAddress`) and the router.
+
+The client address (`ClientAddress`, ingress-nginx's ConfigMap keys `use-forwarded-headers`,
+`forwarded-for-header`, `compute-full-forwarded-for`, `use-proxy-protocol`): what RBAC
+(allow/deny source ranges, `remote_ip`) and the local rate limits (`remote_address`) see.
+By default the peer of the connection (a client can claim nothing); with forwarded headers the
+`trusted_hops`-th address from the right of X-Forwarded-For (Envoy `xff_num_trusted_hops`:
+the load balancers in front of the gateway append one address each), or the value of a
+custom header (`original_ip_detection_extensions` custom_header); with the PROXY protocol on
+the listeners, the source address its header carries. Upstream, X-Forwarded-For is the
+client address alone (nginx's default), or the incoming list plus the peer with
+`compute_full_forwarded_for`; the incoming value travels as X-Original-Forwarded-For.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any, Final
 
-from envoy.config.core.v3 import address_pb2, config_source_pb2
+from envoy.config.common.mutation_rules.v3 import mutation_rules_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
+from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2
 from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.proxy_protocol.v3 import proxy_protocol_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.extensions.http.original_ip_detection.custom_header.v3 import custom_header_pb2
 
 from ripple_common.resources import Resource, TypeUrl
 from ripple_xds.body_limit import BODY_LIMIT_FILTER, body_limit_filter_config
@@ -34,9 +51,43 @@ from ripple_xds.scope_key import SCOPE_FILTER, SCOPE_KEY_HEADER, scope_filter_co
 HTTP_LISTENER: Final = "ripple-http"
 SCOPED_ROUTES: Final = "ripple-scopes"
 HCM_FILTER: Final = "envoy.filters.network.http_connection_manager"
+PROXY_PROTOCOL_FILTER: Final = "envoy.filters.listener.proxy_protocol"
+HEADER_MUTATION_FILTER: Final = "envoy.filters.http.header_mutation"
+CUSTOM_HEADER_DETECTION: Final = "envoy.http.original_ip_detection.custom_header"
+XFF: Final = "x-forwarded-for"
+ORIGINAL_XFF: Final = "x-original-forwarded-for"
+MAX_TRUSTED_HOPS: Final = 16
+_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # an HTTP header name (RFC 9110 token)
 
 
-def http_filters() -> list[tuple[str, Any, bool]]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientAddress:
+    """How the gateway finds the client's address (see the module doc)."""
+
+    use_forwarded_headers: bool = False
+    forwarded_for_header: str = "X-Forwarded-For"
+    trusted_hops: int = 1
+    compute_full_forwarded_for: bool = False
+    proxy_protocol: bool = False
+
+    def __post_init__(self) -> None:
+        if not _TOKEN.match(self.forwarded_for_header):
+            raise ValueError(
+                f"forwarded_for_header {self.forwarded_for_header!r} is not an HTTP header name"
+            )
+        if not 1 <= self.trusted_hops <= MAX_TRUSTED_HOPS:
+            raise ValueError(f"trusted_hops must be in 1..{MAX_TRUSTED_HOPS}")
+
+    @property
+    def custom_header(self) -> bool:
+        """Forwarded headers trusted, from another header than X-Forwarded-For."""
+        return self.use_forwarded_headers and self.forwarded_for_header.lower() != XFF
+
+
+EDGE: Final = ClientAddress()  # the default: the gateway is the edge, the peer is the client
+
+
+def http_filters(client: ClientAddress = EDGE) -> list[tuple[str, Any, bool]]:
     """(name, config, disabled) of the filters after the scope-key filter (none is disabled
     today: Envoy picks a stream's filters before the scope key exists, see `body_limit`)."""
     return [
@@ -48,8 +99,40 @@ def http_filters() -> list[tuple[str, Any, bool]]:
             False,
         ),
         (BODY_LIMIT_FILTER, body_limit_filter_config(), False),
+        (HEADER_MUTATION_FILTER, forwarded_for_mutation(client), False),
         ("envoy.filters.http.router", router_pb2.Router(), False),
     ]
+
+
+def forwarded_for_mutation(client: ClientAddress) -> Any:
+    """X-Original-Forwarded-For = the incoming forwarded-for header (when present), then
+    X-Forwarded-For = the client address (or, with compute_full_forwarded_for, the incoming
+    list plus the peer: what Envoy's own append gives, which the HCM skips)."""
+    option = base_pb2.HeaderValueOption
+    incoming = f"%REQ({client.forwarded_for_header})%"
+    if client.compute_full_forwarded_for:
+        xff = option(
+            header=base_pb2.HeaderValue(
+                key=XFF, value="%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%"
+            ),
+            append_action=option.APPEND_IF_EXISTS_OR_ADD,
+        )
+    else:
+        xff = option(
+            header=base_pb2.HeaderValue(key=XFF, value="%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"),
+            append_action=option.OVERWRITE_IF_EXISTS_OR_ADD,
+        )
+    original = option(
+        header=base_pb2.HeaderValue(key=ORIGINAL_XFF, value=incoming),
+        append_action=option.OVERWRITE_IF_EXISTS_OR_ADD,
+    )
+    mutations = header_mutation_pb2.Mutations(
+        request_mutations=[
+            mutation_rules_pb2.HeaderMutation(append=original),
+            mutation_rules_pb2.HeaderMutation(append=xff),
+        ]
+    )
+    return header_mutation_pb2.HeaderMutation(mutations=mutations)
 
 
 def ads_config_source() -> Any:
@@ -75,22 +158,51 @@ def _scoped_routes() -> Any:
     )
 
 
-def http_connection_manager(*, stat_prefix: str) -> Any:
+def http_connection_manager(*, stat_prefix: str, client: ClientAddress = EDGE) -> Any:
     manager = hcm_pb2.HttpConnectionManager(
         stat_prefix=stat_prefix,
         scoped_routes=_scoped_routes(),
-        # The gateway is the edge: the client address is the peer, x-forwarded-proto is ours.
         merge_slashes=True,
+        # X-Forwarded-For is written by the header-mutation filter (`forwarded_for_mutation`).
+        skip_xff_append=True,
+        append_x_forwarded_port=True,
     )
-    manager.use_remote_address.value = True
     manager.normalize_path.value = True
+    if client.custom_header:
+        # The client address is the custom header's (Envoy: these extensions exclude
+        # use_remote_address); the peer when the header is missing or not an address.
+        detection = manager.original_ip_detection_extensions.add(name=CUSTOM_HEADER_DETECTION)
+        detection.typed_config.Pack(
+            custom_header_pb2.CustomHeaderConfig(header_name=client.forwarded_for_header.lower())
+        )
+    else:
+        # The gateway is the edge: the client address is the peer (or, trusting forwarded
+        # headers, the trusted_hops-th address from the right of X-Forwarded-For);
+        # x-forwarded-proto is ours.
+        manager.use_remote_address.value = True
+        if client.use_forwarded_headers:
+            manager.xff_num_trusted_hops = client.trusted_hops
     manager.http_filters.add(name=SCOPE_FILTER).typed_config.Pack(scope_filter_config())
-    for name, config, disabled in http_filters():
+    for name, config, disabled in http_filters(client):
         manager.http_filters.add(name=name, disabled=disabled).typed_config.Pack(config)
     return manager
 
 
-def http_listener(*, address: str, port: int, name: str = HTTP_LISTENER) -> Resource:
+def add_proxy_protocol(listener: Any, client: ClientAddress) -> None:
+    """The PROXY protocol (v1 and v2) listener filter, first, when `client` asks for it: every
+    connection must then start with a PROXY header (as nginx's `listen ... proxy_protocol`)."""
+    if client.proxy_protocol:
+        proxy = listener.listener_filters.add(name=PROXY_PROTOCOL_FILTER)
+        proxy.typed_config.Pack(proxy_protocol_pb2.ProxyProtocol())
+
+
+def http_listener(
+    *,
+    address: str,
+    port: int,
+    name: str = HTTP_LISTENER,
+    client: ClientAddress = EDGE,
+) -> Resource:
     """The plain-HTTP listener on `address`:`port`, routing every host by scoped RDS."""
     if not 0 < port < 65536:
         raise ValueError(f"listener port {port} out of range")
@@ -100,7 +212,8 @@ def http_listener(*, address: str, port: int, name: str = HTTP_LISTENER) -> Reso
             socket_address=address_pb2.SocketAddress(address=address, port_value=port)
         ),
     )
+    add_proxy_protocol(listener, client)
     chain = listener.filter_chains.add()
     chain.filters.append(listener_components_pb2.Filter(name=HCM_FILTER))
-    chain.filters[0].typed_config.Pack(http_connection_manager(stat_prefix=name))
+    chain.filters[0].typed_config.Pack(http_connection_manager(stat_prefix=name, client=client))
     return Resource(TypeUrl.LISTENER, name, listener.SerializeToString(deterministic=True))

@@ -16,6 +16,15 @@ hosts) and is fed by name as the cache changes; parsing a certificate happens on
 change. With gateways configured (`identity.GatewayPolicy`), each gateway has its own HTTPS listener
 (`ripple-https.<gateway>`) holding only its tenants' hosts.
 
+The default certificate (`default_certificate`: configured, or generated at start as
+ingress-nginx's fake certificate) is the listener's `default_filter_chain`: a client whose SNI
+names no bound host (a host whose Secret is missing or invalid, an unknown host, no SNI) gets
+it, and the same routes behind it (an unknown host answers 404), so the HTTPS listener exists
+even when no host has a certificate, as ingress-nginx's port 443 does. It is the Secret
+resource `DEFAULT_CERTIFICATE`, served by SDS like a tenant's (so only to verified gateways).
+The listeners take the gateway's client-address settings (`gateway.ClientAddress`: the PROXY
+protocol listener filter comes before the TLS inspector).
+
 One tenant's certificate must never fail the listener shared with the others. Secrets whose
 certificate and key Envoy would reject never enter the cache (`secrets.SecretOpener`). Should
 Envoy still reject something (`HttpsFeed.nacked`, fed the NACKs of every stream): a NACKed
@@ -41,7 +50,14 @@ from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 
 from ripple_common.resources import Resource, TypeUrl
-from ripple_xds.gateway import HCM_FILTER, ads_config_source, http_connection_manager
+from ripple_xds.gateway import (
+    EDGE,
+    HCM_FILTER,
+    ClientAddress,
+    add_proxy_protocol,
+    ads_config_source,
+    http_connection_manager,
+)
 from ripple_xds.identity import DEFAULT_GATEWAY, HTTPS_LISTENER_PREFIX, Gateway
 from ripple_xds.protocol import Nack
 from ripple_xds.snapshot import CacheChange, SnapshotCache
@@ -53,6 +69,7 @@ HTTPS_LISTENER: Final = HTTPS_LISTENER_PREFIX  # the default gateway's
 TLS_INSPECTOR: Final = "envoy.filters.listener.tls_inspector"
 TLS_TRANSPORT_SOCKET: Final = "envoy.transport_sockets.tls"
 SCOPE_MARKER: Final = "/scope/"
+DEFAULT_CHAIN: Final = "default"
 
 
 def scope_host(name: str) -> tuple[str, str] | None:
@@ -109,13 +126,20 @@ def bindings(
 
 
 def https_listener(
-    *, address: str, port: int, bound: Mapping[str, str], name: str = HTTPS_LISTENER
+    *,
+    address: str,
+    port: int,
+    bound: Mapping[str, str],
+    name: str = HTTPS_LISTENER,
+    default_secret: str | None = None,
+    client: ClientAddress = EDGE,
 ) -> Resource | None:
-    """The HTTPS listener serving every bound host (host -> Secret), or None when no host
-    has a certificate (a listener without filter chains serves nothing)."""
+    """The HTTPS listener serving every bound host (host -> Secret) and, with `default_secret`,
+    every other server name with that certificate; None when it would serve nothing (no host
+    has a certificate and there is no default one)."""
     if not 0 < port < 65536:
         raise ValueError(f"listener port {port} out of range")
-    if not bound:
+    if not bound and default_secret is None:
         return None
     listener = listener_pb2.Listener(
         name=name,
@@ -123,16 +147,23 @@ def https_listener(
             socket_address=address_pb2.SocketAddress(address=address, port_value=port)
         ),
     )
+    add_proxy_protocol(listener, client)
     inspector = listener.listener_filters.add(name=TLS_INSPECTOR)
     inspector.typed_config.Pack(tls_inspector_pb2.TlsInspector())
     manager = listener_components_pb2.Filter(name=HCM_FILTER)
-    manager.typed_config.Pack(http_connection_manager(stat_prefix=HTTPS_LISTENER))
+    manager.typed_config.Pack(http_connection_manager(stat_prefix=HTTPS_LISTENER, client=client))
     for host in sorted(bound):
         chain = listener.filter_chains.add(name=host)
         chain.filter_chain_match.server_names.append(host)
         chain.filters.append(manager)
         chain.transport_socket.name = TLS_TRANSPORT_SOCKET
         chain.transport_socket.typed_config.Pack(_tls_context(bound[host]))
+    if default_secret is not None:
+        chain = listener.default_filter_chain
+        chain.name = DEFAULT_CHAIN
+        chain.filters.append(manager)
+        chain.transport_socket.name = TLS_TRANSPORT_SOCKET
+        chain.transport_socket.typed_config.Pack(_tls_context(default_secret))
     body = listener.SerializeToString(deterministic=True)
     return Resource(TypeUrl.LISTENER, name, body)
 
@@ -152,10 +183,13 @@ def _tls_context(secret: str) -> Any:
     return context
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HttpsSettings:
     address: str
     port: int
+    client: ClientAddress = EDGE
+    # The Secret resource of the default certificate (`default_certificate`); None: none.
+    default_certificate: Resource | None = None
 
 
 class TlsHosts:
@@ -219,11 +253,14 @@ class TlsHosts:
 
     def listener(self, gateway: Gateway = DEFAULT_GATEWAY) -> Resource | None:
         """`gateway`'s HTTPS listener (named `gateway.https_listener`)."""
+        default = self._settings.default_certificate
         return https_listener(
             address=self._settings.address,
             port=self._settings.port,
             bound=self.bindings(gateway),
             name=gateway.https_listener,
+            default_secret=default.name if default is not None else None,
+            client=self._settings.client,
         )
 
 
@@ -254,6 +291,10 @@ class HttpsFeed:
         # Per listener: host -> Secret of the last build and of the one before.
         self._built: dict[str, dict[str, str]] = {}
         self._before: dict[str, dict[str, str]] = {}
+        if settings.default_certificate is not None:
+            # Served from the start, before any tenant has a certificate.
+            cache.apply(upserts=[settings.default_certificate])
+            self.rebuild()
         self._subscription = cache.subscribe(self._on_change)
 
     @property

@@ -21,6 +21,7 @@ it had; the refusal is logged and counted against the Secret's tenant
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -81,14 +82,23 @@ def pair_problem(certificate: bytes, private_key: bytes) -> str | None:
 
 
 class SecretOpener:
-    """Opens the sealed private key of Secret resources; other resources pass as they are."""
+    """Opens the sealed private key of Secret resources; clusters go through `clusters` (e.g.
+    `external_names.ExternalNameGate`), other resources pass as they are."""
 
-    def __init__(self, sealer: Sealer | None) -> None:
+    def __init__(
+        self,
+        sealer: Sealer | None,
+        *,
+        clusters: Callable[[Resource], Resource | None] | None = None,
+    ) -> None:
         self._sealer = sealer
+        self._clusters = clusters
         self.stats = SecretStats()
 
     def __call__(self, resource: Resource) -> Resource | None:
         """`resource` ready to serve, or None when it must not be served."""
+        if resource.type_url is TypeUrl.CLUSTER and self._clusters is not None:
+            return self._clusters(resource)
         if resource.type_url is not TypeUrl.SECRET:
             return resource
         secret = secret_pb2.Secret.FromString(resource.body)

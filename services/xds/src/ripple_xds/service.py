@@ -25,6 +25,7 @@ from ripple_common.resources import Resource, TypeUrl
 from ripple_common.sealing import Sealer
 from ripple_common.store_contract import ChangeEntry, KeyLayout
 from ripple_common.telemetry import context_from_fields, init_tracing
+from ripple_xds.edge import client_address, default_certificate, external_name_gate
 from ripple_xds.gateway import http_listener
 from ripple_xds.health import MetricsView, readiness, render_metrics
 from ripple_xds.https import HttpsFeed, HttpsSettings
@@ -63,7 +64,13 @@ def parse_listen(value: str) -> ListenAddress:
 
 def gateway_resources(settings: XdsSettings) -> list[Resource]:
     """What every gateway Envoy gets whatever the tenants: the plain-HTTP listener."""
-    return [http_listener(address=settings.gateway_http_address, port=settings.gateway_http_port)]
+    return [
+        http_listener(
+            address=settings.gateway_http_address,
+            port=settings.gateway_http_port,
+            client=client_address(settings),
+        )
+    ]
 
 
 def applied_tracer(tracer: trace.Tracer) -> AppliedCallback:
@@ -262,6 +269,8 @@ async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
             HttpsSettings(
                 address=settings.gateway_https_address or settings.gateway_http_address,
                 port=settings.gateway_https_port,
+                client=client_address(settings),
+                default_certificate=default_certificate(settings),
             ),
             schedule=asyncio.get_running_loop().call_soon,
             gateways=policy.all(),
@@ -277,7 +286,7 @@ async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
     )
     if https_feed is not None:  # a listener NACK quarantines the secrets at fault
         propagation.nack_listeners.append(https_feed.nacked)
-    opener = SecretOpener(sealer_from(settings))
+    opener = SecretOpener(sealer_from(settings), clusters=external_name_gate(settings))
     source = RedisSource(
         redis.client,
         cache,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -37,6 +38,59 @@ class XdsSettings(ServiceSettings):
         default=10443,
         description="port of the gateway's HTTPS listener (in Envoy; one filter chain per "
         "TLS host, certificates by SDS); 0: no HTTPS listener",
+    )
+    default_certificate_file: Path | None = Field(
+        default=None,
+        description="PEM certificate chain of the gateway's default certificate (ingress-nginx's "
+        "--default-ssl-certificate; e.g. a TLS Secret mounted as files): presented on HTTPS to "
+        "hosts without a usable certificate of their own, unknown hosts and clients without "
+        "SNI. Unset: a self-signed certificate generated at start (as ingress-nginx's fake "
+        "certificate). Its key is served by SDS only, as tenants' keys (docs/xds.md)",
+    )
+    default_certificate_key_file: Path | None = Field(
+        default=None, description="PEM private key of default_certificate_file"
+    )
+    use_forwarded_headers: bool = Field(
+        default=False,
+        description="ingress-nginx's use-forwarded-headers: the client address (source ranges, "
+        "rate limits, X-Forwarded-For upstream) is taken from forwarded_for_header, "
+        "trusting trusted_hops proxies in front of the gateway. Off: the connection's peer",
+    )
+    forwarded_for_header: str = Field(
+        default="X-Forwarded-For",
+        description="ingress-nginx's forwarded-for-header: the header holding the client "
+        "address when use_forwarded_headers (another header than X-Forwarded-For: its whole "
+        "value is the address, e.g. CF-Connecting-IP)",
+    )
+    trusted_hops: int = Field(
+        default=1,
+        description="with use_forwarded_headers and X-Forwarded-For: the client address is "
+        "this many addresses from the right of X-Forwarded-For (Envoy xff_num_trusted_hops: "
+        "one per load balancer in front of the gateway), 1..16",
+    )
+    compute_full_forwarded_for: bool = Field(
+        default=False,
+        description="ingress-nginx's compute-full-forwarded-for: X-Forwarded-For sent upstream "
+        "is the incoming list plus the peer's address. Off: the client address alone "
+        "(the incoming value is sent as X-Original-Forwarded-For either way)",
+    )
+    use_proxy_protocol: bool = Field(
+        default=False,
+        description="ingress-nginx's use-proxy-protocol: the gateway's HTTP and HTTPS listeners "
+        "expect a PROXY protocol (v1/v2) header on every connection; its source address is "
+        "the client address",
+    )
+    external_name_services: bool = Field(
+        default=False,
+        description="serve clusters to Services of type ExternalName (Envoy resolves the "
+        "name). Off (the default): such clusters are not served, as a tenant could name an "
+        "internal host; see external_name_denied_suffixes and docs/xds.md",
+    )
+    external_name_denied_suffixes: list[str] = Field(
+        default_factory=lambda: ["svc", "cluster.local", "internal", "local"],
+        description="with external_name_services: ExternalName targets never served when equal "
+        "to one of these names or ending with '.' + one (cluster-internal names); 'localhost', "
+        "loopback and link-local addresses are never served (as ingress-nginx)",
     )
     sealing_key: SecretStr | None = Field(
         default=None,
@@ -113,6 +167,10 @@ class XdsSettings(ServiceSettings):
                 "certificate proves a node's gateway; node.cluster and metadata are the "
                 "client's to choose"
             )
+        if (self.default_certificate_file is None) != (self.default_certificate_key_file is None):
+            raise ValueError(
+                "default_certificate_file and default_certificate_key_file go together"
+            )
         if self.gateways and not self.require_node_id:
             raise ValueError("gateways (RIPPLE_XDS_GATEWAYS) need require_node_id")
         return self
@@ -134,6 +192,20 @@ class XdsSettings(ServiceSettings):
     def _port_in_range(cls, value: int) -> int:
         if not 0 < value < 65536:
             raise ValueError("gateway_http_port must be in 1..65535")
+        return value
+
+    @field_validator("trusted_hops")
+    @classmethod
+    def _hops_in_range(cls, value: int) -> int:
+        if not 1 <= value <= 16:
+            raise ValueError("trusted_hops must be in 1..16")
+        return value
+
+    @field_validator("forwarded_for_header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", value):
+            raise ValueError(f"forwarded_for_header {value!r} is not an HTTP header name")
         return value
 
     @field_validator("read_count", "load_batch", "log_every", "tenant_buckets")
