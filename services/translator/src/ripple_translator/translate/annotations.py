@@ -115,6 +115,13 @@ class ClusterSettings:
     http2: bool = False
     lb_policy: LbPolicy = LbPolicy.ROUND_ROBIN
     connect_timeout_ms: int = DEFAULT_CONNECT_TIMEOUT_MS
+    # TLS backends: the server name (SNI) sent upstream: upstream-vhost, else an ExternalName
+    # Service's name; None: no SNI (nginx's proxy_ssl_server_name off).
+    sni: str | None = None
+    # A Service of type ExternalName: the DNS name the cluster resolves (not a variant: one
+    # Service has one type), and the port it is reached on.
+    external_name: str | None = None
+    external_port: int = 0
 
     @property
     def variant(self) -> tuple[str, ...]:
@@ -127,6 +134,8 @@ class ClusterSettings:
             parts.append(self.lb_policy.value)
         if self.connect_timeout_ms != DEFAULT_CONNECT_TIMEOUT_MS:
             parts.append(f"connect={self.connect_timeout_ms}ms")
+        if self.sni is not None:
+            parts.append(f"sni={self.sni}")
         return tuple(parts)
 
 
@@ -334,6 +343,7 @@ def _primary(r: _Reader) -> IngressAnnotations:
     balance = _lb_policy(r)  # parsed even when upstream-hash-by wins, to report bad values
     lb = LbPolicy.RING_HASH if hash_policy else balance
     protocol = r.choice("backend-protocol", BackendProtocol, BackendProtocol.HTTP, upper=True)
+    upstream_vhost = _upstream_vhost(r)
     read_ms = r.duration("proxy-read-timeout", DEFAULT_IDLE_TIMEOUT_MS)
     send_ms = r.duration("proxy-send-timeout", DEFAULT_IDLE_TIMEOUT_MS)
     return IngressAnnotations(
@@ -349,9 +359,10 @@ def _primary(r: _Reader) -> IngressAnnotations:
             http2=protocol.http2,
             lb_policy=lb,
             connect_timeout_ms=r.duration("proxy-connect-timeout", DEFAULT_CONNECT_TIMEOUT_MS),
+            sni=_sni(upstream_vhost) if protocol.tls else None,
         ),
         idle_timeout_ms=max(read_ms, send_ms),
-        upstream_vhost=_upstream_vhost(r),
+        upstream_vhost=upstream_vhost,
         hash_policy=hash_policy,
         cors=_cors(r),
         source_ranges=_source_ranges(r),
@@ -575,6 +586,11 @@ def _app_root(r: _Reader) -> str | None:
         r.invalid("app-root", f"{value!r} must be a path other than '/'")
         return None
     return value
+
+
+def _sni(vhost: str | None) -> str | None:
+    """The server name of an upstream-vhost (without a port), for a TLS backend's SNI."""
+    return None if vhost is None else vhost.partition(":")[0]  # _VHOST: host[:port]
 
 
 def _upstream_vhost(r: _Reader) -> str | None:

@@ -5,14 +5,22 @@ A backend names a Service and one of its ports (by number or name). It resolves 
 (service port only). Endpoints come from the Service's EndpointSlices: the slice port whose name
 equals the Service port's name gives the target port (Kubernetes resolves named target ports per
 pod into the slices), and only ready endpoints count.
+
+A Service of type ExternalName has no EndpointSlices: its cluster resolves the external name
+by DNS (`ClusterSettings.external_name`, an Envoy STRICT_DNS cluster) on the Service port's
+numeric targetPort, else its port, else (a Service without that port) the backend's port
+number, as ingress-nginx. A TLS backend sends the external name as SNI unless upstream-vhost
+names another. Whether a gateway serves such clusters is its own policy (the xds server's
+`external_name_services`: a tenant could name a cluster-internal host).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ripple_translator.translate import naming
 from ripple_translator.translate.annotations import ClusterSettings
@@ -22,10 +30,15 @@ from ripple_translator.translate.model import (
     EndpointSlice,
     ResourceBackend,
     Service,
+    ServiceBackend,
     ServicePort,
 )
 
 _ADDRESS_TYPES = frozenset({"IPv4", "IPv6"})
+# A DNS-1123 subdomain (what Kubernetes validates spec.externalName against), lower case.
+_DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,10 +99,8 @@ class Inventory:
                 f"Service {namespace}/{backend.service} does not exist",
             )
         if service.type == "ExternalName":
-            return Unresolved(
-                Reason.UNSUPPORTED_BACKEND,
-                f"Service {namespace}/{backend.service} is of type ExternalName, which is "
-                "not supported",
+            return _external_name(
+                tenant=tenant, service=service, backend=backend, settings=settings
             )
         port = _find_port(service.ports, backend.port)
         if port is None:
@@ -118,6 +129,48 @@ class Inventory:
         return collect_endpoints(
             target.port, self.slices.get((target.namespace, target.service), ())
         )
+
+
+def _external_name(
+    *, tenant: str, service: Service, backend: ServiceBackend, settings: ClusterSettings
+) -> ClusterTarget | Unresolved:
+    """The DNS cluster of an ExternalName Service (see the module doc)."""
+    where = f"Service {service.meta.namespace}/{service.meta.name}"
+    name = (service.external_name or "").rstrip(".").lower()
+    if not _DNS_NAME.match(name):
+        return Unresolved(
+            Reason.UNSUPPORTED_BACKEND,
+            f"{where} is of type ExternalName with externalName "
+            f"{service.external_name!r}, not a DNS name",
+        )
+    port = _find_port(service.ports, backend.port)
+    if port is None:
+        if not isinstance(backend.port, int):
+            return Unresolved(
+                Reason.SERVICE_PORT_NOT_FOUND, f"{where} has no port {backend.port!r}"
+            )
+        port = ServicePort(name="", port=backend.port)
+    if port.protocol != "TCP":
+        return Unresolved(
+            Reason.UNSUPPORTED_BACKEND,
+            f"{where} port {backend.port!r} is {port.protocol}, not TCP",
+        )
+    target = port.target_port if port.target_port else port.port
+    settings = replace(
+        settings,
+        external_name=name,
+        external_port=target,
+        sni=settings.sni or (name if settings.tls else None),
+    )
+    endpoints = naming.endpoints_name(tenant, service.meta.namespace, service.meta.name, port.port)
+    return ClusterTarget(
+        cluster=naming.cluster_name(endpoints, settings.variant),
+        endpoints=endpoints,
+        namespace=service.meta.namespace,
+        service=service.meta.name,
+        port=port,
+        settings=settings,
+    )
 
 
 def _find_port(ports: Sequence[ServicePort], wanted: int | str) -> ServicePort | None:

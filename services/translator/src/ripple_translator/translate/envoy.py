@@ -92,20 +92,33 @@ _REDIRECT_CODES: Final = {
 
 
 def cluster(name: str, *, endpoints: str, settings: ClusterSettings) -> Resource:
-    """An EDS cluster fed over ADS; its endpoints are the assignment named `endpoints`."""
+    """An EDS cluster fed over ADS; its endpoints are the assignment named `endpoints`. An
+    ExternalName Service's (`settings.external_name`) is a STRICT_DNS cluster resolving that
+    name instead (every address it resolves to is an endpoint, re-resolved at the DNS TTL)."""
     msg = cluster_pb2.Cluster(
         name=name,
-        type=cluster_pb2.Cluster.EDS,
-        eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(
-            eds_config=config_source_pb2.ConfigSource(
-                ads=config_source_pb2.AggregatedConfigSource(),
-                resource_api_version=config_source_pb2.V3,
-            ),
-            service_name=endpoints,
-        ),
         connect_timeout=_duration(settings.connect_timeout_ms),
         lb_policy=_LB[settings.lb_policy],
     )
+    if settings.external_name is None:
+        msg.type = cluster_pb2.Cluster.EDS
+        msg.eds_cluster_config.CopyFrom(
+            cluster_pb2.Cluster.EdsClusterConfig(
+                eds_config=config_source_pb2.ConfigSource(
+                    ads=config_source_pb2.AggregatedConfigSource(),
+                    resource_api_version=config_source_pb2.V3,
+                ),
+                service_name=endpoints,
+            )
+        )
+    else:
+        msg.type = cluster_pb2.Cluster.STRICT_DNS
+        msg.respect_dns_ttl = True
+        msg.dns_lookup_family = cluster_pb2.Cluster.V4_PREFERRED
+        msg.load_assignment.cluster_name = name
+        address = msg.load_assignment.endpoints.add().lb_endpoints.add().endpoint.address
+        address.socket_address.address = settings.external_name
+        address.socket_address.port_value = settings.external_port
     if settings.http2:
         options = http_protocol_options_pb2.HttpProtocolOptions(
             explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
@@ -114,11 +127,13 @@ def cluster(name: str, *, endpoints: str, settings: ClusterSettings) -> Resource
         )
         msg.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(_pack(options))
     if settings.tls:
-        # As nginx's proxy_pass https://: no certificate verification, no SNI.
+        # As nginx's proxy_pass https://: no certificate verification; SNI only when named
+        # (upstream-vhost, or an ExternalName Service's name).
         context = tls_pb2.UpstreamTlsContext(
             common_tls_context=tls_pb2.CommonTlsContext(
                 alpn_protocols=["h2"] if settings.http2 else []
-            )
+            ),
+            sni=settings.sni or "",
         )
         msg.transport_socket.name = TLS_TRANSPORT_SOCKET
         msg.transport_socket.typed_config.CopyFrom(_pack(context))
@@ -206,6 +221,8 @@ def _route(spec: RouteSpec) -> Any:
         route.request_headers_to_add.append(_header_option(key, value))
     for key, value in spec.response_headers:
         route.response_headers_to_add.append(_header_option(key, value))
+    for key, value in spec.request_headers_format:
+        route.request_headers_to_add.append(_header_option(key, value, literal=False))
     for key, value in spec.response_headers_format:
         route.response_headers_to_add.append(_header_option(key, value, literal=False))
     for key, value in spec.request_headers_append:

@@ -109,6 +109,7 @@ class ServicePort:
     name: str
     port: int
     protocol: str = "TCP"
+    target_port: int | None = None  # a numeric targetPort (ExternalName Services use it)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +117,7 @@ class Service:
     meta: Meta
     type: str = "ClusterIP"
     ports: tuple[ServicePort, ...] = ()
+    external_name: str | None = None  # spec.externalName (type ExternalName)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,13 +238,24 @@ def parse_service(obj: JsonObject) -> Service:
                 name=_opt_str(port, "name", f"{where}.name") or "",
                 port=_req_int(port, "port", f"{where}.port"),
                 protocol=_opt_str(port, "protocol", f"{where}.protocol") or "TCP",
+                target_port=_numeric_target_port(port.get("targetPort"), f"{where}.targetPort"),
             )
         )
     return Service(
         meta=meta,
         type=_opt_str(spec, "type", "spec.type") or "ClusterIP",
         ports=tuple(ports),
+        external_name=_opt_str(spec, "externalName", "spec.externalName"),
     )
+
+
+def _numeric_target_port(raw: object, where: str) -> int | None:
+    """A targetPort number; None when absent or named (a pod port name)."""
+    if raw is None or isinstance(raw, str):
+        return None
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise ModelError(f"{where} must be an integer or a port name")
+    return raw
 
 
 def parse_endpoint_slice(obj: JsonObject) -> EndpointSlice:
