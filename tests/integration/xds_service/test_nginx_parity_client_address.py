@@ -84,13 +84,22 @@ async def test_by_default_forwarded_headers_are_not_trusted(
         await write_tenant(store, A, tenant(backend, allow="1.2.3.0/24"))
         async with gateway(stack=stack, prefix=prefix, ports=ports, tmp_path=tmp_path) as (xds, _):
             await serving(ports.http, xds, tmp_path)
-            claim = {"X-Forwarded-For": "1.2.3.4", "X-Forwarded-Host": "myhost"}
+            claim = {
+                "X-Forwarded-For": "1.2.3.4",
+                "X-Forwarded-Host": "myhost",
+                "X-Forwarded-Proto": "myproto",
+                "X-Forwarded-Scheme": "myproto",
+                "X-Forwarded-Port": "1234",
+            }
 
             echoed = headers_of((await get(ports.http, OPEN, xds, claim)).body)
             assert echoed["host"] == OPEN
             assert echoed["x-forwarded-for"] == "127.0.0.1"
             assert echoed["x-original-forwarded-for"] == "1.2.3.4"
+            assert echoed["x-forwarded-host"] == OPEN
+            assert echoed["x-original-forwarded-host"] == "myhost"
             assert echoed["x-forwarded-proto"] == "http"
+            assert echoed["x-forwarded-scheme"] == "http"
             assert echoed["x-forwarded-port"] == str(ports.http)
             # The allow-list sees the peer, whatever the client claims.
             assert (await get(ports.http, ALLOW, xds, claim)).status == 403
@@ -111,9 +120,21 @@ async def test_use_forwarded_headers_lets_source_ranges_and_rate_limits_see_the_
         ) as (xds, _):
             await serving(ports.http, xds, tmp_path)
             client = {"X-Forwarded-For": "1.2.3.4"}
+            forwarded = {
+                **client,
+                "X-Forwarded-Host": "myhost",
+                "X-Forwarded-Proto": "myproto",
+                "X-Forwarded-Scheme": "myproto",
+                "X-Forwarded-Port": "1234",
+            }
 
-            echoed = headers_of((await get(ports.http, OPEN, xds, client)).body)
+            echoed = headers_of((await get(ports.http, OPEN, xds, forwarded)).body)
             assert echoed["x-forwarded-for"] == "1.2.3.4"
+            assert echoed["x-forwarded-host"] == "myhost"
+            assert echoed["x-forwarded-proto"] == "myproto"
+            assert echoed["x-forwarded-scheme"] == "myproto"
+            assert echoed["x-forwarded-port"] == "1234"
+            assert echoed["host"] == OPEN  # see "Where ripple differs" (docs/annotations.md)
             assert (await get(ports.http, ALLOW, xds, client)).status == 200
             # One hop trusted: the load balancer's own address (the last entry) is the client.
             spoofed = {"X-Forwarded-For": "1.2.3.4, 10.9.9.9"}

@@ -185,6 +185,9 @@ def test_by_default_the_client_is_the_peer_and_x_forwarded_for_is_replaced() -> 
     assert _xff_mutation(manager) == [
         ("x-original-forwarded-for", "%REQ(X-Forwarded-For)%", overwrite),
         ("x-forwarded-for", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", overwrite),
+        ("x-original-forwarded-host", "%REQ(x-forwarded-host)%", overwrite),
+        ("x-forwarded-host", "%REQ(:authority)%", overwrite),
+        ("x-forwarded-scheme", "%REQ(x-forwarded-proto)%", overwrite),
     ]
 
 
@@ -192,6 +195,12 @@ def test_use_forwarded_headers_trusts_that_many_hops_of_x_forwarded_for() -> Non
     _, manager = _http(ClientAddress(use_forwarded_headers=True, trusted_hops=2))
     assert manager.use_remote_address.value is True
     assert manager.xff_num_trusted_hops == 2
+    # Trusted: the proxy's X-Forwarded-Host passes as it is.
+    assert [key for key, _, _ in _xff_mutation(manager)] == [
+        "x-original-forwarded-for",
+        "x-forwarded-for",
+        "x-forwarded-scheme",
+    ]
 
 
 def test_a_custom_forwarded_for_header_is_an_original_ip_detection_extension() -> None:

@@ -56,6 +56,8 @@ HEADER_MUTATION_FILTER: Final = "envoy.filters.http.header_mutation"
 CUSTOM_HEADER_DETECTION: Final = "envoy.http.original_ip_detection.custom_header"
 XFF: Final = "x-forwarded-for"
 ORIGINAL_XFF: Final = "x-original-forwarded-for"
+XFH: Final = "x-forwarded-host"
+ORIGINAL_XFH: Final = "x-original-forwarded-host"
 MAX_TRUSTED_HOPS: Final = 16
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # an HTTP header name (RFC 9110 token)
 
@@ -107,7 +109,10 @@ def http_filters(client: ClientAddress = EDGE) -> list[tuple[str, Any, bool]]:
 def forwarded_for_mutation(client: ClientAddress) -> Any:
     """X-Original-Forwarded-For = the incoming forwarded-for header (when present), then
     X-Forwarded-For = the client address (or, with compute_full_forwarded_for, the incoming
-    list plus the peer: what Envoy's own append gives, which the HCM skips)."""
+    list plus the peer: what Envoy's own append gives, which the HCM skips); without
+    use_forwarded_headers, X-Forwarded-Host = the Host (the incoming one kept as
+    X-Original-Forwarded-Host); X-Forwarded-Scheme = X-Forwarded-Proto. A header whose
+    value would be empty is not added."""
     option = base_pb2.HeaderValueOption
     incoming = f"%REQ({client.forwarded_for_header})%"
     if client.compute_full_forwarded_for:
@@ -122,20 +127,8 @@ def forwarded_for_mutation(client: ClientAddress) -> Any:
             header=base_pb2.HeaderValue(key=XFF, value="%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"),
             append_action=option.OVERWRITE_IF_EXISTS_OR_ADD,
         )
-    original = option(
-        header=base_pb2.HeaderValue(key=ORIGINAL_XFF, value=incoming),
-        append_action=option.OVERWRITE_IF_EXISTS_OR_ADD,
-    )
-    mutations = header_mutation_pb2.Mutations(
-        request_mutations=[
-            mutation_rules_pb2.HeaderMutation(append=original),
-            mutation_rules_pb2.HeaderMutation(append=xff),
-        ]
-    )
-    return header_mutation_pb2.HeaderMutation(mutations=mutations)
 
-
-def ads_config_source() -> Any:
+    def ads_config_source() -> Any:
     """A config source: this ADS stream."""
     return config_source_pb2.ConfigSource(
         ads=config_source_pb2.AggregatedConfigSource(),
