@@ -128,7 +128,28 @@ def forwarded_for_mutation(client: ClientAddress) -> Any:
             append_action=option.OVERWRITE_IF_EXISTS_OR_ADD,
         )
 
-    def ads_config_source() -> Any:
+    def overwrite(key: str, value: str) -> Any:
+        return mutation_rules_pb2.HeaderMutation(
+            append=option(
+                header=base_pb2.HeaderValue(key=key, value=value),
+                append_action=option.OVERWRITE_IF_EXISTS_OR_ADD,
+            )
+        )
+
+    mutations = [overwrite(ORIGINAL_XFF, incoming), mutation_rules_pb2.HeaderMutation(append=xff)]
+    if not client.use_forwarded_headers:
+        # The client's X-Forwarded-Host is not trusted either (nginx: X-Original-Forwarded-Host
+        # keeps it, X-Forwarded-Host is the Host).
+        mutations.append(overwrite(ORIGINAL_XFH, "%REQ(x-forwarded-host)%"))
+        mutations.append(overwrite(XFH, "%REQ(:authority)%"))
+    # X-Forwarded-Scheme is X-Forwarded-Proto (Envoy's own, or a trusted proxy's).
+    mutations.append(overwrite("x-forwarded-scheme", "%REQ(x-forwarded-proto)%"))
+    return header_mutation_pb2.HeaderMutation(
+        mutations=header_mutation_pb2.Mutations(request_mutations=mutations)
+    )
+
+
+def ads_config_source() -> Any:
     """A config source: this ADS stream."""
     return config_source_pb2.ConfigSource(
         ads=config_source_pb2.AggregatedConfigSource(),
