@@ -82,9 +82,7 @@ async def test_https_redirect_as_ingress_nginx(
     with echo_backend() as web:
         t = translate(
             ingress("force", force, force_ssl_redirect="true"),
-            ingress(
-                "keep", keep, tls=True, ssl_redirect="true", preserve_trailing_slash="true"
-            ),
+            ingress("keep", keep, tls=True, ssl_redirect="true", preserve_trailing_slash="true"),
             ingress("tls", tls, tls=True),
             backends={"web": web},
         )

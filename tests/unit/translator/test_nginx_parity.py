@@ -165,9 +165,7 @@ def test_cors_with_no_valid_origin_adds_nothing() -> None:
 
 
 def test_an_invalid_cors_methods_value_falls_back_to_the_default() -> None:
-    t = k8s.run(
-        k8s.ingress(annotations=k8s.nginx(enable_cors="true", cors_allow_methods="GET;rm"))
-    )
+    t = k8s.run(k8s.ingress(annotations=k8s.nginx(enable_cors="true", cors_allow_methods="GET;rm")))
 
     assert len(warnings(t)) == 1
     methods = headers_of(decode.main_route(t))["Access-Control-Allow-Methods"]
@@ -250,3 +248,41 @@ def test_the_https_redirect_strips_one_trailing_slash_unless_preserved() -> None
     redirect, _ = decode.routes(kept)
     assert redirect.redirect.https_redirect
     assert not redirect.redirect.HasField("regex_rewrite")
+
+
+# --- point 6: the default backend ------------------------------------------------------------
+
+
+def test_the_default_backend_fallback_gets_the_error_page_headers() -> None:
+    """nginx.tmpl's CUSTOM_ERRORS location, as test/e2e/annotations/default_backend.go sees it
+    (a path whose Service does not exist, default-backend set)."""
+    t = k8s.run(
+        k8s.ingress(
+            rules=[k8s.rule(HOST, k8s.path("/app", service="invalid"))],
+            annotations=k8s.nginx(default_backend="web"),
+        )
+    )
+
+    route, catch_all = decode.routes(t)
+    assert decode.match_of(route) == ("path_separated_prefix", "/app")
+    assert not catch_all.request_headers_to_add  # what no rule matches: plain
+    assert route.route.cluster == "t1/shop/web:80"
+    assert route.route.regex_rewrite.pattern.regex == "^.*$"
+    assert route.route.regex_rewrite.substitution == "/"
+    assert {h.header.key: h.header.value for h in route.request_headers_to_add} == {
+        "X-Code": "503",
+        "X-Namespace": "shop",
+        "X-Ingress-Name": "web",
+        "X-Service-Name": "invalid",
+        "X-Service-Port": "80",
+        "X-Format": "%REQ(accept)%",
+        "X-Original-URI": "%REQ(:path)%",
+    }
+
+
+def test_a_path_with_endpoints_is_not_an_error_page() -> None:
+    t = k8s.run(k8s.ingress(annotations=k8s.nginx(default_backend="web")))
+
+    route = decode.main_route(t)
+    assert not route.request_headers_to_add
+    assert not route.route.HasField("regex_rewrite")

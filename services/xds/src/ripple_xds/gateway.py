@@ -180,6 +180,9 @@ def http_connection_manager(*, stat_prefix: str, client: ClientAddress = EDGE) -
         # X-Forwarded-For is written by the header-mutation filter (`forwarded_for_mutation`).
         skip_xff_append=True,
         append_x_forwarded_port=True,
+        # ingress-nginx passes the client's X-Request-ID on ($req_id), making one only when
+        # it has none.
+        preserve_external_request_id=True,
     )
     manager.normalize_path.value = True
     if client.custom_header:

@@ -120,7 +120,10 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
         _S,
         "a last route (prefix /) of each host of the Ingress to that Service's first port, "
         "unless the host has a catch-all already; a path whose Service has no ready endpoint "
-        "forwards there instead of answering 503",
+        "forwards there instead of answering 503, as ingress-nginx's 503 error page: "
+        "rewritten to `/` with `request_headers_to_add` X-Code 503, X-Format (Accept), "
+        "X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port (and "
+        "the request's X-Request-ID)",
     ),
     AnnotationInfo(
         "use-regex",

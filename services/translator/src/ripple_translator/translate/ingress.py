@@ -381,9 +381,13 @@ class _HostBuilder:
 
         fallback = annotated_default(acc, self.inventory)
         primary = self._resolve(cand, s.cluster, fallback=fallback is not None)
+        error_page = False
         if fallback is not None and (primary is None or not self._has_endpoints(primary)):
-            # ingress-nginx: the default-backend serves a path whose Service has no endpoint.
-            primary = self._resolve(replace(cand, backend=fallback), s.cluster) or primary
+            # ingress-nginx: the default-backend serves a path whose Service has no endpoint
+            # (its 503 error page, with the X-Code headers).
+            backup = self._resolve(replace(cand, backend=fallback), s.cluster)
+            if backup is not None:
+                primary, error_page = backup, True
         to_primary = self._forward(cand, primary)
         rules = canary.source.settings.canary if canary is not None else None
         canary_target = None
@@ -422,7 +426,8 @@ class _HostBuilder:
                 to_primary = self._forward(
                     cand, primary, canary=(canary_target, rules.weight, rules.weight_total)
                 )
-        routes.append(common.route(acc.label, to_primary))
+        route = common.route(acc.label, to_primary)
+        routes.append(_error_page(route, cand, code=503) if error_page else route)
         return routes
 
     def _regex_fits(self, cand: _Candidate, annotation: str, regex: str) -> bool:
@@ -563,6 +568,37 @@ class _Common:
             request_headers=(("X-Forwarded-Prefix", prefix),) if prefix else (),
             response_headers=self.response_headers,
         )
+
+
+def _error_page(route: RouteSpec, cand: _Candidate, *, code: int) -> RouteSpec:
+    """ingress-nginx's custom error location (nginx.tmpl, define "CUSTOM_ERRORS"): the default
+    backend gets the request at ``/`` with X-Code, X-Format (the Accept header),
+    X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name and X-Service-Port (X-Request-ID
+    is the request's, as every upstream gets it)."""
+    if not isinstance(route.action, Forward):
+        return route
+    meta = cand.source.ingress.meta
+    backend = cand.backend
+    service, port = ("", "")
+    if isinstance(backend, ServiceBackend):
+        service, port = backend.service, str(backend.port)
+    return replace(
+        route,
+        action=replace(route.action, rewrite=("^.*$", "/")),
+        request_headers=(
+            *route.request_headers,
+            ("X-Code", str(code)),
+            ("X-Namespace", meta.namespace),
+            ("X-Ingress-Name", meta.name),
+            ("X-Service-Name", service),
+            ("X-Service-Port", port),
+        ),
+        request_headers_format=(
+            *route.request_headers_format,
+            ("X-Format", "%REQ(accept)%"),
+            ("X-Original-URI", "%REQ(:path)%"),
+        ),
+    )
 
 
 def _https_redirects(

@@ -110,7 +110,8 @@ class RouteSpec:
     response_headers_append: tuple[tuple[str, str], ...] = ()
     request_headers_remove: tuple[str, ...] = ()
     response_headers_remove: tuple[str, ...] = ()
-    # Response headers set from Envoy's substitution format (``%REQ(origin)%``), not escaped.
+    # Headers set from Envoy's substitution format (``%REQ(origin)%``), not escaped.
+    request_headers_format: tuple[tuple[str, str], ...] = ()
     response_headers_format: tuple[tuple[str, str], ...] = ()
 
 
