@@ -21,6 +21,7 @@ from ripple_xds.propagation import Propagation
 from ripple_xds.protocol import Ack, Nack, Step
 from ripple_xds.secrets import SecretOpener, pair_problem
 from ripple_xds.snapshot import SnapshotCache
+from tests.unit.translator import test_certificates
 from tests.unit.xds import certs
 
 SEALER = Sealer(os.urandom(32))
@@ -61,6 +62,11 @@ def test_pair_problem_finds_garbage_and_keys_envoy_does_not_serve() -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    inconsistent = test_certificates.inconsistent_rsa_key()
+    rsa_cert = test_certificates.cert_pem(inconsistent).encode()
+    rsa_problem = pair_problem(rsa_cert, test_certificates.key_pem(inconsistent).encode())
+    assert rsa_problem is not None
+    assert "do not fit" in rsa_problem
     assert pair_problem(b"garbage", good.private_key) is not None
     assert pair_problem(good.certificate, b"garbage") is not None
     small_problem = pair_problem(good.certificate, small_pem)
