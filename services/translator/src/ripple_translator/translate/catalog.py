@@ -200,10 +200,16 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
     AnnotationInfo(
         "backend-protocol",
         _S,
-        "Cluster options: HTTPS = TLS transport socket, "
+        "Cluster options: HTTPS = TLS transport socket (no certificate verification; SNI = "
+        "upstream-vhost's host, else an ExternalName Service's name, else none), "
         "GRPC/HTTP2 = HTTP/2 (h2c), GRPCS = HTTP/2 over TLS with ALPN h2",
     ),
-    AnnotationInfo("upstream-vhost", _S, "RouteAction `host_rewrite_literal`"),
+    AnnotationInfo(
+        "upstream-vhost",
+        _S,
+        "RouteAction `host_rewrite_literal`; with backend-protocol HTTPS/GRPCS also the SNI "
+        "(a cluster variant `sni=HOST`)",
+    ),
     AnnotationInfo(
         "load-balance",
         _S,
