@@ -4,7 +4,9 @@ streams, no framework).
 /healthz: the process serves. /readyz: 200 once the initial load from Redis finished and the
 ADS server accepts streams, 503 before that and while stopping. /metrics: Prometheus text from
 `XdsStats` (streams, pushes, bytes, ACK/NACK) and `SourceStats` (tenants loaded, entries,
-reloads, gaps, the stream position). The rendering is pure; `HealthServer` is the I/O."""
+reloads, gaps, the stream position). /debug/nodes: per connected Envoy node, which tenants are
+current, lagging or NACKed, as JSON (`status`; read by `ripple status`). The rendering is pure;
+`HealthServer` is the I/O."""
 
 from __future__ import annotations
 

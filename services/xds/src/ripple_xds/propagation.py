@@ -201,6 +201,8 @@ class Propagation:
         self._seq = 0
         self._changes: deque[tuple[Change, tuple[Key, ...]]] = deque()
         self._by_type: dict[TypeUrl, dict[str, list[Change]]] = {}
+        # The open streams' bookkeeping, read by `status.replica_status` (/debug/nodes).
+        self.streams: set[StreamPropagation] = set()
 
     @property
     def seq(self) -> int:
@@ -258,7 +260,9 @@ class Propagation:
 
     def stream(self, *, mode: str = "") -> StreamPropagation:
         """The bookkeeping of a stream opening now (it measures changes applied from now)."""
-        return StreamPropagation(self, mode=mode)
+        stream = StreamPropagation(self, mode=mode)
+        self.streams.add(stream)
+        return stream
 
     def _expire(self, now: int) -> None:
         while self._changes and now - self._changes[0][0].applied_ns > self._ttl_ns:
@@ -302,6 +306,25 @@ class _Pending:
     last_push: Push | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TenantAck:
+    """The newest version of a tenant a stream's Envoy ACKed, and when."""
+
+    version: int
+    at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class TenantNack:
+    """A tenant's version a stream's Envoy rejected (until a later version is ACKed)."""
+
+    version: int
+    type_url: TypeUrl
+    error: str
+    at_ns: int
+    written_ns: int
+
+
 class StreamPropagation:
     """One stream's changes pushed and not yet ACKed (see the module doc)."""
 
@@ -310,6 +333,10 @@ class StreamPropagation:
         self._reporter = tracker.reporter
         self.mode = mode
         self.node = ""
+        self.gateway = ""  # the node's gateway group, once identified
+        self.opened_ns = tracker.now()
+        self.acked: dict[str, TenantAck] = {}  # tenant -> newest version ACKed here
+        self.nacked: dict[str, TenantNack] = {}  # tenant -> version rejected here
         self._opened_after = tracker.seq  # changes up to this one were applied before
         self._in_flight: dict[str, Push] = {}
         self._pending: dict[int, _Pending] = {}
@@ -318,6 +345,14 @@ class StreamPropagation:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    def pending_changes(self) -> list[tuple[Change, int]]:
+        """The changes pushed and not yet ACKed, with their first push (ns), oldest first."""
+        return [(p.change, p.first_push_ns) for _, p in sorted(self._pending.items())]
+
+    def in_flight(self) -> list[Push]:
+        """The responses written and not yet answered."""
+        return list(self._in_flight.values())
 
     def identify(self, node: str) -> None:
         if not self.node:
@@ -367,6 +402,7 @@ class StreamPropagation:
             self._tracker.nacked(nack)
             push = self._settle(nack.nonce, outcome="nack", at_ns=now)
             for change in push.changes if push is not None else ():
+                self._rejected(change, nack, at_ns=now)
                 if self._pending.pop(change.seq, None) is not None:
                     self._done.add(change.seq)
                     self._reporter.failed(change, node=self.node, error=nack.error)
@@ -384,6 +420,7 @@ class StreamPropagation:
                     acked_ns=now,
                 )
                 self._reporter.completed(done, last_push=pending.last_push)
+                self._took(pending.change, at_ns=now)
                 completed.append(done)
         self._prune()
         return completed
@@ -394,6 +431,26 @@ class StreamPropagation:
         for nonce in list(self._in_flight):
             self._settle(nonce, outcome="stream closed", at_ns=now)
         self._pending.clear()
+        self._tracker.streams.discard(self)
+
+    def _took(self, change: Change, *, at_ns: int) -> None:
+        """The node ACKed `change`: its tenant's newest version here, a NACK it supersedes
+        cleared."""
+        held = self.acked.get(change.tenant)
+        if held is None or held.version <= change.version:
+            self.acked[change.tenant] = TenantAck(version=change.version, at_ns=at_ns)
+        nack = self.nacked.get(change.tenant)
+        if nack is not None and nack.version <= change.version:
+            del self.nacked[change.tenant]
+
+    def _rejected(self, change: Change, nack: Nack, *, at_ns: int) -> None:
+        self.nacked[change.tenant] = TenantNack(
+            version=change.version,
+            type_url=nack.type_url,
+            error=nack.error,
+            at_ns=at_ns,
+            written_ns=change.marks.written_ns or change.applied_ns,
+        )
 
     def _settle(self, nonce: str, *, outcome: str, at_ns: int) -> Push | None:
         push = self._in_flight.pop(nonce, None)

@@ -259,6 +259,7 @@ class AdsServicer:
                     if state is None:
                         view = await self._identify(request, context, stream, peer=peer)
                         state = machine(view if secrets else without_secrets(view))
+                        tracking.gateway = stream.gateway
                     if not secrets and parse_type_url(request.type_url) is TypeUrl.SECRET:
                         await self._refuse_secrets(request, context, stream)
                     stream.saw_request(request)
@@ -376,6 +377,7 @@ class _StreamLog:
         self._stats = stats
         self._log = _log.bind(mode=mode, peer=peer)
         self._node_id = ""
+        self.gateway = ""
         self._started = time.monotonic()
         self._requests = 0
         self._responses = 0
@@ -406,6 +408,7 @@ class _StreamLog:
         )
 
     def identified(self, gateway: str) -> None:
+        self.gateway = gateway
         if gateway:
             self._log = self._log.bind(gateway=gateway)
 

@@ -35,7 +35,8 @@ from ripple_xds.secrets import SecretOpener, SecretStats
 from ripple_xds.server import XdsServer, XdsStats, server_credentials
 from ripple_xds.settings import XdsSettings
 from ripple_xds.snapshot import CacheChange, SnapshotCache
-from ripple_xds.source import AppliedCallback, RedisSource
+from ripple_xds.source import AppliedCallback, RedisSource, format_id
+from ripple_xds.status import ReplicaState, render_status
 
 log = structlog.get_logger("ripple_xds.service")
 SERVICE = "ripple-xds"
@@ -159,8 +160,12 @@ class XdsService:
         lc: Lifecycle,
         propagation: PropagationMetrics | None = None,
         secrets: SecretStats | None = None,
+        policy: GatewayPolicy | None = None,
+        sla_s: float = 5.0,
     ) -> None:
         self.cache = cache
+        self.policy = policy if policy is not None else GatewayPolicy()
+        self.sla_s = sla_s
         self.propagation = propagation if propagation is not None else PropagationMetrics()
         self.secrets = secrets if secrets is not None else SecretStats()
         self.follower = follower
@@ -195,7 +200,22 @@ class XdsService:
             "/healthz": lambda: (200, "ok\n"),
             "/readyz": lambda: readiness(**self._readiness()),
             "/metrics": self._metrics,
+            "/debug/nodes": self._nodes,
         }
+
+    def _nodes(self) -> tuple[int, str]:
+        tracker = self.server.servicer.propagation
+        return render_status(
+            ReplicaState(
+                streams=list(tracker.streams),
+                versions=self.source.tenant_versions(),
+                policy=self.policy,
+                sla_s=self.sla_s,
+                now_ns=tracker.now(),
+                position=format_id(self.source.position),
+                ready=self.ready,
+            )
+        )
 
     def _metrics(self) -> tuple[int, str]:
         status, body = render_metrics(
@@ -321,6 +341,8 @@ async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
         lc=lc,
         propagation=metrics,
         secrets=opener.stats,
+        policy=policy,
+        sla_s=settings.sla_s,
     )
     if settings.health_port:
         await lc.start(

@@ -167,6 +167,11 @@ class RedisSource:
     def tenant_version(self, tenant: str) -> int:
         return self._tracker.version(tenant)
 
+    def tenant_versions(self) -> dict[str, int]:
+        """Every tenant held, with its version (read by the /debug/nodes status view)."""
+        tracker = self._tracker
+        return {tenant: tracker.version(tenant) for tenant in tracker.tenants}
+
     async def run(self) -> None:
         await self.load()
         if not self._stopping:
