@@ -94,7 +94,7 @@ def tls_backend() -> Iterator[TlsBackend]:
     def record(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
         backend.server_names.append(name)
 
-    context.sni_callback = record  # type: ignore[assignment]
+    context.sni_callback = record
     server.socket = context.wrap_socket(server.socket, server_side=True)
     with serving(server):
         yield backend

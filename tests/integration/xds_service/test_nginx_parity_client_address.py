@@ -67,10 +67,12 @@ async def get(
     return await asyncio.to_thread(request, port, host, headers=headers, **kw)  # type: ignore[arg-type]
 
 
-async def serving(port: int, xds: XdsProcess, tmp_path: Path, **kw: object) -> None:
+async def serving(
+    port: int, xds: XdsProcess, tmp_path: Path, *, proxy_header: str | None = None
+) -> None:
     async def check() -> bool:
         try:
-            return (await get(port, OPEN, xds, **kw)).status == 200
+            return (await get(port, OPEN, xds, proxy_header=proxy_header)).status == 200
         except OSError:
             return False
 
