@@ -39,9 +39,10 @@ def test_a_bad_cors_origin_is_dropped_and_the_rest_served() -> None:
 
     assert t.hosts == (HOST,)
     [message] = warnings(t)
-    assert "'origin.cors.com:8080'" in message and "left out" in message
+    assert "'origin.cors.com:8080'" in message
+    assert "left out" in message
     [preflight] = [r for r in decode.routes(t) if r.direct_response.status == 204]
-    origin = [h for h in preflight.match.headers if h.name == "origin"][0]
+    origin = next(h for h in preflight.match.headers if h.name == "origin")
     assert origin.string_match.safe_regex.regex == (
         "(?i)(?:https://origin2\\.cors\\.com)|(?:https://origin\\.com)"
     )
@@ -153,7 +154,8 @@ def test_cors_with_origins_echoes_a_matching_origin_only() -> None:
         "Access-Control-Max-Age": "1728000",
     }
     assert [h.name for h in preflight.match.headers] == [":method", "origin"]
-    assert not plain.match.headers and not headers_of(plain)
+    assert not plain.match.headers
+    assert not headers_of(plain)
 
 
 def test_cors_with_no_valid_origin_adds_nothing() -> None:
@@ -286,3 +288,45 @@ def test_a_path_with_endpoints_is_not_an_error_page() -> None:
     route = decode.main_route(t)
     assert not route.request_headers_to_add
     assert not route.route.HasField("regex_rewrite")
+
+
+# --- point 7: affinity ------------------------------------------------------------------------
+
+
+def test_persistent_affinity_is_a_stateful_session_cookie_without_hashing() -> None:
+    from envoy.extensions.filters.http.stateful_session.v3 import stateful_session_pb2
+    from envoy.extensions.http.stateful_session.cookie.v3 import cookie_pb2
+
+    t = k8s.run(
+        k8s.ingress(
+            annotations=k8s.nginx(
+                affinity="cookie",
+                affinity_mode="persistent",
+                session_cookie_name="hello-cookie",
+                session_cookie_max_age="172800",
+                session_cookie_samesite="Lax",
+            )
+        )
+    )
+
+    assert t.diagnostics == ()
+    route = decode.main_route(t)
+    assert not route.route.hash_policy
+    assert decode.cluster(t).lb_policy == 0  # ROUND_ROBIN: no ring hash
+    per_route = stateful_session_pb2.StatefulSessionPerRoute.FromString(
+        route.typed_per_filter_config["envoy.filters.http.stateful_session"].value
+    )
+    state = cookie_pb2.CookieBasedSessionState.FromString(
+        per_route.stateful_session.session_state.typed_config.value
+    )
+    cookie = state.cookie
+    assert (cookie.name, cookie.path, cookie.ttl.seconds) == ("hello-cookie", "/", 172800)
+    assert [(a.name, a.value) for a in cookie.attributes] == [("SameSite", "Lax")]
+
+
+def test_balanced_affinity_keeps_the_ring_hash() -> None:
+    t = k8s.run(k8s.ingress(annotations=k8s.nginx(affinity="cookie", affinity_mode="balanced")))
+
+    route = decode.main_route(t)
+    assert route.route.hash_policy[0].cookie.name == "INGRESSCOOKIE"
+    assert "envoy.filters.http.stateful_session" not in route.typed_per_filter_config

@@ -50,6 +50,7 @@ def test_filters_the_translator_configures_per_route_come_before_the_router() ->
         "envoy.filters.http.local_ratelimit",
         "ripple.body_limit",
         "envoy.filters.http.header_mutation",
+        "envoy.filters.http.stateful_session",
         "envoy.filters.http.router",
     ]
     # Envoy picks a stream's filters before the scope key selects a route: none may rely

@@ -10,7 +10,8 @@ tenant's RouteConfiguration (see the scaling rules in DESIGN.md).
 The HTTP filter chain holds, in order, the scope-key Lua filter, the CORS, RBAC and local rate
 limit filters (empty: the translator configures them per route through
 `typed_per_filter_config`), the body-limit Lua filter (`body_limit`: reads a route's metadata),
-the header-mutation filter writing X-Forwarded-For (`ClientAddress`) and the router.
+the header-mutation filter writing X-Forwarded-For (`ClientAddress`), the stateful-session
+filter (empty: affinity-mode persistent routes give it their cookie) and the router.
 
 The client address (`ClientAddress`, ingress-nginx's ConfigMap keys `use-forwarded-headers`,
 `forwarded-for-header`, `compute-full-forwarded-for`, `use-proxy-protocol`): what RBAC
@@ -38,6 +39,7 @@ from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2
 from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.http.stateful_session.v3 import stateful_session_pb2
 from envoy.extensions.filters.listener.proxy_protocol.v3 import proxy_protocol_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
@@ -53,6 +55,7 @@ SCOPED_ROUTES: Final = "ripple-scopes"
 HCM_FILTER: Final = "envoy.filters.network.http_connection_manager"
 PROXY_PROTOCOL_FILTER: Final = "envoy.filters.listener.proxy_protocol"
 HEADER_MUTATION_FILTER: Final = "envoy.filters.http.header_mutation"
+STATEFUL_SESSION_FILTER: Final = "envoy.filters.http.stateful_session"
 CUSTOM_HEADER_DETECTION: Final = "envoy.http.original_ip_detection.custom_header"
 XFF: Final = "x-forwarded-for"
 ORIGINAL_XFF: Final = "x-original-forwarded-for"
@@ -102,6 +105,8 @@ def http_filters(client: ClientAddress = EDGE) -> list[tuple[str, Any, bool]]:
         ),
         (BODY_LIMIT_FILTER, body_limit_filter_config(), False),
         (HEADER_MUTATION_FILTER, forwarded_for_mutation(client), False),
+        # affinity-mode persistent: routes give it a cookie-based session state.
+        (STATEFUL_SESSION_FILTER, stateful_session_pb2.StatefulSession(), False),
         ("envoy.filters.http.router", router_pb2.Router(), False),
     ]
 

@@ -155,6 +155,9 @@ class HashPolicy:
     cookie_ttl_s: int | None = None
     cookie_path: str | None = None
     cookie_attributes: tuple[tuple[str, str], ...] = ()
+    # affinity-mode persistent: the cookie names the endpoint itself (Envoy's stateful
+    # session), so new endpoints never move it; no hashing.
+    persistent: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -341,7 +344,7 @@ def _primary(r: _Reader) -> IngressAnnotations:
         )
     hash_policy = affinity or hash_policy
     balance = _lb_policy(r)  # parsed even when upstream-hash-by wins, to report bad values
-    lb = LbPolicy.RING_HASH if hash_policy else balance
+    lb = LbPolicy.RING_HASH if hash_policy and not hash_policy.persistent else balance
     protocol = r.choice("backend-protocol", BackendProtocol, BackendProtocol.HTTP, upper=True)
     upstream_vhost = _upstream_vhost(r)
     read_ms = r.duration("proxy-read-timeout", DEFAULT_IDLE_TIMEOUT_MS)
@@ -790,21 +793,14 @@ def _affinity(r: _Reader) -> HashPolicy | None:
     mode = r.string("affinity-mode")
     if mode is not None and mode.lower() not in ("balanced", "persistent"):
         r.invalid("affinity-mode", f"{mode!r} is not balanced or persistent")
-    elif mode is not None and mode.lower() == "persistent":
-        r.diag.append(
-            warning(
-                r.ref,
-                Reason.ANNOTATION_IGNORED,
-                f"{PREFIX}affinity-mode persistent is served as balanced: Envoy's ring hash "
-                "moves a cookie to another endpoint when endpoints are added",
-            )
-        )
+    persistent = mode is not None and mode.lower() == "persistent"
     return HashPolicy(
         HashSource.COOKIE,
         name,
         cookie_ttl_s=ages[0] or ages[1],
         cookie_path=path,
         cookie_attributes=tuple(attributes),
+        persistent=persistent,
     )
 
 

@@ -60,8 +60,11 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
     AnnotationInfo(
         "affinity-mode",
         _S,
-        "`balanced` (the default); `persistent` is served as balanced (a Warning): the ring "
-        "hash moves a cookie when endpoints are added",
+        "`balanced` (the default): the ring hash above; `persistent`: no hashing, a "
+        "round-robin cluster and the route's `typed_per_filter_config` "
+        "`envoy.filters.http.stateful_session` (cookie-based session state with the cookie's "
+        "name, path, ttl and attributes): the cookie names the endpoint, which keeps its "
+        "clients while it exists, whatever endpoints are added",
     ),
     AnnotationInfo("session-cookie-name", _S, "the cookie hash policy's name (INGRESSCOOKIE)"),
     AnnotationInfo(
@@ -75,7 +78,11 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
         _S,
         "the cookie's `ttl` (Envoy sets Max-Age); absent or 0: a session cookie",
     ),
-    AnnotationInfo("session-cookie-expires", _S, "the cookie's `ttl` when max-age is not set"),
+    AnnotationInfo(
+        "session-cookie-expires",
+        _S,
+        "the cookie's `ttl` (Max-Age) when max-age is not set; no `Expires` attribute",
+    ),
     AnnotationInfo("session-cookie-samesite", _S, "cookie attribute `SameSite`"),
     AnnotationInfo("session-cookie-secure", _S, "cookie attribute `Secure`"),
     AnnotationInfo(

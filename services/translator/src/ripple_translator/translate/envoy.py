@@ -30,9 +30,12 @@ from envoy.config.rbac.v3 import rbac_pb2 as rbac_config_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2, scoped_route_pb2
 from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as rbac_filter_pb2
+from envoy.extensions.filters.http.stateful_session.v3 import stateful_session_pb2
+from envoy.extensions.http.stateful_session.cookie.v3 import cookie_pb2 as session_cookie_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.type.http.v3 import cookie_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from envoy.type.v3 import http_status_pb2, percent_pb2, token_bucket_pb2
 from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
@@ -63,6 +66,9 @@ from ripple_translator.translate.validate import envoy_literal
 
 RBAC_FILTER: Final = "envoy.filters.http.rbac"
 LOCAL_RATELIMIT_FILTER: Final = "envoy.filters.http.local_ratelimit"
+# affinity-mode persistent: the gateway's stateful-session filter, configured per route.
+STATEFUL_SESSION_FILTER: Final = "envoy.filters.http.stateful_session"
+SESSION_COOKIE: Final = "envoy.http.stateful_session.cookie"
 # The gateway's body-limit Lua filter and the route metadata key it reads (ripple_xds.body_limit).
 BODY_LIMIT_FILTER: Final = "ripple.body_limit"
 MAX_BYTES_KEY: Final = "max_request_bytes"
@@ -208,6 +214,10 @@ def _route(spec: RouteSpec) -> Any:
     for param in spec.query_params:
         route.match.query_parameters.append(_query_matcher(param))
     _set_action(route, spec.action)
+    policy = spec.action.hash_policy if isinstance(spec.action, Forward) else None
+    if policy is not None and policy.persistent:
+        session = _stateful_session(policy)
+        route.typed_per_filter_config[STATEFUL_SESSION_FILTER].CopyFrom(_pack(session))
     if spec.source_ranges is not None:
         rbac = _rbac(spec.source_ranges)
         route.typed_per_filter_config[RBAC_FILTER].CopyFrom(_pack(rbac))
@@ -313,7 +323,7 @@ def _set_forward(ra: Any, action: Forward) -> None:
         )
     if action.host_rewrite is not None:
         ra.host_rewrite_literal = action.host_rewrite
-    if action.hash_policy is not None:
+    if action.hash_policy is not None and not action.hash_policy.persistent:
         ra.hash_policy.append(_hash_policy(action.hash_policy))
     if action.retry is not None:
         ra.retry_policy.CopyFrom(_retry_policy(action.retry))
@@ -336,6 +346,22 @@ def _hash_policy(policy: HashPolicy) -> Any:
     else:
         hp.connection_properties.source_ip = True
     return hp
+
+
+def _stateful_session(policy: HashPolicy) -> Any:
+    """affinity-mode persistent: Envoy's cookie-based stateful session; the cookie (which
+    Envoy sets on the first answer, with the affinity cookie's name, path, lifetime and
+    attributes) names the endpoint, which keeps its requests while it exists."""
+    cookie = cookie_pb2.Cookie(name=policy.name, path=policy.cookie_path or "/")
+    if policy.cookie_ttl_s:
+        cookie.ttl.CopyFrom(duration_pb2.Duration(seconds=policy.cookie_ttl_s))
+    for name, value in policy.cookie_attributes:
+        cookie.attributes.add(name=name, value=value)
+    state = session_cookie_pb2.CookieBasedSessionState(cookie=cookie)
+    session = stateful_session_pb2.StatefulSession()
+    session.session_state.name = SESSION_COOKIE
+    session.session_state.typed_config.CopyFrom(_pack(state))
+    return stateful_session_pb2.StatefulSessionPerRoute(stateful_session=session)
 
 
 def _retry_policy(retry: Retry) -> Any:

@@ -1,0 +1,104 @@
+"""Session affinity as ingress-nginx keeps it, through a real Envoy (issue #16, point 7)."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import subprocess
+from typing import Any
+
+from ripple_translator.store import RedisTenantStore
+from tests.integration.xds_service.nginx_parity import (
+    Gateway,
+    echo_backend,
+    errors,
+    ingress,
+    serve,
+)
+from tests.integration.xds_service.support import A, Ports, XdsProcess, until, write_tenant
+from tests.unit.translator import k8s
+
+HOST = "affinity-mode-persistent.com"
+COOKIE = "hello-cookie"
+ADDED = [f"127.0.0.{i}" for i in range(2, 22)]  # nothing listens there
+
+
+def tenant(live: dict[str, int], *, added: list[str]) -> Any:
+    """Service web: the live echo backends (name -> port) and `added` addresses."""
+    port_of = next(iter(live.values()))
+    slices = [
+        k8s.endpoint_slice(
+            f"web-{name}",
+            service_name="web",
+            endpoints=[k8s.endpoint("127.0.0.1")],
+            ports=[{"name": "http", "port": port, "protocol": "TCP"}],
+            namespace=A,
+        )
+        for name, port in live.items()
+    ]
+    if added:
+        slices.append(
+            k8s.endpoint_slice(
+                "web-added",
+                service_name="web",
+                endpoints=[k8s.endpoint(a) for a in added],
+                ports=[{"name": "http", "port": port_of, "protocol": "TCP"}],
+                namespace=A,
+            )
+        )
+    return k8s.run(
+        ingress(
+            "persistent", HOST, affinity="cookie", session_cookie_name=COOKIE,
+            session_cookie_expires="172800", session_cookie_max_age="172800",
+            affinity_mode="persistent",
+        ),
+        services=[k8s.service("web", namespace=A)],
+        slices=slices,
+        tenant=A,
+    )  # fmt: skip
+
+
+def admin_clusters(port: int) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+    try:
+        conn.request("GET", "/clusters")
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()
+
+
+async def test_persistent_affinity_keeps_each_client_on_its_endpoint_when_endpoints_are_added(
+    *, xds: XdsProcess, envoy: subprocess.Popen[bytes], store: RedisTenantStore, ports: Ports
+) -> None:
+    """test/e2e/annotations/affinitymode.go ("Check persistent affinity mode"): with
+    affinity-mode persistent, a client's cookie keeps it on the endpoint that answered first
+    while endpoints are added (here 20 at once; with the ring hash of balanced mode, which
+    ripple served before, most cookies move)."""
+    with echo_backend("one") as one, echo_backend("two") as two:
+        live = {"one": one, "two": two}
+        t = tenant(live, added=[])
+        assert errors(t) == []
+        gateway = Gateway(ports)
+        await serve(store, xds, gateway, t, ready=[(HOST, "/", 200)])
+
+        clients: list[tuple[str, str]] = []  # (cookie, backend)
+        for _ in range(6):
+            answer = await gateway(HOST)
+            assert answer.status == 200
+            set_cookie = answer.headers["set-cookie"]
+            assert set_cookie.startswith(f"{COOKIE}="), set_cookie
+            assert "Max-Age=172800" in set_cookie, set_cookie
+            assert "Path=/" in set_cookie, set_cookie
+            clients.append((set_cookie.split(";")[0], answer.headers["x-backend"]))
+        assert {backend for _, backend in clients} == {"one", "two"}  # balanced at first
+
+        await write_tenant(store, A, list(tenant(live, added=ADDED).resources))
+
+        async def added() -> bool:
+            return f"{ADDED[-1]}:{one}" in await asyncio.to_thread(admin_clusters, ports.admin)
+
+        await until("the added endpoints in Envoy", added, logs=[xds.log])
+        for cookie, backend in clients:
+            for _ in range(5):
+                answer = await gateway(HOST, headers={"Cookie": cookie})
+                assert (answer.status, answer.headers.get("x-backend")) == (200, backend)
