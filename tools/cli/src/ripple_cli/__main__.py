@@ -8,18 +8,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ripple_cli import replay, sla
+from ripple_cli import replay, sla, status, trace_waterfall
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ripple",
         description="Operate a ripple control plane: replay a tenant's history from the Kafka "
-        "event log, and read change propagation latency against the SLA.",
+        "event log, read change propagation latency against the SLA, follow one change through "
+        "the pipeline (trace) and see which Envoy has which version (status).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     replay.register(commands)
     sla.register(commands)
+    trace_waterfall.register(commands)
+    status.register(commands)
     return parser
 
 
