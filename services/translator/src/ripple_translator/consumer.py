@@ -9,6 +9,7 @@ revoked partition stops writing before its next owner starts.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -66,6 +67,10 @@ class KafkaEventSource:
         self._ready: set[TopicPartition] = set()
         # Set once the first assignment (possibly empty) is loaded: readiness.
         self.joined = False
+        # Consumer lag (`lag()`): per assigned partition, the offset committed here, else
+        # the one consumption started from (the group's committed offset at assignment).
+        self._committed: dict[TopicPartition, int] = {}
+        self._start: dict[TopicPartition, int] = {}
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -106,12 +111,41 @@ class KafkaEventSource:
                         timestamp_ms=m.timestamp if m.timestamp >= 0 else None,
                     )
                 )
+            self._start.setdefault((tp.topic, tp.partition), messages[0].offset)
+        await self._positions()
+        return out
+
+    async def _positions(self) -> None:
+        """Where consumption starts on each assigned partition not handed a record yet (its
+        lag's base). Never waits: a partition without a valid position yet is left for the
+        next fetch."""
+        for tp in self._consumer.assignment():
+            if (tp.topic, tp.partition) in self._start:
+                continue
+            try:
+                position = await asyncio.wait_for(self._consumer.position(tp), timeout=0.01)
+            except (TimeoutError, KafkaError):
+                continue
+            self._start[tp.topic, tp.partition] = position
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Records of each assigned partition not yet durable (the group's lag): the
+        highwater mark of the last fetch minus the offset committed here, else the offset
+        consumption started from; partitions whose ends are not known yet are left out."""
+        out: dict[TopicPartition, int] = {}
+        for tp in self._consumer.assignment():
+            key = (tp.topic, tp.partition)
+            high = self._consumer.highwater(tp)
+            base = self._committed.get(key, self._start.get(key))
+            if high is not None and base is not None:
+                out[key] = max(high - base, 0)
         return out
 
     async def commit(self, positions: Mapping[TopicPartition, int]) -> None:
         if not positions:
             return
         offsets = {KafkaTopicPartition(t, p): o for (t, p), o in positions.items()}
+        self._committed.update(positions)  # before the call: a failed commit is retried
         try:
             await self._consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
@@ -122,6 +156,7 @@ class KafkaEventSource:
 
     async def on_assigned(self, tps: Sequence[TopicPartition]) -> None:
         self._ready.difference_update(tps)
+        self._forget_positions(tps)
         rewind = await self._handler.assign(tps)
         for (topic, partition), offset in rewind.items():
             if offset is None:
@@ -138,6 +173,12 @@ class KafkaEventSource:
         self._ready.difference_update(tps)
         positions = await self._handler.revoke(tps, timeout_s=self._revoke_timeout_s)
         await self.commit(positions)
+        self._forget_positions(tps)
+
+    def _forget_positions(self, tps: Sequence[TopicPartition]) -> None:
+        for tp in tps:
+            self._committed.pop(tp, None)
+            self._start.pop(tp, None)
 
 
 def _show(positions: Mapping[TopicPartition, int]) -> dict[str, int]:

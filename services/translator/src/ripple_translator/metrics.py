@@ -5,11 +5,12 @@
 assigned partition is loaded, 503 before that and while stopping. /metrics: events consumed,
 tenant writes and versions written, write latency (histogram), coalesced batch sizes
 (histogram), diagnostics, host notices, owned partitions and tenants, writes in flight and
-waiting, Kubernetes Events posted/dropped."""
+waiting, Kubernetes Events posted/dropped, the consumer lag per partition."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from ripple_common.health import Histogram, PromText
 
@@ -51,6 +52,8 @@ class MetricsView:
     in_flight: int
     waiting: int
     ready: bool
+    # Records not yet durable per (topic, partition) owned: `consumer.KafkaEventSource.lag`.
+    lag: Mapping[tuple[str, int], int] = field(default_factory=dict)
 
 
 def readiness(*, joined: bool, stopping: bool) -> tuple[int, str]:
@@ -88,4 +91,12 @@ def render_metrics(view: MetricsView) -> tuple[int, str]:
         ("writes_waiting", view.waiting, "Dirty tenants waiting for a write slot."),
     ):
         out.single(name, "gauge", help_text, value)
+    out.family(
+        "consumer_lag",
+        "gauge",
+        "Records of the events topic not yet durable in Redis, per partition owned (the "
+        "highwater mark minus the offset committed, else the one consumption started from).",
+    )
+    for (topic, partition), lag in sorted(view.lag.items()):
+        out.sample("consumer_lag", lag, {"topic": topic, "partition": str(partition)})
     return 200, out.text()

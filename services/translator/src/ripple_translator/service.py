@@ -253,6 +253,7 @@ def health_routes(engine: Engine, source: KafkaEventSource, lc: Lifecycle) -> di
                 in_flight=engine.writer.in_flight,
                 waiting=engine.writer.waiting,
                 ready=ready()[0] == 200,
+                lag=source.lag(),
             )
         )
 

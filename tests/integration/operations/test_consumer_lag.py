@@ -1,0 +1,89 @@
+"""The translator's consumer lag per partition against the stack's Kafka: records produced to
+an own 2-partition topic count as lag on their partition until their offsets are committed
+(durable in Redis), handed out or not; new records raise it again as the next fetch sees the
+new highwater mark; the /metrics page renders it as ripple_translator_consumer_lag."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+
+from ripple_translator.consumer import KafkaEventSource
+from ripple_translator.metrics import MetricsView, TranslatorStats, render_metrics
+from ripple_translator.pipeline import TopicPartition
+from scripts.pipeline import ensure_topic
+from tests.conftest import StackEnv
+from tests.integration.watcher.support import delete_topic
+
+
+class _Handler:
+    async def assign(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
+        return {}
+
+    async def revoke(
+        self, tps: Sequence[TopicPartition], *, timeout_s: float
+    ) -> dict[TopicPartition, int]:
+        return {}
+
+
+async def _produce(bootstrap: str, topic: str, counts: dict[int, int]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for partition, count in counts.items():
+            for i in range(count):
+                await producer.send_and_wait(topic, value=b"%d" % i, partition=partition)
+    finally:
+        await producer.stop()
+
+
+async def test_lag_per_partition_counts_records_until_committed(stack: StackEnv) -> None:
+    bootstrap = stack["RIPPLE_KAFKA_BOOTSTRAP"]
+    topic = f"it-lag-{uuid.uuid4().hex[:8]}"
+    await ensure_topic(bootstrap, topic, 2)
+    await _produce(bootstrap, topic, {0: 5, 1: 2})
+    source = KafkaEventSource(
+        bootstrap=bootstrap,
+        topic=topic,
+        group_id=f"it-lag-{uuid.uuid4().hex[:8]}",
+        handler=_Handler(),
+    )
+    await source.start()
+    try:
+        handed = 0
+        deadline = time.monotonic() + 30
+        while handed < 7:
+            assert time.monotonic() < deadline, f"{handed} of 7 records fetched"
+            handed += len(await source.fetch(timeout_ms=500, max_records=10))
+        # Handed out, nothing committed: all of it is lag.
+        assert source.lag() == {(topic, 0): 5, (topic, 1): 2}
+        await source.commit({(topic, 0): 5, (topic, 1): 1})
+        assert source.lag() == {(topic, 0): 0, (topic, 1): 1}
+
+        await _produce(bootstrap, topic, {0: 3})
+        deadline = time.monotonic() + 30
+        while source.lag()[topic, 0] != 3:
+            assert time.monotonic() < deadline, source.lag()
+            await source.fetch(timeout_ms=500, max_records=10)
+        assert source.lag() == {(topic, 0): 3, (topic, 1): 1}
+
+        _, text = render_metrics(
+            MetricsView(
+                stats=TranslatorStats(),
+                partitions=2,
+                tenants=0,
+                in_flight=0,
+                waiting=0,
+                ready=True,
+                lag=source.lag(),
+            )
+        )
+        assert f'ripple_translator_consumer_lag{{topic="{topic}",partition="0"}} 3' in text
+        assert f'ripple_translator_consumer_lag{{topic="{topic}",partition="1"}} 1' in text
+        assert "# TYPE ripple_translator_consumer_lag gauge" in text
+    finally:
+        await source.stop()
+        await delete_topic(bootstrap, topic)
