@@ -119,6 +119,11 @@ class Answer:
     status: int
     headers: dict[str, str]  # lowercased names; repeated headers joined with ", "
     body: bytes
+    set_cookies: tuple[str, ...] = ()
+
+    def cookies(self) -> str:
+        """A Cookie header with every cookie the answer set (name=value)."""
+        return "; ".join(c.split(";")[0] for c in self.set_cookies)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -141,7 +146,8 @@ def request(
         for k, v in resp.getheaders():
             key = k.lower()
             merged[key] = f"{merged[key]}, {v}" if key in merged else v
-        return Answer(resp.status, merged, body)
+        cookies = tuple(v for k, v in resp.getheaders() if k.lower() == "set-cookie")
+        return Answer(resp.status, merged, body, cookies)
     finally:
         conn.close()
 

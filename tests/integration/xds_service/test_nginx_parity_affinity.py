@@ -14,6 +14,7 @@ from tests.integration.xds_service.nginx_parity import (
     errors,
     ingress,
     serve,
+    services,
 )
 from tests.integration.xds_service.support import A, Ports, XdsProcess, until, write_tenant
 from tests.unit.translator import k8s
@@ -102,3 +103,54 @@ async def test_persistent_affinity_keeps_each_client_on_its_endpoint_when_endpoi
             for _ in range(5):
                 answer = await gateway(HOST, headers={"Cookie": cookie})
                 assert (answer.status, answer.headers.get("x-backend")) == (200, backend)
+
+
+CANARY_HOST = "foo"
+
+
+async def test_a_client_sent_to_the_canary_stays_there(
+    *, xds: XdsProcess, envoy: subprocess.Popen[bytes], store: RedisTenantStore, ports: Ports
+) -> None:
+    """test/e2e/annotations/canary.go ("always routes traffic to canary if first request was
+    affinitized to canary (explicit sticky behavior)" and the default behaviour): the primary
+    has affinity cookie, the canary weight 1 and ForceCanary: yes; after one forced request,
+    50 requests with the cookies it got all reach the canary. With legacy behaviour they go
+    back to the primary (99 %)."""
+    legacy_host = "legacy.affinity.test"
+    with echo_backend("primary") as primary, echo_backend("canary") as canary_port:
+        svcs, slices = services({"primary": primary, "canary": canary_port})
+
+        def pair(host: str, behavior: str) -> list[Any]:
+            cookie = {"affinity": "cookie", "session_cookie_name": "sticky-cookie"}
+            canary = {
+                "canary": "true", "canary_by_header": "ForceCanary",
+                "canary_by_header_value": "yes", "canary_weight": "1",
+                "affinity_canary_behavior": behavior,
+            }  # fmt: skip
+            return [
+                ingress(f"{host}-main", host, path="/info", service="primary", **cookie),
+                ingress(f"{host}-canary", host, path="/info", service="canary", **canary),
+            ]
+
+        t = k8s.run(
+            *pair(CANARY_HOST, "sticky"),
+            *pair(legacy_host, "legacy"),
+            services=svcs,
+            slices=slices,
+            tenant=A,
+        )
+        assert errors(t) == []
+        gateway = Gateway(ports)
+        await serve(store, xds, gateway, t, ready=[(CANARY_HOST, "/info", 200)])
+
+        for host, expected in ((CANARY_HOST, {"canary"}), (legacy_host, {"primary"})):
+            forced = await gateway(host, "/info", headers={"ForceCanary": "yes"})
+            assert forced.headers["x-backend"] == "canary"
+            cookies = forced.cookies()
+            assert "sticky-cookie=" in cookies, forced.set_cookies
+            seen = set()
+            for _ in range(50 if host == CANARY_HOST else 20):
+                answer = await gateway(host, "/info", headers={"Cookie": cookies})
+                assert answer.status == 200
+                seen.add(answer.headers["x-backend"])
+            assert seen == expected, host

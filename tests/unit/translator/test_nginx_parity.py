@@ -330,3 +330,40 @@ def test_balanced_affinity_keeps_the_ring_hash() -> None:
     route = decode.main_route(t)
     assert route.route.hash_policy[0].cookie.name == "INGRESSCOOKIE"
     assert "envoy.filters.http.stateful_session" not in route.typed_per_filter_config
+
+
+def sticky_pair(behavior: str | None) -> Translation:
+    canary = {"canary": "true", "canary_by_header": "ForceCanary", "canary_weight": "10"}
+    if behavior is not None:
+        canary["affinity_canary_behavior"] = behavior
+    return k8s.run(
+        k8s.ingress("main", annotations=k8s.nginx(affinity="cookie", session_cookie_name="s")),
+        k8s.ingress("canary", annotations=k8s.nginx(**canary), created="2024-01-02T00:00:00Z"),
+    )
+
+
+def test_sticky_canary_marks_its_answers_and_keeps_the_marked_clients() -> None:
+    t = sticky_pair(None)  # sticky is the default
+
+    assert t.diagnostics == ()
+    sticky, header, never, weighted = decode.routes(t)
+    assert [(h.name, h.string_match.safe_regex.regex) for h in sticky.match.headers] == [
+        ("cookie", "(?:.*;\\s*)?s\\-canary=1(?:;.*)?")
+    ]
+    mark = ("Set-Cookie", "s-canary=1; Path=/")
+    for route in (sticky, header):
+        assert [(h.header.key, h.header.value) for h in route.response_headers_to_add] == [mark]
+    assert not never.response_headers_to_add
+    primary, canary = weighted.route.weighted_clusters.clusters
+    assert not primary.response_headers_to_add
+    assert [(h.header.key, h.header.value) for h in canary.response_headers_to_add] == [mark]
+    # The primary's affinity holds in the canary: its cluster hashes the cookie too.
+    assert decode.cluster(t, canary.name).lb_policy == decode.cluster(t, primary.name).lb_policy
+
+
+def test_legacy_canary_behavior_has_no_marker() -> None:
+    t = sticky_pair("legacy")
+
+    assert t.diagnostics == ()
+    assert len(decode.routes(t)) == 3
+    assert not any(r.response_headers_to_add for r in decode.routes(t))

@@ -211,6 +211,9 @@ class Canary:
     cookie: str | None = None
     weight: int = 0
     weight_total: int = 100
+    # affinity-canary-behavior sticky (the default): with the primary's affinity cookie, a
+    # client once sent to the canary stays there; legacy: chosen again on every request.
+    sticky: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -635,6 +638,10 @@ def _canary(r: _Reader) -> Canary:
         cookie = None
     total = r.integer("canary-weight-total", 100, low=1, high=1_000_000)
     weight = r.integer("canary-weight", 0, low=0, high=total)
+    behavior = r.string("affinity-canary-behavior")
+    if behavior is not None and behavior.lower() not in ("sticky", "legacy"):
+        r.invalid("affinity-canary-behavior", f"{behavior!r} is not sticky or legacy")
+        behavior = None
     return Canary(
         header=header,
         header_value=header_value if header else None,
@@ -642,6 +649,7 @@ def _canary(r: _Reader) -> Canary:
         cookie=cookie,
         weight=weight,
         weight_total=total,
+        sticky=behavior is None or behavior.lower() == "sticky",
     )
 
 

@@ -259,6 +259,16 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
     AnnotationInfo("canary-weight", _S, "RouteAction `weighted_clusters`", canary=True),
     AnnotationInfo("canary-weight-total", _S, "the weights' total (default 100)", canary=True),
     AnnotationInfo(
+        "affinity-canary-behavior",
+        _S,
+        "`sticky` (the default), when the primary Ingress has affinity: every answer from the "
+        "canary (its header/cookie routes, its `weighted_clusters` entry) appends "
+        "`Set-Cookie: <affinity cookie>-canary=1` (the affinity cookie's path and lifetime), "
+        "and a route first among the canary's sends requests carrying it to the canary; "
+        "`legacy`: no marker, the canary is chosen again on every request",
+        canary=True,
+    ),
+    AnnotationInfo(
         "enable-cors",
         _S,
         "as ingress-nginx's template (not Envoy's CORS filter): `response_headers_to_add` "
@@ -357,11 +367,6 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
     # --- unsupported -------------------------------------------------------------------------
     AnnotationInfo("enable-global-auth", _U, "there is no global external authentication"),
     AnnotationInfo("modsecurity-transaction-id", _U, "no WAF in the gateway yet"),
-    AnnotationInfo(
-        "affinity-canary-behavior",
-        _U,
-        "a weighted canary split is chosen per request, whatever the affinity cookie",
-    ),
     AnnotationInfo(
         "session-cookie-conditional-samesite-none",
         _U,

@@ -308,9 +308,11 @@ def _set_forward(ra: Any, action: Forward) -> None:
         ra.cluster = action.targets[0].cluster
     else:
         for target in action.targets:
-            ra.weighted_clusters.clusters.add(
+            weighted = ra.weighted_clusters.clusters.add(
                 name=target.cluster, weight=wrappers_pb2.UInt32Value(value=target.weight)
             )
+            for key, value in target.response_headers_append:
+                weighted.response_headers_to_add.append(_header_option(key, value, append=True))
     # nginx has no limit on a whole response; Envoy's default route timeout is 15s.
     ra.timeout.CopyFrom(duration_pb2.Duration())
     ra.idle_timeout.CopyFrom(_duration(action.idle_timeout_ms))

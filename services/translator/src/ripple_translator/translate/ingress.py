@@ -28,7 +28,9 @@ from ripple_translator.translate.annotations import (
     DEFAULT_RETRY,
     ClusterSettings,
     Cors,
+    HashSource,
     IngressAnnotations,
+    LbPolicy,
     Redirect,
 )
 from ripple_translator.translate.backends import ClusterTarget, Inventory, Unresolved
@@ -389,34 +391,67 @@ class _HostBuilder:
             if backup is not None:
                 primary, error_page = backup, True
         to_primary = self._forward(cand, primary)
-        rules = canary.source.settings.canary if canary is not None else None
-        canary_target = None
-        if canary is not None and rules is not None:
-            lb = canary.source.settings.cluster.lb_policy
-            canary_target = self._resolve(canary, replace(s.cluster, lb_policy=lb))
-        if canary is not None and rules is not None and canary_target is not None:
+        if canary is not None:
+            to_primary = self._canary_routes(
+                common, cand, canary, primary=primary, to_primary=to_primary, routes=routes
+            )
+        route = common.route(acc.label, to_primary)
+        routes.append(_error_page(route, cand, code=503) if error_page else route)
+        return routes
+
+    def _canary_routes(
+        self,
+        common: _Common,
+        cand: _Candidate,
+        canary: _Candidate,
+        *,
+        primary: ClusterTarget | None,
+        to_primary: Action,
+        routes: list[RouteSpec],
+    ) -> Action:
+        """Append the canary's header/cookie routes (first, with affinity-canary-behavior
+        sticky, the route keeping the canary's clients); return the path's own action, split
+        by the canary's weight."""
+        acc, s = cand.source, cand.source.settings
+        rules = canary.source.settings.canary
+        if rules is None:
+            return to_primary
+        lb = canary.source.settings.cluster.lb_policy
+        if s.cluster.lb_policy is LbPolicy.RING_HASH:
+            lb = LbPolicy.RING_HASH  # the primary's affinity/hash holds in the canary too
+        canary_target = self._resolve(canary, replace(s.cluster, lb_policy=lb))
+        if canary_target is not None:
             to_canary = self._forward(cand, canary_target)
             name = canary.source.label
+            sticky = _sticky_canary(s, cand) if rules.sticky else None
+            marks = (("Set-Cookie", sticky[1]),) if sticky else ()
+
+            def canary_route(*headers: HeaderMatch) -> RouteSpec:
+                route = common.route(name, to_canary, *headers)
+                return replace(
+                    route, response_headers_append=(*route.response_headers_append, *marks)
+                )
+
+            if sticky is not None:  # a client the canary answered stays there
+                routes.append(canary_route(_cookie_match(sticky[0], "1")))
             if rules.header is not None:
                 if rules.header_value is not None:
                     header = HeaderMatch(rules.header, rules.header_value)
-                    routes.append(common.route(name, to_canary, header))
+                    routes.append(canary_route(header))
                 elif rules.header_pattern is not None:
                     pattern = f".*(?:{rules.header_pattern}).*"
                     if self._regex_fits(canary, "canary-by-header-pattern", pattern):
                         header = HeaderMatch(rules.header, pattern, regex=True)
-                        routes.append(common.route(name, to_canary, header))
+                        routes.append(canary_route(header))
                 else:
-                    routes.append(
-                        common.route(name, to_canary, HeaderMatch(rules.header, "always"))
-                    )
+                    routes.append(canary_route(HeaderMatch(rules.header, "always")))
                     routes.append(
                         common.route(acc.label, to_primary, HeaderMatch(rules.header, "never"))
                     )
             if rules.cookie is not None and self._regex_fits(
                 canary, "canary-by-cookie", _cookie_match(rules.cookie, "always").value
             ):
-                routes.append(common.route(name, to_canary, _cookie_match(rules.cookie, "always")))
+                routes.append(canary_route(_cookie_match(rules.cookie, "always")))
                 routes.append(
                     common.route(acc.label, to_primary, _cookie_match(rules.cookie, "never"))
                 )
@@ -424,11 +459,12 @@ class _HostBuilder:
                 to_primary = to_canary
             elif rules.weight > 0 and primary is not None:
                 to_primary = self._forward(
-                    cand, primary, canary=(canary_target, rules.weight, rules.weight_total)
+                    cand,
+                    primary,
+                    canary=(canary_target, rules.weight, rules.weight_total),
+                    canary_headers=marks,
                 )
-        route = common.route(acc.label, to_primary)
-        routes.append(_error_page(route, cand, code=503) if error_page else route)
-        return routes
+        return to_primary
 
     def _regex_fits(self, cand: _Candidate, annotation: str, regex: str) -> bool:
         problem = validate.check_program_size(regex, self.max_program_size)
@@ -476,6 +512,7 @@ class _HostBuilder:
         target: ClusterTarget | None,
         *,
         canary: tuple[ClusterTarget, int, int] | None = None,
+        canary_headers: tuple[tuple[str, str], ...] = (),
     ) -> Action:
         """Forward to `target` with the primary Ingress's route settings (or 503 without one)."""
         if target is None:
@@ -487,7 +524,7 @@ class _HostBuilder:
             other, weight, total = canary
             targets = (
                 WeightedTarget(target.cluster, total - weight),
-                WeightedTarget(other.cluster, weight),
+                WeightedTarget(other.cluster, weight, response_headers_append=canary_headers),
             )
         rewrite = None
         if s.rewrite_target is not None:
@@ -568,6 +605,21 @@ class _Common:
             request_headers=(("X-Forwarded-Prefix", prefix),) if prefix else (),
             response_headers=self.response_headers,
         )
+
+
+def _sticky_canary(s: IngressAnnotations, cand: _Candidate) -> tuple[str, str] | None:
+    """affinity-canary-behavior sticky: (the marker cookie's name, its Set-Cookie value) when
+    the primary has an affinity cookie (ingress-nginx keeps a client whose affinity cookie
+    points into the canary there)."""
+    policy = s.hash_policy
+    if policy is None or policy.source is not HashSource.COOKIE or policy.cookie_ttl_s is None:
+        return None
+    name = f"{policy.name}-canary"
+    path = policy.cookie_path or ("/" if s.regex_paths else cand.raw_path)
+    value = f"{name}=1; Path={path}"
+    if policy.cookie_ttl_s:
+        value += f"; Max-Age={policy.cookie_ttl_s}"
+    return name, value
 
 
 def _error_page(route: RouteSpec, cand: _Candidate, *, code: int) -> RouteSpec:

@@ -59,6 +59,8 @@ class HeaderMatch:
 class WeightedTarget:
     cluster: str
     weight: int
+    # Response headers appended when this target answers (the sticky canary's cookie).
+    response_headers_append: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
