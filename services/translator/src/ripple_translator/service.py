@@ -19,6 +19,7 @@ import structlog
 from ripple_common.health import HealthServer, Route
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.logs import configure_logging
+from ripple_common.redis_client import redis_client
 from ripple_common.sealing import Sealer
 from ripple_common.telemetry import init_tracing
 from ripple_translator.consumer import KafkaEventSource
@@ -109,20 +110,17 @@ def sealer_from(settings: TranslatorSettings) -> Sealer | None:
 
 
 class RedisClient:
-    """A redis-py client as a lifecycle resource (bytes, not decoded). Its pool holds at most
-    `max_connections`; a caller finding none free waits for one (up to `pool_timeout_s`)
+    """A redis-py client as a lifecycle resource (bytes, not decoded; a single node, a cluster
+    or a Sentinel master by URL: `ripple_common.redis_client`). A single node's pool holds at
+    most `max_connections`; a caller finding none free waits for one (up to `pool_timeout_s`)
     instead of failing at once."""
 
     def __init__(
         self, url: str, *, max_connections: int = 64, pool_timeout_s: float = 20.0
     ) -> None:
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=pool_timeout_s,
-            decode_responses=False,
+        self.client: aioredis.Redis = redis_client(
+            url, max_connections=max_connections, pool_timeout_s=pool_timeout_s
         )
-        self.client: aioredis.Redis = aioredis.Redis.from_pool(pool)
 
     async def start(self) -> None:
         await self.client.ping()

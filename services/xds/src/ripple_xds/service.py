@@ -21,6 +21,7 @@ from opentelemetry import trace
 from ripple_common.health import HealthServer, PromText, Route
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.logs import configure_logging
+from ripple_common.redis_client import redis_client
 from ripple_common.resources import Resource, TypeUrl
 from ripple_common.sealing import Sealer
 from ripple_common.store_contract import ChangeEntry, KeyLayout
@@ -107,10 +108,11 @@ def applied_hooks(*hooks: Callable[[ChangeEntry, CacheChange | None], object]) -
 
 
 class RedisClient:
-    """A redis-py client as a lifecycle resource (bytes, not decoded)."""
+    """A redis-py client as a lifecycle resource (bytes, not decoded; a single node, a cluster
+    or a Sentinel master by URL: `ripple_common.redis_client`)."""
 
     def __init__(self, url: str) -> None:
-        self.client: aioredis.Redis = aioredis.from_url(url, decode_responses=False)
+        self.client: aioredis.Redis = redis_client(url, decode_responses=False)
 
     async def start(self) -> None:
         await self.client.ping()

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ripple_cli.replay.model import ReplayError
+from ripple_common.redis_client import redis_client
 from ripple_common.store_contract import (
     LOAD_TENANT_LUA,
     ContractError,
@@ -31,7 +31,7 @@ class Stored:
 
 async def load_tenants(url: str, *, prefix: str, tenants: Sequence[str]) -> Stored:
     layout = KeyLayout(prefix=prefix)
-    client = aioredis.from_url(url, decode_responses=False)
+    client = redis_client(url, decode_responses=False)
     try:
         load = client.register_script(LOAD_TENANT_LUA)
         out: dict[str, TenantState] = {}
