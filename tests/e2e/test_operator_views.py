@@ -74,6 +74,8 @@ class Views:
     prefix: str
     redis_url: str
     xds_health: str  # base URL of the xds replica's health port
+    translator_health: str
+    topic: str
     jaeger: str
     kubeconfig: str
     envoy: subprocess.Popen[bytes]
@@ -254,7 +256,7 @@ def views(stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     redis_url, otlp = stack["RIPPLE_REDIS_URL"], stack["RIPPLE_OTLP_ENDPOINT"]
     jaeger = stack["RIPPLE_JAEGER_QUERY_URL"]
     key = base64.b64encode(os.urandom(32)).decode()
-    xds_port, http_port, health_port, admin_port = (low_port() for _ in range(4))
+    xds_port, http_port, health_port, admin_port, tr_port = (low_port() for _ in range(5))
     common = {"otlp_endpoint": otlp, "log_json": "true", "sealing_key": key}
     asyncio.run(ensure_topic(bootstrap, topic, 1))
     asyncio.run(_kube_setup(kubeconfig, tenant, label, rid))
@@ -293,7 +295,7 @@ def views(stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                     "group_id": f"ops-views-{rid}",
                     "redis_prefix": prefix,
                     "poll_ms": "50",
-                    "health_port": "0",
+                    "health_port": str(tr_port),
                     "extra_class_names": json.dumps([INGRESS_CLASS]),
                 },
                 logs[1],
@@ -330,6 +332,8 @@ def views(stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             prefix=prefix,
             redis_url=redis_url,
             xds_health=f"http://127.0.0.1:{health_port}",
+            translator_health=f"http://127.0.0.1:{tr_port}",
+            topic=topic,
             jaeger=jaeger,
             kubeconfig=kubeconfig,
             envoy=envoy,
@@ -405,6 +409,16 @@ def test_trace_prints_the_waterfall_of_a_change_and_status_every_tenant_current(
     assert f"node {NODE} (delta, xds {views.xds_health}): 1/1 tenants current" in out, out
     assert out.splitlines()[-1] == "verdict: ok, every Envoy is current", out
 
+    # The translator's consumer lag of its partition: nothing waits once the change is in.
+    lag_line = f'ripple_translator_consumer_lag{{topic="{views.topic}",partition="0"}} 0'
+
+    def lag_zero() -> bool:
+        with urllib.request.urlopen(f"{views.translator_health}/metrics", timeout=5) as page:
+            return lag_line in page.read().decode().splitlines()
+
+    wait_for(f"{lag_line} on the translator's /metrics", lag_zero, views)
+    print(lag_line)
+
 
 def test_status_names_the_tenant_of_a_stalled_envoy_lagging_past_the_sla(views: Views) -> None:
     before = wait_for("the tenant ACKed", lambda: acked_version(views, views.tenant), views)
@@ -419,7 +433,9 @@ def test_status_names_the_tenant_of_a_stalled_envoy_lagging_past_the_sla(views: 
 
         code, out = wait_for("ripple status exit 1", lagging_past_sla, views)
         print(out)
-        stored = nodes_doc(views)["versions"][views.tenant]
+        doc = nodes_doc(views)
+        print(json.dumps(doc, indent=2))
+        stored = doc["versions"][views.tenant]
         assert stored > before
         assert f"node {NODE} (delta, xds {views.xds_health}): 0/1 tenants current, 1 lagging" in out
         lag_line = next(line for line in out.splitlines() if line.strip().startswith("LAG"))
