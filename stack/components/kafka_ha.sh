@@ -157,6 +157,7 @@ kafka_ha_pids() {
 
 kafka_ha_env() {
   echo "RIPPLE_KAFKA_BOOTSTRAP=$(kafka_ha_bootstrap)"
+  echo "RIPPLE_KAFKA_HA_CONTROLLER_PORT=$RIPPLE_KAFKA_HA_CONTROLLER_PORT"
   echo "RIPPLE_KAFKA_REPLICATION_FACTOR=3"
   echo "RIPPLE_KAFKA_MIN_INSYNC_REPLICAS=2"
 }

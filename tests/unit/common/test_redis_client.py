@@ -91,15 +91,15 @@ async def test_single_node_with_a_cap_keeps_the_blocking_pool() -> None:
 
 
 async def test_cluster_url_builds_the_script_loading_cluster_client() -> None:
-    client = redis_client("redis+cluster://127.0.0.1:1,127.0.0.1:2", max_connections=5)
+    client: object = redis_client("redis+cluster://127.0.0.1:1,127.0.0.1:2", max_connections=5)
     assert isinstance(client, RippleRedisCluster)
     assert is_cluster(client)
     nodes = sorted((n.host, n.port) for n in client.nodes_manager.startup_nodes.values())
     assert nodes == [("127.0.0.1", 1), ("127.0.0.1", 2)]
     # redis-py's cluster client fails past its cap instead of waiting: never below default.
-    assert {
-        n.max_connections for n in client.nodes_manager.startup_nodes.values()
-    } == {CLUSTER_MIN_CONNECTIONS_PER_NODE}
+    assert {n.max_connections for n in client.nodes_manager.startup_nodes.values()} == {
+        CLUSTER_MIN_CONNECTIONS_PER_NODE
+    }
     assert isinstance(client.pipeline(transaction=False), ScriptLoadingPipeline)
     assert isinstance(client.pipeline(transaction=True), SlotTransaction)
     await client.aclose()

@@ -1,0 +1,151 @@
+"""Every Redis call path of the translator and the xds servers on a real Redis Cluster (the HA
+profile), through the one client factory: tenant writes (one slot), host claims (one host's
+slot), pipelines across slots, MULTI on one slot, the change stream followed with XREAD, and
+scripts in pipelines on a node whose script cache is empty (as after a failover)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from ripple_common.redis_client import is_cluster, redis_client
+from ripple_common.resources import Resource, TypeUrl
+from ripple_common.store_contract import KeyLayout
+from ripple_translator.inputs import RedisInputStore
+from ripple_translator.loader import RedisTenantLoader
+from ripple_translator.store import KafkaOffset, RedisTenantStore
+from ripple_translator.store.model import ClaimStatus, HostNotice, HostState
+from ripple_xds.snapshot import SnapshotCache
+from ripple_xds.source import RedisSource
+from tests.integration.ha.conftest import HaStack
+
+CDS, RDS = TypeUrl.CLUSTER, TypeUrl.ROUTE
+
+
+def at(offset: int) -> KafkaOffset:
+    return KafkaOffset(topic="ripple.events", partition=0, offset=offset)
+
+
+@pytest.fixture
+async def cluster(ha_stack: HaStack) -> AsyncIterator[aioredis.Redis]:
+    client = redis_client(ha_stack.redis_url)
+    assert is_cluster(client)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def layout(cluster: aioredis.Redis) -> AsyncIterator[KeyLayout]:
+    value = KeyLayout(prefix=f"ha-{uuid.uuid4().hex[:10]}")
+    try:
+        yield value
+    finally:
+        # SCAN on a cluster goes to every master (redis-py's cluster scan_iter).
+        keys = [k async for k in cluster.scan_iter(match=f"{value.prefix}*", count=1000)]
+        for key in keys:
+            await cluster.delete(key)
+
+
+async def test_tenant_versions_hosts_and_notices_on_a_cluster(
+    cluster: aioredis.Redis, layout: KeyLayout
+) -> None:
+    store = RedisTenantStore(cluster, layout=layout)
+    tenants = [f"t{i}" for i in range(12)]  # spread over the three masters' slots
+    for i, tenant in enumerate(tenants):
+        res = [Resource(CDS, f"{tenant}-c", b"c1"), Resource(RDS, f"{tenant}-r", b"r1")]
+        assert await store.write_version(
+            tenant, res, [], offset=at(i + 1), expected_version=0, trace_fields={}
+        ) == 1  # fmt: skip
+    # Fencing: a stale expected version writes nothing.
+    with pytest.raises(Exception, match="expected 0"):
+        await store.write_version(
+            "t0", [Resource(CDS, "x", b"x")], [], offset=at(100), expected_version=0,
+            trace_fields={},
+        )  # fmt: skip
+    checkpoint = await store.load_checkpoint("t3")
+    assert (checkpoint.version, checkpoint.offset) == (1, at(4))
+
+    # Host claims (one script per host slot, pipelined across slots) and the host states
+    # written in the same round trip.
+    claims = await store.claim(
+        "t0", ["a.example", "b.example", "c.example"], record={"a.example": HostState.SERVED}
+    )
+    assert {h: c.status for h, c in claims.items()} == dict.fromkeys(claims, ClaimStatus.OWNED)
+    lost = await store.claim("t1", ["a.example"])
+    assert lost["a.example"].status is ClaimStatus.LOST
+    await store.save_host_states("t1", {"a.example": HostState.LOST})  # MULTI on one slot
+    states = await store.load_host_states(["t0", "t1"])
+    assert states == {"t0": {"a.example": HostState.SERVED}, "t1": {"a.example": HostState.LOST}}
+    notices = await store.withdraw("t0", stop_serving=[], release=["a.example"])
+    assert notices == [HostNotice(tenant="t1", host="a.example", why="released")]
+    await store.notify(notices)
+    _, read = await store.read_notices("0-0", block_ms=100)
+    assert read == notices
+    assert (await store.owners(["a.example"]))["a.example"] is None
+
+    # The translator's input store and loader (scripts in a cluster pipeline).
+    inputs = RedisInputStore(cluster, layout=layout)
+    assert await inputs.write_inputs("t2", {}, [], offset=at(3))
+    await inputs.add_tenant("ripple.events", 0, "t2")
+    assert "t2" in (await inputs.load_partition("ripple.events", 0)).tenants
+    loaded = await RedisTenantLoader(cluster, layout=layout).load_tenants(tenants)
+    assert [c.tenant for c, _ in loaded] == tenants
+    assert loaded[2][1].offset == at(3)
+
+
+async def test_xds_source_loads_and_follows_a_cluster(
+    cluster: aioredis.Redis, layout: KeyLayout
+) -> None:
+    store = RedisTenantStore(cluster, layout=layout)
+    for i in range(6):
+        await store.write_version(
+            f"t{i}", [Resource(CDS, f"c{i}", b"v1")], [], offset=at(1), expected_version=0,
+            trace_fields={},
+        )  # fmt: skip
+    cache = SnapshotCache()
+    source = RedisSource(cluster, cache, layout=layout, block_ms=100)
+    await source.load()
+    assert sorted(cache.names(CDS)) == [f"c{i}" for i in range(6)]
+    await store.write_version(
+        "t4", [Resource(CDS, "c4", b"v2"), Resource(RDS, "r4", b"r")], [], offset=at(2),
+        expected_version=1, trace_fields={},
+    )  # fmt: skip
+    handled = 0
+    while n := await source.step(block_ms=100):  # XINFO + XREAD in a MULTI, then fetch
+        handled += n
+    assert handled == 1
+    entry = cache.get(CDS, "c4")
+    assert entry is not None
+    assert entry.resource.body == b"v2"
+    assert source.tenant_version("t4") == 2
+
+
+async def test_scripts_in_pipelines_survive_an_empty_script_cache(
+    cluster: aioredis.Redis, layout: KeyLayout
+) -> None:
+    """A promoted replica has no scripts: the pipelines of xds and of the translator's loader
+    must load them (redis-py's cluster pipeline does not) and not repeat their other calls."""
+    store = RedisTenantStore(cluster, layout=layout)
+    for i in range(6):
+        await store.write_version(
+            f"t{i}", [Resource(CDS, f"c{i}", b"v1")], [], offset=at(1), expected_version=0,
+            trace_fields={},
+        )  # fmt: skip
+    cache = SnapshotCache()
+    source = RedisSource(cluster, cache, layout=layout, block_ms=100)
+    await cluster.script_flush()  # every master
+    await source.load()
+    assert len(cache.names(CDS)) == 6
+    await cluster.script_flush()
+    loaded = await RedisTenantLoader(cluster, layout=layout).load_tenants(
+        [f"t{i}" for i in range(6)]
+    )
+    assert [c.version for c, _ in loaded] == [1] * 6
+    await cluster.script_flush()
+    claims = await store.claim("t0", ["x.example", "y.example"])
+    assert len(claims) == 2
