@@ -229,3 +229,28 @@ def test_json_prints_the_documents_with_the_exit(capsys: pytest.CaptureFixture[s
     parsed = json.loads(out)
     assert code == parsed["exit"] == 1
     assert parsed["replicas"][0]["nodes"][0]["node"] == "gw-b"
+
+
+def test_a_node_that_stopped_answering_is_stalled_past_the_sla(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Changes older than the xds tracking window leave `lagging`; the unanswered responses
+    still tell (also with --tenant: every tenant of the node waits)."""
+    stalled = node("gw-s", in_flight=3, oldest_in_flight_s=420.0)
+    briefly = node("gw-t", in_flight=1, oldest_in_flight_s=0.004)
+    docs = {"http://xds-0:8080/debug/nodes": replica_doc(stalled, briefly)}
+    code, out = run(capsys, docs, xds=["http://xds-0:8080"])
+    assert code == 1
+    lines = out.splitlines()
+    assert (
+        "    STALL 3 response(s) unanswered for 420.0 s PAST SLA (the Envoy stopped reading or "
+        "answering; changes older than the tracking window)"
+    ) in lines
+    assert lines[-1] == ("verdict: BEHIND past the 5 s SLA: 1 node(s) stalled")
+    assert (
+        "  node gw-t (delta, xds http://xds-0:8080): 3/3 tenants current, 0 lagging, 0 NACKed, "
+        "1 response(s) unanswered for 4 ms"
+    ) in lines
+    code, out = run(capsys, docs, xds=["http://xds-0:8080"], tenant="shop")
+    assert code == 1
+    assert "  gateway edge node gw-s: STALL 3 response(s) unanswered for 420.0 s PAST SLA" in out

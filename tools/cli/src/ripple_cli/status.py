@@ -2,7 +2,9 @@
 (JSON, see ripple_xds.status) and prints, per gateway group, each connected Envoy node: how
 many of its tenants are current, which lag behind the newest stored version (and for how
 long), and every NACK with the tenant and Envoy's error text. `--tenant T` narrows to one
-tenant across every node.
+tenant across every node. A node whose responses have waited over STALL_S for an answer with
+no tracked change pending (e.g. stalled longer than the replica's tracking window) is
+reported as stalled: every tenant on it waits.
 
 Replicas: `--xds URL` (repeated; the health base URL, e.g. http://xds-0:8080), else
 RIPPLE_STATUS_XDS (comma-separated), else `--service NAMESPACE/NAME`: the ready endpoints of
@@ -11,7 +13,8 @@ that Kubernetes Service's port `--port-name` (default health), from its Endpoint
 
 Exit status: 0 when every tenant is current or lags less than the SLA (`--sla`, else each
 replica's RIPPLE_XDS_SLA_S); 1 when any tenant lags past it (a NACKed tenant lags from the
-rejected version's write); 3 when a replica did not answer (and nothing lags)."""
+rejected version's write, a stalled node from its oldest unanswered response); 3 when a
+replica did not answer (and nothing lags)."""
 
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ DEFAULT_XDS_URL = "http://127.0.0.1:18082"  # scripts.pipeline's xds health port
 ENV_REPLICAS = "RIPPLE_STATUS_XDS"
 PATH = "/debug/nodes"
 EXIT_OK, EXIT_LAGGING, EXIT_UNREACHABLE = 0, 1, 3
+# A node whose oldest response has waited this long for its answer, with no tracked change
+# pending, is reported as stalled (Envoy answers in milliseconds).
+STALL_S = 1.0
 
 Fetch = Callable[[str], str]
 
@@ -45,7 +51,8 @@ class Replica:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Behind:
-    """A tenant behind on a node: lagging (`error` empty) or NACKed."""
+    """A tenant behind on a node: lagging, NACKed, or every tenant of a node that stopped
+    answering ("stall": responses unanswered, none of them a tracked change)."""
 
     replica: str
     gateway: str
@@ -54,7 +61,7 @@ class Behind:
     version: int
     acked_version: int | None
     lag_s: float
-    kind: str  # "lag" or "nack"
+    kind: str  # "lag", "nack" or "stall" (responses unanswered, tenants unknown)
     type: str = ""
     error: str = ""
 
@@ -123,6 +130,19 @@ def behind(replicas: Sequence[Replica], *, tenant: str | None = None) -> list[Be
                             error=nack["error"],
                         )
                     )
+            stalled = node.get("oldest_in_flight_s")
+            if stalled is not None and stalled >= STALL_S and not node["lagging"]:
+                out.append(
+                    Behind(
+                        **where,
+                        tenant="*",
+                        version=0,
+                        acked_version=None,
+                        lag_s=float(stalled),
+                        kind="stall",
+                        type=str(node["in_flight"]),
+                    )
+                )
     return out
 
 
@@ -140,6 +160,11 @@ def _seconds(value: float) -> str:
 def describe(item: Behind, *, sla_s: float) -> str:
     acked = "none since it connected" if item.acked_version is None else f"v{item.acked_version}"
     past = " PAST SLA" if item.past(sla_s) else ""
+    if item.kind == "stall":
+        return (
+            f"STALL {item.type} response(s) unanswered for {_seconds(item.lag_s)}{past} "
+            "(the Envoy stopped reading or answering; changes older than the tracking window)"
+        )
     if item.kind == "nack":
         error = " ".join(item.error.split())
         return (
@@ -228,11 +253,16 @@ def verdict(
     items = behind(replicas, tenant=tenant)
     late = [b for b in items if b.past(sla_s)]
     if late:
-        nodes = len({(b.replica, b.node) for b in late})
-        tenants = len({b.tenant for b in late})
-        return EXIT_LAGGING, (
-            f"verdict: BEHIND past the {sla_s:g} s SLA: {tenants} tenant(s) on {nodes} node(s)"
-        )
+        behind_tenants = [b for b in late if b.kind != "stall"]
+        parts = []
+        if behind_tenants:
+            tenants = len({b.tenant for b in behind_tenants})
+            nodes = len({(b.replica, b.node) for b in behind_tenants})
+            parts.append(f"{tenants} tenant(s) on {nodes} node(s)")
+        stalled = len({(b.replica, b.node) for b in late if b.kind == "stall"})
+        if stalled:
+            parts.append(f"{stalled} node(s) stalled")
+        return EXIT_LAGGING, f"verdict: BEHIND past the {sla_s:g} s SLA: {', '.join(parts)}"
     unreachable = [r.url for r in replicas if r.doc is None]
     if unreachable:
         return EXIT_UNREACHABLE, f"verdict: UNKNOWN, no answer from {', '.join(unreachable)}"
