@@ -8,6 +8,12 @@ envelope does not fit in one Kafka message even compressed: its identity and siz
 An envelope is written with the lowest version that can express it (TOO_LARGE as 2, the rest as
 1), so translators of the previous release keep reading everything but the too-large markers
 during a rolling upgrade; this code reads both.
+
+Optional fields (no schema change: readers ignore fields they do not know, so a translator of
+the previous release reads envelopes that carry them, and this code reads envelopes without
+them as "not known"): `apiAtNs`, the API server's own time of the change (see `api_at_ns`).
+It is written only when known, so an envelope without it is byte for byte what the previous
+release wrote.
 """
 
 from __future__ import annotations
@@ -98,6 +104,11 @@ class Envelope:
     object: Mapping[str, Any] | None = field(default=None, hash=False, compare=False)
     # Only (and always) on TOO_LARGE.
     too_large: TooLarge | None = None
+    # The API server's own time of the change, epoch nanoseconds, when the object says it
+    # (creationTimestamp / newest managedFields time / deletionTimestamp: whole seconds, so
+    # rounded down to the second); None when unknown (a deletion without deletionTimestamp,
+    # a relist marker, an envelope of an older watcher). The start of the "API -> ACK" clock.
+    api_at_ns: int | None = None
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -116,6 +127,8 @@ class Envelope:
                 raise EnvelopeError("TOO_LARGE needs its sizes (too_large)")
         elif self.too_large is not None:
             raise EnvelopeError(f"{self.type} event must not carry too_large")
+        if self.api_at_ns is not None and self.api_at_ns < 0:
+            raise EnvelopeError("envelope apiAtNs must not be negative")
 
     @property
     def schema_version(self) -> int:
@@ -136,6 +149,7 @@ class Envelope:
             resource_version=self.resource_version,
             observed_at_ns=self.observed_at_ns,
             too_large=TooLarge(encoded_bytes=encoded_bytes, limit_bytes=limit_bytes),
+            api_at_ns=self.api_at_ns,
         )
 
     @property
@@ -158,6 +172,8 @@ class Envelope:
         }
         if self.too_large is not None:
             doc["tooLarge"] = self.too_large.to_json()
+        if self.api_at_ns is not None:
+            doc["apiAtNs"] = self.api_at_ns
         return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
@@ -193,6 +209,7 @@ class Envelope:
                 observed_at_ns=int(doc["observedAtNs"]),
                 object=obj,
                 too_large=too_large,
+                api_at_ns=_optional_int(doc, "apiAtNs"),
             )
         except KeyError as exc:
             raise EnvelopeError(f"envelope lacks field {exc.args[0]!r}") from exc
@@ -200,6 +217,17 @@ class Envelope:
             if isinstance(exc, EnvelopeError):
                 raise
             raise EnvelopeError(f"envelope field has a wrong type: {exc}") from exc
+
+
+def _optional_int(doc: Mapping[str, Any], key: str) -> int | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EnvelopeError(
+            f"envelope field {key!r} must be an integer, got {type(value).__name__}"
+        )
+    return value
 
 
 def _str(doc: Mapping[str, Any], key: str) -> str:

@@ -107,7 +107,10 @@ NameMap = Mapping[TypeUrl, tuple[str, ...]]
 # epoch nanoseconds as decimal text): when the watcher observed the oldest event the version
 # covers, when that event was published to Kafka (the record's timestamp), and when the
 # translator handed the version to Redis. xds adds when it applied and when Envoy ACKed.
+# `ripple-api-ns` is the API server's own time of that event's change (the envelope's
+# `api_at_ns`, whole seconds), absent when not known.
 OBSERVED_FIELD = "ripple-observed-ns"
+API_FIELD = "ripple-api-ns"
 PUBLISHED_FIELD = "ripple-published-ns"
 WRITTEN_FIELD = "ripple-written-ns"
 
@@ -119,6 +122,7 @@ class Marks:
     observed_ns: int | None = None
     published_ns: int | None = None
     written_ns: int | None = None
+    api_ns: int | None = None
 
     def fields(self) -> dict[str, str]:
         """The marks as entry fields (absent marks left out)."""
@@ -126,6 +130,7 @@ class Marks:
             (OBSERVED_FIELD, self.observed_ns),
             (PUBLISHED_FIELD, self.published_ns),
             (WRITTEN_FIELD, self.written_ns),
+            (API_FIELD, self.api_ns),
         )
         return {key: str(value) for key, value in pairs if value is not None}
 
@@ -136,6 +141,7 @@ class Marks:
             observed_ns=_int_or_none(fields.get(OBSERVED_FIELD)),
             published_ns=_int_or_none(fields.get(PUBLISHED_FIELD)),
             written_ns=_int_or_none(fields.get(WRITTEN_FIELD)),
+            api_ns=_int_or_none(fields.get(API_FIELD)),
         )
 
 
