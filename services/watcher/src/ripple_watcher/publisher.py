@@ -112,6 +112,8 @@ class KafkaSink:
                 "ripple.resource_version": envelope.resource_version,
                 # When the watch delivered the change (the start of its propagation).
                 "ripple.observed_at_ns": envelope.observed_at_ns,
+                # The API's own time of the change (whole seconds), when known.
+                **({} if envelope.api_at_ns is None else {"ripple.api_at_ns": envelope.api_at_ns}),
             },
         ) as span:
             headers = context_to_headers()

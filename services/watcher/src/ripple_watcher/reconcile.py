@@ -31,6 +31,7 @@ from typing import Any
 
 from ripple_common.envelope import CLUSTER_TENANT, Envelope, EventType
 from ripple_common.sealing import Sealer
+from ripple_watcher.api_time import api_time_ns
 from ripple_watcher.kinds import KindSpec
 from ripple_watcher.sanitize import fingerprint, sanitize
 from ripple_watcher.scope import IngressClassFilter
@@ -89,17 +90,20 @@ class Reconciler:
 
     def event(self, event_type: str, obj: Mapping[str, Any]) -> list[Envelope]:
         """Envelopes for one watch event (ADDED, MODIFIED or DELETED); [] when irrelevant."""
+        api_ns = api_time_ns(event_type, obj)  # before sanitizing: it drops managedFields
         clean = sanitize(self.spec, obj)
         if event_type == EventType.DELETED:
-            return self._delete(_key(clean), clean)
-        return self._upsert(clean, force=False)
+            return self._delete(_key(clean), clean, api_ns=api_ns)
+        return self._upsert(clean, force=False, api_ns=api_ns)
 
     def begin_relist(self, resource_version: str) -> Relist:
         return Relist(self, resource_version=resource_version, full=not self._trusted)
 
     # -- internals shared with Relist --
 
-    def _upsert(self, clean: dict[str, Any], *, force: bool) -> list[Envelope]:
+    def _upsert(
+        self, clean: dict[str, Any], *, force: bool, api_ns: int | None = None
+    ) -> list[Envelope]:
         meta = clean["metadata"]
         key = _key(clean)
         namespace = meta.get("namespace")
@@ -126,10 +130,12 @@ class Reconciler:
                 out.append(self._deleted(key, prev, obj=None))
             event_type = EventType.ADDED
             self._known[key] = Known(uid=uid, tenant=tenant, fingerprint=fp, resource_version=rv)
-        out.append(self._envelope(event_type, tenant=tenant, obj=clean))
+        out.append(self._envelope(event_type, tenant=tenant, obj=clean, api_ns=api_ns))
         return out
 
-    def _delete(self, key: ObjectKey, clean: dict[str, Any] | None) -> list[Envelope]:
+    def _delete(
+        self, key: ObjectKey, clean: dict[str, Any] | None, *, api_ns: int | None = None
+    ) -> list[Envelope]:
         prev = self._known.pop(key, None)
         # An object never published (out of scope) is not un-published either.
         in_scope = clean is not None and self._in_scope(clean)
@@ -140,7 +146,7 @@ class Reconciler:
         if prev is None and not in_scope:
             return []
         tenant = prev.tenant if prev is not None else self._resolver.tenant_of(key[0] or None)
-        return [self._envelope(EventType.DELETED, tenant=tenant, obj=clean)]
+        return [self._envelope(EventType.DELETED, tenant=tenant, obj=clean, api_ns=api_ns)]
 
     def _in_scope(self, clean: Mapping[str, Any]) -> bool:
         """Published at all: its namespace is selected and, for an Ingress, its class is."""
@@ -164,7 +170,9 @@ class Reconciler:
             object=obj,
         )
 
-    def _envelope(self, event_type: EventType, *, tenant: str, obj: dict[str, Any]) -> Envelope:
+    def _envelope(
+        self, event_type: EventType, *, tenant: str, obj: dict[str, Any], api_ns: int | None
+    ) -> Envelope:
         meta = obj["metadata"]
         published = obj
         if self.spec.kind == "Secret" and self._sealer is not None:
@@ -179,6 +187,7 @@ class Reconciler:
             resource_version=str(meta.get("resourceVersion", "")),
             observed_at_ns=self._clock(),
             object=published,
+            api_at_ns=api_ns,
         )
 
     def _marker(self, event_type: EventType, resource_version: str) -> Envelope:
@@ -214,10 +223,11 @@ class Relist:
         return [self._r._marker(EventType.RELIST_STARTED, self.resource_version)]
 
     def item(self, obj: Mapping[str, Any]) -> list[Envelope]:
+        api_ns = api_time_ns(EventType.ADDED, obj)  # before sanitizing: it drops managedFields
         clean = sanitize(self._r.spec, obj)
         self._seen.add(_key(clean))
         self.listed += 1
-        return self._r._upsert(clean, force=self.full)
+        return self._r._upsert(clean, force=self.full, api_ns=api_ns)
 
     def finish(self) -> list[Envelope]:
         gone = [key for key in self._r._known if key not in self._seen]
