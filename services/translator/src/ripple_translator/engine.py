@@ -465,6 +465,7 @@ class Engine:
                 context_from_headers(record.headers),
                 observed_ns=env.observed_at_ns,
                 published_ms=record.timestamp_ms,
+                api_ns=env.api_at_ns,
             )
             slot.mark(record.offset, keys=[object_key(env)])
             self._writer.schedule(slot)

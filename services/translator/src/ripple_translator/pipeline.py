@@ -122,8 +122,8 @@ class TenantSlot:
     # Trace contexts of the events pending a write (oldest first, at most MAX_TRACE_CONTEXTS):
     # the write's span is a child of the first and links the others.
     trace_contexts: list[otel_context.Context] = field(default_factory=list)
-    # Propagation marks of the oldest event pending a write (observed, published), carried
-    # to the change entry (`Marks`).
+    # Propagation marks of the oldest event pending a write (observed, published, the API's
+    # time of its change), carried to the change entry (`Marks`).
     marks: Marks | None = None
     task: asyncio.Task[None] | None = None
     # Host ownership: what was recorded last (None: not loaded yet) and the hosts withheld by
@@ -144,14 +144,15 @@ class TenantSlot:
         *,
         observed_ns: int | None = None,
         published_ms: int | None = None,
+        api_ns: int | None = None,
     ) -> None:
-        """An event carrying the trace context `ctx` (observed and published at those times)
-        is pending this tenant's next write."""
+        """An event carrying the trace context `ctx` (observed and published at those times,
+        its change made in the API at `api_ns`) is pending this tenant's next write."""
         if len(self.trace_contexts) < MAX_TRACE_CONTEXTS and _span_context(ctx).is_valid:
             self.trace_contexts.append(ctx)
         if self.marks is None:
             published_ns = published_ms * 1_000_000 if published_ms is not None else None
-            self.marks = Marks(observed_ns=observed_ns, published_ns=published_ns)
+            self.marks = Marks(observed_ns=observed_ns, published_ns=published_ns, api_ns=api_ns)
 
     def mark(self, offset: int, *, keys: Iterable[ObjectKey] = ()) -> None:
         """An event at `offset` changed the tenant (or its cluster inputs)."""
