@@ -24,7 +24,16 @@ Stages (seconds, from the marks; each mark is clamped to be no earlier than the 
 so the stages add up to the total exactly): observe_publish (watcher saw the event -> its
 Kafka record timestamp), publish_write (-> the translator hands the version to Redis),
 write_apply (-> xds applied it), apply_ack (-> Envoy ACKed), total (observed -> ACK). Marks
-come from different hosts' clocks in production; here all run on one machine."""
+come from different hosts' clocks in production; here all run on one machine.
+
+API time: api_ack (the API server's own time of the change -> ACK) starts from the entry's
+`api_ns` mark (the object's creationTimestamp / newest managedFields time / deletionTimestamp,
+whole seconds, so it may over-count by up to 1 s), else from the observation (a deletion
+without deletionTimestamp, an older watcher); it counts time the change waited while the
+watcher or anything after it was down, which `total` does not. An API time later than the ACK
+(clock skew between the API server and xds) reads as 0 and is counted
+(`ripple_xds_propagation_api_clock_skew_total`). Both `total` and `api_ack` are held against
+the SLA: a breach of either is logged (`sla breach`, naming which) and counted."""
 
 from __future__ import annotations
 
@@ -48,6 +57,8 @@ from ripple_xds.snapshot import CacheChange, Entry
 log = structlog.get_logger(__name__)
 
 STAGES: tuple[str, ...] = ("observe_publish", "publish_write", "write_apply", "apply_ack", "total")
+# API time -> ACK (see the module doc): a stage label of the same histogram, not part of `total`.
+API_STAGE = "api_ack"
 # Histogram bucket upper bounds, seconds (+Inf implied).
 BUCKETS: tuple[float, ...] = (
     0.001,
@@ -138,6 +149,28 @@ class Completed:
         if observed is not None and acked is not None:
             out["total"] = (acked - observed) / 1e9
         return out
+
+    def api_stage(self) -> dict[str, float]:
+        """{API_STAGE: seconds from the API's time of the change (else the observation) to
+        the ACK, as clamped in `stages`; 0 when the API time is later (`api_skewed`)}; empty
+        without either mark."""
+        marks = self.change.marks
+        start = marks.api_ns if marks.api_ns is not None else marks.observed_ns
+        if start is None:
+            return {}
+        return {API_STAGE: max(self._acked_clamped() - start, 0) / 1e9}
+
+    @property
+    def api_skewed(self) -> bool:
+        """The API time is later than the ACK: the clocks disagree (api_ack reads 0)."""
+        api = self.change.marks.api_ns
+        return api is not None and api > self._acked_clamped()
+
+    def _acked_clamped(self) -> int:
+        """The ACK mark as `stages` clamps it (no earlier than any earlier mark)."""
+        marks = self.change.marks
+        points = (marks.observed_ns, marks.published_ns, marks.written_ns, self.change.applied_ns)
+        return max([self.acked_ns, *(p for p in points if p is not None)])
 
 
 @dataclass(slots=True)
@@ -485,6 +518,9 @@ class PropagationMetrics:
         self.completed = 0
         self.failed = 0
         self.breaches = 0
+        self.api_breaches = 0  # api_ack over the SLA
+        self.api_skewed = 0  # API time after the ACK (clamped to 0)
+        self.api_unknown = 0  # no API time: api_ack counted from the observation
 
     def observe(self, tenant: str, stages: Mapping[str, float]) -> None:
         bucket = tenant_bucket(tenant, self.tenant_buckets)
@@ -497,8 +533,9 @@ class PropagationMetrics:
         out.family(
             HISTOGRAM,
             "histogram",
-            "Seconds from the API observation to the Envoy ACK, by stage and tenant bucket "
-            "(a hash of the tenant).",
+            "Seconds from the watcher's observation of an API change to the Envoy ACK, by "
+            "stage and tenant bucket (a hash of the tenant); stage api_ack from the API "
+            "server's own time of the change (whole seconds) to the ACK.",
         )
         for (stage, bucket), hist in sorted(self.histograms.items()):
             out.histogram_samples(HISTOGRAM, hist, {"stage": stage, "tenant_bucket": str(bucket)})
@@ -506,6 +543,21 @@ class PropagationMetrics:
             ("propagation_acked_total", self.completed, "Changes ACKed, per node."),
             ("propagation_nacked_total", self.failed, "Changes whose push was NACKed, per node."),
             ("sla_breaches_total", self.breaches, "Changes ACKed later than the SLA."),
+            (
+                "sla_breaches_api_total",
+                self.api_breaches,
+                "Changes ACKed later than the SLA counted from the API's time of the change.",
+            ),
+            (
+                "propagation_api_clock_skew_total",
+                self.api_skewed,
+                "Changes whose API time is later than their ACK (clock skew; api_ack read 0).",
+            ),
+            (
+                "propagation_api_time_unknown_total",
+                self.api_unknown,
+                "Changes without an API time (api_ack counted from the observation).",
+            ),
         ):
             out.single(name, "counter", help_text, value)
 
@@ -549,7 +601,7 @@ class TraceReporter:
 
     def completed(self, done: Completed, *, last_push: Push) -> None:
         change = done.change
-        stages = done.stages()
+        stages = {**done.stages(), **done.api_stage()}
         links = []
         if isinstance(last_push.handle, trace.Span):
             links.append(trace.Link(last_push.handle.get_span_context()))
@@ -563,20 +615,46 @@ class TraceReporter:
                 "ripple.tenant": change.tenant,
                 "ripple.version": change.version,
                 **{f"ripple.{stage}_ms": round(s * 1000, 3) for stage, s in stages.items()},
+                **_api_attributes(change),
             },
         )
         span.end(end_time=done.acked_ns)
+        api_ns = change.marks.api_ns
+        if api_ns is not None and not done.api_skewed:
+            # The change's whole life from the API's time (the trace's earliest point).
+            self._tracer.start_span(
+                "xds.api_to_ack",
+                context=context_from_fields(change.trace),
+                start_time=api_ns,
+                attributes={
+                    "ripple.node": done.node,
+                    "ripple.tenant": change.tenant,
+                    "ripple.version": change.version,
+                    "ripple.api_at_ns": api_ns,
+                },
+            ).end(end_time=max(done.acked_ns, api_ns))
         self.metrics.observe(change.tenant, stages)
-        total = stages.get("total")
-        if total is not None and total > self._sla_s:
-            self.metrics.breaches += 1
+        self.metrics.api_skewed += done.api_skewed
+        self.metrics.api_unknown += api_ns is None
+        total, api_ack = stages.get("total"), stages.get(API_STAGE)
+        breached = [
+            name
+            for name, seconds in (("total", total), (API_STAGE, api_ack))
+            if seconds is not None and seconds > self._sla_s
+        ]
+        self.metrics.breaches += "total" in breached
+        self.metrics.api_breaches += API_STAGE in breached
+        if breached:
             log.warning(
                 "sla breach",
                 trace_id=change.trace_id,
                 tenant=change.tenant,
                 version=change.version,
                 node=done.node,
-                total_s=round(total, 3),
+                breached=breached,
+                total_s=None if total is None else round(total, 3),
+                api_ack_s=None if api_ack is None else round(api_ack, 3),
+                api_time="api" if api_ns is not None else "observed",
                 sla_s=self._sla_s,
                 stages_ms={k: round(v * 1000, 1) for k, v in stages.items()},
             )
@@ -591,6 +669,14 @@ class TraceReporter:
             node=node,
             error=error[:200],
         )
+
+
+def _api_attributes(change: Change) -> dict[str, int | str]:
+    """The API time on the `xds.ack` span: its ns and whether api_ack counts from it."""
+    api_ns = change.marks.api_ns
+    if api_ns is None:
+        return {"ripple.api_time": "observed"}
+    return {"ripple.api_at_ns": api_ns, "ripple.api_time": "api"}
 
 
 def _span_context(fields: Mapping[str, str]) -> trace.SpanContext:

@@ -145,7 +145,8 @@ class XdsSettings(ServiceSettings):
     sla_s: float = Field(
         default=5.0,
         description="propagation SLA: a change ACKed later than this after its observation "
-        "is logged as an SLA breach (with its trace id) and counted",
+        "or after the API's own time of the change (api_ack, docs/tracing.md) is logged as an "
+        "SLA breach (with its trace id) and counted",
     )
     tenant_buckets: int = Field(
         default=8, description="tenant buckets (a hash of the tenant) of the propagation metric"
