@@ -82,6 +82,7 @@ def test_rows_cover_every_stage() -> None:
         "write_apply",
         "apply_ack",
         "total",
+        "api_ack",
     ]
     assert by_stage["total"].count == 1
     assert by_stage["publish_write"].quantiles == (None, None, None)
