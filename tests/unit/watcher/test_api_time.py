@@ -3,18 +3,24 @@ drops managedFields), and carried in the envelope (issue #15 point 4)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ripple_common.envelope import EventType
 from ripple_common.sealing import Sealer
 from ripple_watcher.api_time import api_time_ns, parse_time_ns
 from ripple_watcher.kinds import ENDPOINT_SLICE, INGRESS, SERVICE, KindSpec
+from ripple_watcher.publisher import KafkaSink
 from ripple_watcher.reconcile import Reconciler
 from ripple_watcher.tenancy import TenantResolver
 from tests.unit.watcher.fakes import ingress, meta
+from tests.unit.watcher.test_publisher import FakeProducer
 
 S = 1_000_000_000
 CREATED = "2026-12-06T19:00:00Z"
@@ -137,3 +143,23 @@ def test_services_and_endpoint_slices_follow_the_same_rules(spec: KindSpec) -> N
     (env,) = _reconciler(spec).event("ADDED", obj)
     assert env.kind == spec.kind
     assert env.api_at_ns == CREATED_NS + 7 * S
+
+
+async def test_the_publish_span_has_the_api_time_and_an_event_at_it() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    sink = KafkaSink(
+        FakeProducer(), topic="events", max_in_flight=4, tracer=provider.get_tracer("test")
+    )
+    created = _with_meta(
+        ingress("a", "web"), creationTimestamp=CREATED, managedFields=_managed(CREATED)
+    )
+    (known,) = _reconciler().event("ADDED", created)
+    await sink.publish(known)
+    await sink.publish(dataclasses.replace(known, api_at_ns=None))
+    first, second = exporter.get_finished_spans()
+    assert (first.attributes or {})["ripple.api_at_ns"] == CREATED_NS
+    assert [(e.name, e.timestamp) for e in first.events] == [("api.change", CREATED_NS)]
+    assert "ripple.api_at_ns" not in (second.attributes or {})
+    assert not second.events

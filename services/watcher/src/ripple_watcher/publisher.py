@@ -116,6 +116,8 @@ class KafkaSink:
                 **({} if envelope.api_at_ns is None else {"ripple.api_at_ns": envelope.api_at_ns}),
             },
         ) as span:
+            if envelope.api_at_ns is not None:  # the trace's earliest point: the API change
+                span.add_event("api.change", timestamp=envelope.api_at_ns)
             headers = context_to_headers()
             envelope, value, size = self._encode(envelope, span)
             if envelope.tenant == CLUSTER_TENANT:

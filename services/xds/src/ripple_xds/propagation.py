@@ -620,19 +620,6 @@ class TraceReporter:
         )
         span.end(end_time=done.acked_ns)
         api_ns = change.marks.api_ns
-        if api_ns is not None and not done.api_skewed:
-            # The change's whole life from the API's time (the trace's earliest point).
-            self._tracer.start_span(
-                "xds.api_to_ack",
-                context=context_from_fields(change.trace),
-                start_time=api_ns,
-                attributes={
-                    "ripple.node": done.node,
-                    "ripple.tenant": change.tenant,
-                    "ripple.version": change.version,
-                    "ripple.api_at_ns": api_ns,
-                },
-            ).end(end_time=max(done.acked_ns, api_ns))
         self.metrics.observe(change.tenant, stages)
         self.metrics.api_skewed += done.api_skewed
         self.metrics.api_unknown += api_ns is None
