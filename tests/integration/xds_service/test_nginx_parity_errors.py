@@ -71,3 +71,42 @@ async def test_backends_get_the_clients_request_id(
         assert echo["headers"]["x-request-id"] == "mine-123"
         echo = (await gateway(host)).json()
         assert len(echo["headers"]["x-request-id"]) >= 16
+
+
+async def test_custom_http_errors_are_answered_by_the_default_backend(
+    *, xds: XdsProcess, envoy: subprocess.Popen[bytes], store: RedisTenantStore, ports: Ports
+) -> None:
+    """test/e2e/annotations/customhttperrors.go (custom-http-errors 404,503 with the
+    default-backend annotation: ``error_page 404 = @custom_custom-default-backend-..._404``,
+    ``proxy_intercept_errors on``): the backend's 404 and 503 answers are replaced by the
+    default backend's answer to the request at ``/`` with X-Code and the other CUSTOM_ERRORS
+    headers; other codes pass. (The status stays the backend's: see "Where ripple differs".)"""
+    host = "customerrors.foo.com"
+    with echo_backend() as web, echo_backend("fallback") as fallback:
+        t = translate(
+            ingress(host, host, custom_http_errors="404, 503", default_backend="fallback"),
+            backends={"web": web, "fallback": fallback},
+        )
+        assert errors(t) == []
+        gateway = Gateway(ports)
+        await serve(store, xds, gateway, t, ready=[(host, "/", 200)])
+
+        for code in (404, 503):
+            answer = await gateway(
+                host, f"/status/{code}?q=1", headers={"X-Request-ID": f"req-{code}"}
+            )
+            assert answer.status == code, answer
+            assert answer.headers["x-backend"] == "fallback"
+            echo = answer.json()
+            got = echo["headers"]
+            assert echo["path"] == "/?q=1"  # nginx: rewrite (.*) / break (the args kept)
+            assert got["x-code"] == str(code)
+            assert got["x-original-uri"] == f"/status/{code}?q=1"
+            assert got["x-ingress-name"] == host
+            assert got["x-service-name"] == "web"
+            assert got["x-request-id"] == f"req-{code}"
+            assert "x-ripple-error-page" not in got
+        answer = await gateway(host, "/status/500")
+        assert (answer.status, answer.headers["x-backend"]) == (500, "echo")
+        answer = await gateway(host, "/ok")
+        assert (answer.status, answer.headers["x-backend"]) == (200, "echo")

@@ -367,3 +367,60 @@ def test_legacy_canary_behavior_has_no_marker() -> None:
     assert t.diagnostics == ()
     assert len(decode.routes(t)) == 3
     assert not any(r.response_headers_to_add for r in decode.routes(t))
+
+
+def error_codes(route: Any) -> list[str]:
+    from envoy.extensions.filters.http.custom_response.v3 import custom_response_pb2
+
+    config = custom_response_pb2.CustomResponse.FromString(
+        route.typed_per_filter_config["envoy.filters.http.custom_response"].value
+    )
+    return [
+        m.predicate.single_predicate.value_match.exact
+        for m in config.custom_response_matcher.matcher_list.matchers
+    ]
+
+
+def test_custom_http_errors_reroute_those_codes_to_the_default_backend() -> None:
+    t = k8s.run(
+        k8s.ingress(
+            rules=[k8s.rule(HOST, k8s.path("/app"))],
+            annotations=k8s.nginx(custom_http_errors="503, 404,bad, 404", default_backend="web"),
+        )
+    )
+
+    assert len(warnings(t)) == 1  # "bad" left out
+    page, main, *_catch_all = decode.routes(t)  # the catch-all has its own page
+    assert [(h.name, h.string_match.exact) for h in page.match.headers] == [
+        ("x-ripple-error-page", "shop/web")
+    ]
+    assert list(page.request_headers_to_remove) == ["x-ripple-error-page"]
+    assert page.route.regex_rewrite.substitution == "/"
+    assert error_codes(main) == ["404", "503"]
+    assert not page.typed_per_filter_config
+
+
+def test_custom_http_errors_without_a_default_backend_are_ignored_with_a_warning() -> None:
+    t = k8s.run(k8s.ingress(annotations=k8s.nginx(custom_http_errors="404")))
+
+    [d] = decode.diags(t, Reason.ANNOTATION_IGNORED)
+    assert "custom-http-errors" in d.message
+    [route] = decode.routes(t)
+    assert "envoy.filters.http.custom_response" not in route.typed_per_filter_config
+
+
+def test_disable_proxy_intercept_errors_turns_custom_http_errors_off() -> None:
+    t = k8s.run(
+        k8s.ingress(
+            annotations=k8s.nginx(
+                custom_http_errors="404",
+                default_backend="web",
+                disable_proxy_intercept_errors="true",
+            )
+        )
+    )
+
+    assert all(
+        "envoy.filters.http.custom_response" not in r.typed_per_filter_config
+        for r in decode.routes(t)
+    )

@@ -7,8 +7,9 @@ ScopedRouteConfiguration (written by the translator) points at its tenant's
 RouteConfiguration. Adding a host adds one scope; changing a tenant's routes touches only that
 tenant's RouteConfiguration (see the scaling rules in DESIGN.md).
 
-The HTTP filter chain holds, in order, the scope-key Lua filter, the CORS, RBAC and local rate
-limit filters (empty: the translator configures them per route through
+The HTTP filter chain holds, in order, the scope-key Lua filter, the custom_response filter
+(empty: custom-http-errors routes give it the codes to re-route to their error page), the CORS,
+RBAC and local rate limit filters (empty: the translator configures them per route through
 `typed_per_filter_config`), the body-limit Lua filter (`body_limit`: reads a route's metadata),
 the header-mutation filter writing X-Forwarded-For (`ClientAddress`), the stateful-session
 filter (empty: affinity-mode persistent routes give it their cookie) and the router.
@@ -35,6 +36,7 @@ from envoy.config.common.mutation_rules.v3 import mutation_rules_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
+from envoy.extensions.filters.http.custom_response.v3 import custom_response_pb2
 from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2
 from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2
@@ -56,6 +58,7 @@ HCM_FILTER: Final = "envoy.filters.network.http_connection_manager"
 PROXY_PROTOCOL_FILTER: Final = "envoy.filters.listener.proxy_protocol"
 HEADER_MUTATION_FILTER: Final = "envoy.filters.http.header_mutation"
 STATEFUL_SESSION_FILTER: Final = "envoy.filters.http.stateful_session"
+CUSTOM_RESPONSE_FILTER: Final = "envoy.filters.http.custom_response"
 CUSTOM_HEADER_DETECTION: Final = "envoy.http.original_ip_detection.custom_header"
 XFF: Final = "x-forwarded-for"
 ORIGINAL_XFF: Final = "x-original-forwarded-for"
@@ -96,6 +99,8 @@ def http_filters(client: ClientAddress = EDGE) -> list[tuple[str, Any, bool]]:
     """(name, config, disabled) of the filters after the scope-key filter (none is disabled
     today: Envoy picks a stream's filters before the scope key exists, see `body_limit`)."""
     return [
+        # custom-http-errors: routes give it the codes to re-route to their error page.
+        (CUSTOM_RESPONSE_FILTER, custom_response_pb2.CustomResponse(), False),
         ("envoy.filters.http.cors", cors_pb2.Cors(), False),
         ("envoy.filters.http.rbac", rbac_pb2.RBAC(), False),
         (

@@ -263,6 +263,8 @@ class IngressAnnotations:
     body_limit_bytes: int | None = None
     # default-backend: a Service of the Ingress's namespace for what its rules do not match.
     default_backend: str | None = None
+    # custom-http-errors: upstream answers of these codes go to the default backend.
+    custom_http_errors: tuple[int, ...] = ()
 
     @property
     def regex_paths(self) -> bool:
@@ -378,6 +380,9 @@ def _primary(r: _Reader) -> IngressAnnotations:
         rate_limit=_rate_limit(r),
         body_limit_bytes=r.convert("proxy-body-size", _body_size, None),
         default_backend=_default_backend(r),
+        custom_http_errors=()
+        if r.boolean("disable-proxy-intercept-errors", default=False)
+        else _custom_http_errors(r),
     )
 
 
@@ -876,6 +881,12 @@ def _body_size(value: str) -> int | None:
     if size > MAX_BODY_BYTES:
         raise ValueError(f"{value!r} is larger than Envoy's limit of 4 GiB - 1")
     return size or None
+
+
+def _custom_http_errors(r: _Reader) -> tuple[int, ...]:
+    """custom-http-errors: HTTP error codes (400-599), bad items dropped, duplicates once."""
+    codes = _list(r, "custom-http-errors", lambda c: c.isdigit() and 400 <= int(c) <= 599)
+    return tuple(sorted({int(c) for c in codes}))
 
 
 def _default_backend(r: _Reader) -> str | None:

@@ -431,9 +431,17 @@ ENTRIES: tuple[AnnotationInfo, ...] = (
     AnnotationInfo("configuration-snippet", _U, _SNIPPET),
     AnnotationInfo("server-snippet", _U, _SNIPPET),
     AnnotationInfo("stream-snippet", _U, _SNIPPET),
-    AnnotationInfo("custom-http-errors", _U, "error interception is not translated yet"),
     AnnotationInfo(
-        "disable-proxy-intercept-errors", _U, "error interception is not translated yet"
+        "custom-http-errors",
+        _S,
+        "with default-backend (else a Warning, ignored): the path's routes get "
+        "`typed_per_filter_config` `envoy.filters.http.custom_response`, whose matcher on the "
+        "upstream status sends those codes by internal redirect (`redirect_policy`, path `/`, "
+        "X-Code and a marker header) to a first route of the path: the default backend with "
+        "the error-page headers (X-Original-URI from the request)",
+    ),
+    AnnotationInfo(
+        "disable-proxy-intercept-errors", _S, "`true`: custom-http-errors is not applied"
     ),
     AnnotationInfo(
         "from-to-www-redirect", _U, "needs a second host, whose ownership is arbitrated separately"

@@ -28,15 +28,17 @@ from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, proto
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.rbac.v3 import rbac_pb2 as rbac_config_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2, scoped_route_pb2
+from envoy.extensions.filters.http.custom_response.v3 import custom_response_pb2
 from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as rbac_filter_pb2
 from envoy.extensions.filters.http.stateful_session.v3 import stateful_session_pb2
+from envoy.extensions.http.custom_response.redirect_policy.v3 import redirect_policy_pb2
 from envoy.extensions.http.stateful_session.cookie.v3 import cookie_pb2 as session_cookie_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.http.v3 import cookie_pb2
-from envoy.type.matcher.v3 import regex_pb2, string_pb2
+from envoy.type.matcher.v3 import regex_pb2, status_code_input_pb2, string_pb2
 from envoy.type.v3 import http_status_pb2, percent_pb2, token_bucket_pb2
 from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
 
@@ -52,6 +54,7 @@ from ripple_translator.translate.annotations import (
 )
 from ripple_translator.translate.backends import LocalityEndpoints
 from ripple_translator.translate.plan import (
+    ERROR_PAGE_HEADER,
     Action,
     Forward,
     HeaderMatch,
@@ -69,6 +72,8 @@ LOCAL_RATELIMIT_FILTER: Final = "envoy.filters.http.local_ratelimit"
 # affinity-mode persistent: the gateway's stateful-session filter, configured per route.
 STATEFUL_SESSION_FILTER: Final = "envoy.filters.http.stateful_session"
 SESSION_COOKIE: Final = "envoy.http.stateful_session.cookie"
+# custom-http-errors: the gateway's custom_response filter, configured per route.
+CUSTOM_RESPONSE_FILTER: Final = "envoy.filters.http.custom_response"
 # The gateway's body-limit Lua filter and the route metadata key it reads (ripple_xds.body_limit).
 BODY_LIMIT_FILTER: Final = "ripple.body_limit"
 MAX_BYTES_KEY: Final = "max_request_bytes"
@@ -200,20 +205,23 @@ def route_config(name: str, virtual_hosts: Sequence[VirtualHostSpec]) -> Resourc
         if vh.retry is not None:
             vhost.retry_policy.CopyFrom(_retry_policy(vh.retry))
         for spec in vh.routes:
-            vhost.routes.append(_route(spec))
+            vhost.routes.append(_route(spec, scope=vh.host))
     return _resource(TypeUrl.ROUTE, name, msg)
 
 
 # ---------------------------------------------------------------------------------------------
 
 
-def _route(spec: RouteSpec) -> Any:
+def _route(spec: RouteSpec, *, scope: str) -> Any:
     route = route_components_pb2.Route(name=spec.name, match=_match(spec.match))
     for header in spec.headers:
         route.match.headers.append(_header_matcher(header))
     for param in spec.query_params:
         route.match.query_parameters.append(_query_matcher(param))
     _set_action(route, spec.action)
+    if spec.error_codes:
+        errors = _custom_response(spec.error_codes, spec.error_page, scope=scope)
+        route.typed_per_filter_config[CUSTOM_RESPONSE_FILTER].CopyFrom(_pack(errors))
     policy = spec.action.hash_policy if isinstance(spec.action, Forward) else None
     if policy is not None and policy.persistent:
         session = _stateful_session(policy)
@@ -348,6 +356,36 @@ def _hash_policy(policy: HashPolicy) -> Any:
     else:
         hp.connection_properties.source_ip = True
     return hp
+
+
+def _custom_response(codes: Sequence[int], page: str, *, scope: str) -> Any:
+    """An upstream answer of one of `codes` is replaced (internal redirect to ``/``) by the
+    answer of the request re-routed with `ERROR_PAGE_HEADER` = `page` and X-Code (nginx
+    ``error_page CODE = @loc``); the status stays the upstream's. The redirect needs a route
+    before it is made, and the route configuration removed the scope key header: it is added
+    back (`scope`: the virtual host's name, exact or wildcard, which is its scope key)."""
+    config = custom_response_pb2.CustomResponse()
+    for code in codes:
+        field = config.custom_response_matcher.matcher_list.matchers.add()
+        predicate = field.predicate.single_predicate
+        predicate.input.name = "status"
+        predicate.input.typed_config.CopyFrom(
+            _pack(status_code_input_pb2.HttpResponseStatusCodeMatchInput())
+        )
+        predicate.value_match.exact = str(code)
+        policy = redirect_policy_pb2.RedirectPolicy(
+            redirect_action=route_components_pb2.RedirectAction(path_redirect="/")
+        )
+        policy.request_headers_to_add.extend(
+            [
+                _header_option(ERROR_PAGE_HEADER, page),
+                _header_option(SCOPE_KEY_HEADER, scope),
+                _header_option("X-Code", str(code)),
+            ]
+        )
+        field.on_match.action.name = f"error-page-{code}"
+        field.on_match.action.typed_config.CopyFrom(_pack(policy))
+    return config
 
 
 def _stateful_session(policy: HashPolicy) -> Any:

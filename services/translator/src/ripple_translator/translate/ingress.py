@@ -44,6 +44,7 @@ from ripple_translator.translate.model import (
     ServiceBackend,
 )
 from ripple_translator.translate.plan import (
+    ERROR_PAGE_HEADER,
     Accepted,
     Action,
     Forward,
@@ -397,7 +398,58 @@ class _HostBuilder:
             )
         route = common.route(acc.label, to_primary)
         routes.append(_error_page(route, cand, code=503) if error_page else route)
-        return routes
+        return self._custom_errors(common, cand, fallback, routes)
+
+    def _custom_errors(
+        self,
+        common: _Common,
+        cand: _Candidate,
+        fallback: ServiceBackend | None,
+        routes: list[RouteSpec],
+    ) -> list[RouteSpec]:
+        """custom-http-errors: the path's routes hand an upstream answer of those codes to the
+        gateway's custom_response filter, which re-routes the request (at ``/``, marked with
+        `ERROR_PAGE_HEADER`) to a first route of the path: the default backend, as
+        ingress-nginx's ``error_page CODE = @custom_...`` location."""
+        acc = cand.source
+        codes = acc.settings.custom_http_errors
+        if not codes:
+            return routes
+        target = None
+        if fallback is None:
+            self.diags.append(
+                warning(
+                    acc.ingress.meta.ref,
+                    Reason.ANNOTATION_IGNORED,
+                    f"{PREFIX}custom-http-errors needs {PREFIX}default-backend (the gateway "
+                    "has no default backend of its own); ignored",
+                )
+            )
+        else:
+            target = self._resolve(replace(cand, backend=fallback), acc.settings.cluster)
+        if target is None:
+            return routes
+        forward = self._forward(cand, target)
+        if isinstance(forward, Forward):
+            forward = replace(forward, hash_policy=None)
+        page = common.route(acc.label, forward, HeaderMatch(ERROR_PAGE_HEADER, acc.label))
+        page = replace(
+            _error_page(page, cand, code=None), request_headers_remove=(ERROR_PAGE_HEADER,)
+        )
+        # The re-routed request is a copy of this one (at /): X-Original-URI rides along.
+        original = ("X-Original-URI", "%REQ(:path)%")
+        marked = [
+            replace(
+                r,
+                error_codes=codes,
+                error_page=acc.label,
+                request_headers_format=(*r.request_headers_format, original),
+            )
+            if isinstance(r.action, Forward)
+            else r
+            for r in routes
+        ]
+        return [page, *marked]
 
     def _canary_routes(
         self,
@@ -622,11 +674,12 @@ def _sticky_canary(s: IngressAnnotations, cand: _Candidate) -> tuple[str, str] |
     return name, value
 
 
-def _error_page(route: RouteSpec, cand: _Candidate, *, code: int) -> RouteSpec:
+def _error_page(route: RouteSpec, cand: _Candidate, *, code: int | None) -> RouteSpec:
     """ingress-nginx's custom error location (nginx.tmpl, define "CUSTOM_ERRORS"): the default
     backend gets the request at ``/`` with X-Code, X-Format (the Accept header),
     X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name and X-Service-Port (X-Request-ID
-    is the request's, as every upstream gets it)."""
+    is the request's, as every upstream gets it). `code` None: X-Code and X-Original-URI come
+    with the re-routed request (custom-http-errors)."""
     if not isinstance(route.action, Forward):
         return route
     meta = cand.source.ingress.meta
@@ -639,7 +692,7 @@ def _error_page(route: RouteSpec, cand: _Candidate, *, code: int) -> RouteSpec:
         action=replace(route.action, rewrite=("^.*$", "/")),
         request_headers=(
             *route.request_headers,
-            ("X-Code", str(code)),
+            *((("X-Code", str(code)),) if code is not None else ()),
             ("X-Namespace", meta.namespace),
             ("X-Ingress-Name", meta.name),
             ("X-Service-Name", service),
@@ -648,7 +701,7 @@ def _error_page(route: RouteSpec, cand: _Candidate, *, code: int) -> RouteSpec:
         request_headers_format=(
             *route.request_headers_format,
             ("X-Format", "%REQ(accept)%"),
-            ("X-Original-URI", "%REQ(:path)%"),
+            *((("X-Original-URI", "%REQ(:path)%"),) if code is not None else ()),
         ),
     )
 

@@ -35,6 +35,10 @@ class Accepted:
         return f"{self.ingress.meta.namespace}/{self.ingress.meta.name}"
 
 
+# custom-http-errors: marks a request re-routed to its path's error page (the default backend).
+ERROR_PAGE_HEADER = "x-ripple-error-page"
+
+
 class MatchKind(enum.StrEnum):
     EXACT = "exact"  # RouteMatch.path
     PATH_PREFIX = "path_prefix"  # RouteMatch.path_separated_prefix (Kubernetes Prefix)
@@ -105,6 +109,10 @@ class RouteSpec:
     source_ranges: SourceRanges | None = None
     rate_limit: RateLimit | None = None
     body_limit_bytes: int | None = None
+    # custom-http-errors: an upstream answer of one of these codes is replaced by the answer
+    # of the same request, marked with `error_page_header` = `error_page`, re-routed.
+    error_codes: tuple[int, ...] = ()
+    error_page: str = ""
     # Headers set (overwritten), appended, and removed, on the request and on the response.
     request_headers: tuple[tuple[str, str], ...] = ()
     response_headers: tuple[tuple[str, str], ...] = ()
