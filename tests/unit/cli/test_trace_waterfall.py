@@ -172,3 +172,20 @@ def test_no_trace_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
     assert tw.run(args(), fetch=lambda _url: json.dumps({"data": []})) == 3
     assert capsys.readouterr().out.startswith("not found: a change of tenant shop")
     assert tw.run(args(tenant=None)) == 3
+
+
+def test_the_apis_time_of_the_change_leads_and_is_held_against_the_sla() -> None:
+    trace = jaeger_trace(ack_total_ms=28.0)
+    trace["spans"][0]["tags"].append({"key": "ripple.api_at_ns", "value": T0_US * 1000 - 700e6})
+    trace["spans"][-1]["tags"].append({"key": "ripple.api_ack_ms", "value": 728.0})
+    spans = tw.parse_trace(trace)
+    first = tw.waterfall(spans)[0]
+    assert (first.label, first.start_ms, first.duration_ms) == ("api", -700.0, None)
+    assert tw.verdict(spans, sla_s=5.0) == tw.Verdict(
+        0,
+        "SLA 5 s: ok (1 Envoy node(s) ACKed, slowest gw-1 at 28.0 ms; "
+        "728.0 ms from the API's time)",
+    )
+    late = tw.verdict(spans, sla_s=0.5)
+    assert late.code == 1
+    assert late.text.startswith("SLA 0.5 s: BREACH")
