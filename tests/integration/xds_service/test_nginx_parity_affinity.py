@@ -121,16 +121,17 @@ async def test_a_client_sent_to_the_canary_stays_there(
         svcs, slices = services({"primary": primary, "canary": canary_port})
 
         def pair(host: str, behavior: str) -> list[Any]:
-            cookie = {"affinity": "cookie", "session_cookie_name": "sticky-cookie"}
-            canary = {
-                "canary": "true", "canary_by_header": "ForceCanary",
-                "canary_by_header_value": "yes", "canary_weight": "1",
-                "affinity_canary_behavior": behavior,
-            }  # fmt: skip
             return [
-                ingress(f"{host}-main", host, path="/info", service="primary", **cookie),
-                ingress(f"{host}-canary", host, path="/info", service="canary", **canary),
-            ]
+                ingress(
+                    f"{host}-main", host, path="/info", service="primary",
+                    affinity="cookie", session_cookie_name="sticky-cookie",
+                ),
+                ingress(
+                    f"{host}-canary", host, path="/info", service="canary",
+                    canary="true", canary_by_header="ForceCanary", canary_by_header_value="yes",
+                    canary_weight="1", affinity_canary_behavior=behavior,
+                ),
+            ]  # fmt: skip
 
         t = k8s.run(
             *pair(CANARY_HOST, "sticky"),
@@ -143,14 +144,17 @@ async def test_a_client_sent_to_the_canary_stays_there(
         gateway = Gateway(ports)
         await serve(store, xds, gateway, t, ready=[(CANARY_HOST, "/info", 200)])
 
-        for host, expected in ((CANARY_HOST, {"canary"}), (legacy_host, {"primary"})):
+        for host in (CANARY_HOST, legacy_host):
             forced = await gateway(host, "/info", headers={"ForceCanary": "yes"})
             assert forced.headers["x-backend"] == "canary"
             cookies = forced.cookies()
             assert "sticky-cookie=" in cookies, forced.set_cookies
-            seen = set()
-            for _ in range(50 if host == CANARY_HOST else 20):
+            seen = []
+            for _ in range(50):
                 answer = await gateway(host, "/info", headers={"Cookie": cookies})
                 assert answer.status == 200
-                seen.add(answer.headers["x-backend"])
-            assert seen == expected, host
+                seen.append(answer.headers["x-backend"])
+            if host == CANARY_HOST:
+                assert set(seen) == {"canary"}
+            else:  # legacy: the 1 % weight again on each request
+                assert seen.count("primary") >= 40, seen
