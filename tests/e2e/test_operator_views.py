@@ -397,6 +397,10 @@ def test_trace_prints_the_waterfall_of_a_change_and_status_every_tenant_current(
     positions = [next(i for i, line in enumerate(lines) if stage in line) for stage in order]
     assert positions == sorted(positions), out
     assert any("(after the Kafka hop)" in line for line in lines), out
+    api_row = lines[2].split()  # the API server's time of the change leads (whole seconds)
+    assert api_row[3] == "api", out
+    assert -1000.0 <= float(api_row[0]) <= 0.0, out
+    assert "ms from the API's time)" in out, out
     assert f"{NODE} ACKed v{version}" in out, out
     assert f"tenant {views.tenant} v{version}" in out, out
     assert any(line.startswith("SLA 5 s: ok (1 Envoy node(s) ACKed") for line in lines), out

@@ -176,7 +176,9 @@ def test_no_trace_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_the_apis_time_of_the_change_leads_and_is_held_against_the_sla() -> None:
     trace = jaeger_trace(ack_total_ms=28.0)
-    trace["spans"][0]["tags"].append({"key": "ripple.api_at_ns", "value": T0_US * 1000 - 700e6})
+    # int64 tags come as strings from Jaeger's JSON.
+    api_ns = str(T0_US * 1000 - 700_000_000)
+    trace["spans"][0]["tags"].append({"key": "ripple.api_at_ns", "value": api_ns})
     trace["spans"][-1]["tags"].append({"key": "ripple.api_ack_ms", "value": 728.0})
     spans = tw.parse_trace(trace)
     first = tw.waterfall(spans)[0]

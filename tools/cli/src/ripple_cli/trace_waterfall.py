@@ -90,6 +90,16 @@ def parse_trace(trace: Mapping[str, Any]) -> list[Span]:
     return spans
 
 
+def _int(value: object) -> int | None:
+    """An int64 tag (Jaeger's JSON gives them as strings), None when absent or not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
 def _origin_us(spans: Sequence[Span]) -> int:
     """The observation of the change (the watcher's `ripple.observed_at_ns`), else the first
     span's start."""
@@ -127,13 +137,13 @@ def waterfall(spans: Sequence[Span]) -> list[Row]:
     origin = _origin_us(spans)
     rows: list[Row] = []
     watcher = next((s for s in spans if s.name == "watcher.publish"), None)
-    api_ns = watcher.tags.get("ripple.api_at_ns") if watcher is not None else None
-    if isinstance(api_ns, int | float):
+    api_ns = _int(watcher.tags.get("ripple.api_at_ns")) if watcher is not None else None
+    if api_ns is not None:
         rows.append(
             Row(
                 "api",
                 "the API server's time of the change (whole seconds)",
-                (int(api_ns) // 1000 - origin) / 1000,
+                (api_ns // 1000 - origin) / 1000,
                 None,
                 None,
             )
