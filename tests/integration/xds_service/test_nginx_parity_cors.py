@@ -188,3 +188,28 @@ async def test_cors_preflight_is_answered_by_the_gateway(
         assert answer.status == 200
         assert answer.headers["x-backend"] == "echo"
         assert ACAO not in answer.headers
+
+
+async def test_an_empty_annotation_value_counts_as_unset(
+    *, xds: XdsProcess, envoy: subprocess.Popen[bytes], store: RedisTenantStore, ports: Ports
+) -> None:
+    """Point 1 (an empty value is not an error): test/e2e/annotations/xforwardedprefix.go
+    ("should not add X-Forwarded-Prefix if the annotation value is empty": x-forwarded-prefix
+    "" with rewrite-target /foo, GET / is 200 and the backend sees no X-Forwarded-Prefix;
+    "should set the X-Forwarded-Prefix to the annotation value")."""
+    empty, set_ = "noxfp.baz.com", "xfp.baz.com"
+    with echo_backend() as web:
+        t = translate(
+            ingress("noxfp", empty, x_forwarded_prefix="", rewrite_target="/foo"),
+            ingress("xfp", set_, x_forwarded_prefix="/test/value", rewrite_target="/foo"),
+            backends={"web": web},
+        )
+        assert errors(t) == []
+        gateway = Gateway(ports)
+        await serve(store, xds, gateway, t, ready=[(empty, "/", 200), (set_, "/", 200)])
+
+        echo = (await gateway(empty)).json()
+        assert echo["path"] == "/foo"
+        assert "x-forwarded-prefix" not in echo["headers"]
+        echo = (await gateway(set_)).json()
+        assert echo["headers"]["x-forwarded-prefix"] == "/test/value"
