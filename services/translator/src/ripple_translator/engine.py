@@ -370,7 +370,9 @@ class Engine:
         for timer in self._hold_timers.values():
             timer.cancel()
         self._hold_timers.clear()
-        return await self.revoke(list(self._runs), timeout_s=timeout_s)
+        positions = await self.revoke(list(self._runs), timeout_s=timeout_s)
+        self._writer.close()
+        return positions
 
     async def settle(self, *, timeout_s: float) -> bool:
         """Wait until the checks after an assignment are done and no tenant has a write in

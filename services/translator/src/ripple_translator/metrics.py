@@ -28,6 +28,7 @@ class TranslatorStats:
         self.versions = 0  # writes that stored a new version
         self.diagnostics = 0
         self.host_notices = 0  # notices received that woke an owned tenant
+        self.fenced = 0  # writes refused: the stored version covers a later Kafka position
         self.write_seconds = Histogram(LATENCY_BUCKETS_S)
         self.batch_events = Histogram(BATCH_BUCKETS)
         self.k8s_events_posted = 0
@@ -54,6 +55,8 @@ class MetricsView:
     ready: bool
     # Records not yet durable per (topic, partition) owned: `consumer.KafkaEventSource.lag`.
     lag: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    assignments: int = 0
+    revocations: int = 0
 
 
 def readiness(*, joined: bool, stopping: bool) -> tuple[int, str]:
@@ -77,9 +80,19 @@ def render_metrics(view: MetricsView) -> tuple[int, str]:
         ("versions_total", s.versions, "Tenant versions written (non-empty diffs)."),
         ("diagnostics_total", s.diagnostics, "Diagnostics reported by written translations."),
         ("host_notices_total", s.host_notices, "Host notices that woke an owned tenant."),
+        (
+            "writes_fenced_total",
+            s.fenced,
+            "Writes refused: the stored version covers a later Kafka position.",
+        ),
         ("k8s_events_posted_total", s.k8s_events_posted, "Kubernetes Events created/updated."),
         ("k8s_events_failed_total", s.k8s_events_failed, "Kubernetes Event posts that failed."),
         ("k8s_events_dropped_total", s.k8s_events_dropped, "Events dropped: queue full."),
+    ):
+        out.single(name, "counter", help_text, value)
+    for name, value, help_text in (
+        ("assignments_total", view.assignments, "Partition assignments received (rebalances)."),
+        ("revocations_total", view.revocations, "Partition revocations (rebalances)."),
     ):
         out.single(name, "counter", help_text, value)
     out.histogram("write_seconds", "Duration of one tenant write.", s.write_seconds)

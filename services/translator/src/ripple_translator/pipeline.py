@@ -10,18 +10,37 @@ alone; other tenants' writers run on.
 
 Writes in flight across all tenants are bounded by `WriterConfig.max_concurrent_writes` (each
 write holds one Redis connection at a time, so the bound keeps a burst of thousands of tenants
-below the connection pool). A dirty tenant waits for a write slot in a FIFO queue (the
-semaphore's waiters) and keeps coalescing its events meanwhile; each write attempt takes a
-slot anew, so a tenant that keeps changing goes back to the end of the queue after each write
-and a tenant that waits is never starved. Retry backoff sleeps without holding a slot.
+below the connection pool). A dirty tenant waits for a write slot in a fair queue
+(`scheduling.FairQueue`: the tenant whose writes cost least recently goes first, so a flooding
+tenant's expensive re-translations never hold a neighbour's single change back) and keeps
+coalescing its events meanwhile; each write attempt takes a slot anew. Retry backoff sleeps
+without holding a slot.
+
+Fairness in time as well as in order: a tenant whose write was expensive waits for a while
+proportional to that cost before its next write (`scheduling.pace_after`: its batches grow,
+its share of the CPU stays bounded), and the translation of a big tenant (at least
+`WriterConfig.offload_objects` objects) runs in a worker thread, one at a time, on a snapshot
+of its objects, so the event loop (the Kafka consumer's polls and heartbeats, the other
+tenants' writes) keeps running during it. Host claims are incremental: a write claims only
+the hosts whose claim changed since the tenant's last arbitration (all of them again after a
+notice), so a flood does not re-claim thousands of hosts per write.
+
+Fencing: a write from a Kafka position older than the one the tenant's stored version covers
+is refused by the store (`PositionFencedError`). The writer then reloads the tenant from Redis
+(its stored inputs replace the memory when they cover more than this writer applied) and
+writes nothing until its position passes the stored one: it never writes an older state on
+top of a newer one (which would remove, then re-add, what the newer version serves).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import structlog
 from opentelemetry import context as otel_context
@@ -32,15 +51,19 @@ from ripple_common.sealing import Sealer
 from ripple_common.store_contract import Marks
 from ripple_common.telemetry import context_to_fields
 from ripple_translator.hosts import HostOutcome, HostPolicy, decide, wanted_hosts
-from ripple_translator.inputs import InputStore
+from ripple_translator.inputs import InputCheckpoint, InputStore
 from ripple_translator.metrics import TranslatorStats
+from ripple_translator.scheduling import FairQueue, pace_after
 from ripple_translator.seal import seal_secrets
 from ripple_translator.store import (
     AnnounceError,
+    Checkpoint,
     Diff,
+    HostClaim,
     HostRegistry,
     HostState,
     KafkaOffset,
+    PositionFencedError,
     TenantStore,
     VersionConflictError,
     apply_diff,
@@ -64,6 +87,7 @@ MAX_LOGGED_DIAGNOSTICS = 20
 MAX_TRACE_CONTEXTS = 32  # per write: the parent and up to 31 span links
 MAX_TRACED_OBJECTS = 20  # object keys named on a write span
 HOLD_RECHECK_MARGIN_S = 0.05  # claim again this long after a lost host's hold ends
+GIL_SWITCH_S = 0.0005  # the interpreter's switch interval once translations run in a thread
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,6 +161,12 @@ class TenantSlot:
     last_claims: tuple[tuple[str, object, object], ...] | None = None
     last_hosts: HostOutcome | None = None
     hosts_stale: bool = True
+    # The outcome of the last claim of each host (reused for the hosts whose claim did not
+    # change while no notice says a host changed hands).
+    claimed: dict[str, HostClaim] = field(default_factory=dict)
+    # The Kafka position (next offset) the tenant's stored version covers when a write was
+    # fenced: nothing is written from an earlier position (its events are in that version).
+    fenced_below: int = 0
 
     def traced(
         self,
@@ -173,6 +203,36 @@ class TenantSlot:
     def busy(self) -> bool:
         return self.task is not None and not self.task.done()
 
+    @property
+    def position(self) -> int:
+        """The Kafka position (next offset) the tenant's objects cover."""
+        if self.applied_through is not None:
+            return max(self.applied_through + 1, self.input_offset)
+        return self.input_offset
+
+    def covered(self) -> None:
+        """Everything pending is in the stored version already: nothing to write."""
+        self.dirty, self.dirty_from, self.changed, self.events = False, None, set(), 0
+        self.trace_contexts, self.marks = [], None
+
+    def reload(self, checkpoint: Checkpoint, inputs: InputCheckpoint, *, fenced_below: int) -> bool:
+        """Take the stored version (and the stored inputs, if they cover more than this slot
+        applied) as the baseline after a fenced write. Returns whether the inputs replaced
+        the objects."""
+        self.version = checkpoint.version
+        self.resource_versions = dict(checkpoint.resource_versions)
+        self.fenced_below = max(self.fenced_below, fenced_below)
+        self.host_states, self.claimed, self.hosts_stale = None, {}, True
+        stored = inputs.offset
+        if stored is None or (stored.topic, stored.partition) != self.tp:
+            return False
+        if stored.offset <= self.position:
+            return False
+        self.objects = TenantObjects(self.tenant, dict(inputs.objects))
+        self.input_offset = stored.offset
+        self.applied_through = stored.offset - 1
+        return True
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WriterConfig:
@@ -189,10 +249,21 @@ class WriterConfig:
     # Test hook (crash-safety tests only): after a version is written and before its Kafka
     # offset can be committed, call this (e.g. to abort the process). None in production.
     after_write: Callable[[str, int], None] | None = None
+    # After a write that took c seconds (c >= pace_min_s), the tenant's next write waits
+    # pace_factor * c (`scheduling.pace_after`; 0: no pacing).
+    pace_factor: float = 1.0
+    pace_min_s: float = 0.05
+    # Tenants with at least this many objects are translated in a worker thread (one at a
+    # time); smaller ones on the event loop (0: always in the thread).
+    offload_objects: int = 500
 
     def __post_init__(self) -> None:
         if self.max_concurrent_writes < 1:
             raise ValueError("max_concurrent_writes must be at least 1")
+        if self.pace_factor < 0 or self.pace_min_s < 0:
+            raise ValueError("pace_factor and pace_min_s must not be negative")
+        if self.offload_objects < 0:
+            raise ValueError("offload_objects must not be negative")
         if self.host_release_grace_s < 0:
             raise ValueError("host_release_grace_s must not be negative")
 
@@ -225,10 +296,12 @@ class TenantWriter:
         self._wake_later = wake_later
         self._on_diagnostics = on_diagnostics
         self.stats = stats or TranslatorStats()
-        # Write slots; waiters are served first in, first out.
-        self._write_slots = asyncio.Semaphore(config.max_concurrent_writes)
+        # Write slots, granted in fair order (`scheduling.FairQueue`).
+        self._write_slots = WriteSlots(config.max_concurrent_writes)
         self._in_flight = 0
         self._waiting = 0
+        # Translations of big tenants, one at a time, off the event loop.
+        self._translations: ThreadPoolExecutor | None = None
 
     @property
     def in_flight(self) -> int:
@@ -257,30 +330,56 @@ class TenantWriter:
             await asyncio.wait(pending)
         return not pending
 
+    def close(self) -> None:
+        """Stop the translation thread (after the writes are done)."""
+        if self._translations is not None:
+            self._translations.shutdown(wait=False, cancel_futures=True)
+            self._translations = None
+
     async def _run(self, slot: TenantSlot) -> None:
         delay = self._config.retry_initial_s
         conflicts = 0
+        pause = 0.0
         while slot.dirty:
-            # One write slot per attempt (FIFO): events keep coalescing while this waits.
+            if pause:
+                # Paced after an expensive write: keep coalescing meanwhile.
+                await asyncio.sleep(pause)
+                pause = 0.0
+            # One write slot per attempt (fair order): events keep coalescing while this waits.
             self._waiting += 1
             try:
-                await self._write_slots.acquire()
+                await self._write_slots.acquire(slot.tenant)
             finally:
                 self._waiting -= 1
             self._in_flight += 1
+            started = time.perf_counter()
             try:
                 if not self._owns(slot):
                     log.info("tenant.write_dropped", tenant=slot.tenant, partition=slot.tp[1])
                     slot.dirty = False
                     return
+                if slot.position < slot.fenced_below:
+                    # The stored version covers a later position: what is pending is in it.
+                    slot.covered()
+                    return
                 if conflicts:
                     # Another writer moved the tenant (a takeover race) or our baseline is
-                    # stale: reload the stored versions and write our state on top of them.
+                    # stale: reload the stored versions and write our state on top of them
+                    # (ours covers a later position: the store fences an earlier one).
                     checkpoint = await self._store.load_checkpoint(slot.tenant)
                     slot.version = checkpoint.version
                     slot.resource_versions = dict(checkpoint.resource_versions)
                 await self._write_once(slot)
                 delay, conflicts = self._config.retry_initial_s, 0
+                pause = pace_after(
+                    time.perf_counter() - started,
+                    factor=self._config.pace_factor,
+                    min_cost_s=self._config.pace_min_s,
+                )
+                continue
+            except PositionFencedError as exc:
+                self.stats.fenced += 1
+                await self._reload(slot, exc)
                 continue
             except VersionConflictError as exc:
                 conflicts += 1
@@ -293,9 +392,29 @@ class TenantWriter:
                 log.warning("tenant.write_failed", tenant=slot.tenant, error=repr(exc))
             finally:
                 self._in_flight -= 1
-                self._write_slots.release()
+                self._write_slots.release(slot.tenant, cost=time.perf_counter() - started)
             await asyncio.sleep(delay)  # back off without holding a write slot
             delay = min(delay * 2, self._config.retry_max_s)
+
+    async def _reload(self, slot: TenantSlot, fenced: PositionFencedError) -> None:
+        """After a fenced write: the stored version and inputs become the baseline."""
+        checkpoint, inputs = await asyncio.gather(
+            self._store.load_checkpoint(slot.tenant), self._inputs.load_inputs(slot.tenant)
+        )
+        position = slot.position
+        replaced = slot.reload(checkpoint, inputs, fenced_below=fenced.stored_offset)
+        if replaced:
+            slot.covered()
+        log.warning(
+            "tenant.fenced",
+            tenant=slot.tenant,
+            partition=slot.tp[1],
+            offset=fenced.offset,
+            stored_offset=fenced.stored_offset,
+            stored_version=checkpoint.version,
+            position=position,
+            inputs_reloaded=replaced,
+        )
 
     async def _write_once(self, slot: TenantSlot) -> None:
         started = time.perf_counter()
@@ -319,7 +438,7 @@ class TenantWriter:
             ) as span:
                 trace_fields = context_to_fields()
                 try:
-                    plan = self._plan(slot, changed)
+                    plan = await self._plan_off_loop(slot, changed)
                 except NamingError as exc:
                     log.error("tenant.untranslatable", tenant=slot.tenant, error=str(exc))
                     span.set_status(trace.StatusCode.ERROR, str(exc))
@@ -330,7 +449,7 @@ class TenantWriter:
                     hosts = await self._arbitrate(self._hosts, slot, plan)
                     if hosts.withheld != slot.withheld:
                         slot.withheld = hosts.withheld
-                        plan = self._plan(slot, changed)
+                        plan = await self._plan_off_loop(slot, changed)
                 written = replace(marks, written_ns=time.time_ns())
                 version = await self._store_plan(
                     slot, plan, offset, {**trace_fields, **written.fields()}
@@ -395,18 +514,46 @@ class TenantWriter:
         except NamingError:
             return False
 
-    def _plan(self, slot: TenantSlot, changed: Iterable[ObjectKey]) -> WritePlan:
+    def _plan(
+        self,
+        slot: TenantSlot,
+        changed: Iterable[ObjectKey],
+        *,
+        objects: TenantObjects | None = None,
+        resource_versions: Mapping[ResourceKey, str] | None = None,
+    ) -> WritePlan:
         options = self._config.options
         if self._hosts is not None or self._config.host_policy.tenant_domain:
             allowed = _HostFilter(slot.tenant, self._config.host_policy, slot.withheld)
             options = replace(options, host_allowed=allowed)
         return plan_write(
-            slot.objects,
+            slot.objects if objects is None else objects,
             changed=changed,
             classes=self._classes_for(slot.tp),
-            resource_versions=slot.resource_versions,
+            resource_versions=slot.resource_versions
+            if resource_versions is None
+            else resource_versions,
             options=options,
             sealer=self._config.sealer,
+        )
+
+    async def _plan_off_loop(self, slot: TenantSlot, changed: Iterable[ObjectKey]) -> WritePlan:
+        """`_plan`, in the translation thread for a big tenant: on a snapshot of its objects
+        and stored versions (the engine keeps applying events to the slot meanwhile)."""
+        if len(slot.objects.objects) < self._config.offload_objects:
+            return self._plan(slot, changed)
+        objects = TenantObjects(slot.tenant, dict(slot.objects.objects))
+        versions = dict(slot.resource_versions)
+        keys = tuple(changed)
+        if self._translations is None:
+            self._translations = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translate")
+            # The event loop waits for the GIL at every I/O while the thread translates:
+            # hand it over more often than every 5 ms (Python's default).
+            sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_S))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._translations,
+            partial(self._plan, slot, keys, objects=objects, resource_versions=versions),
         )
 
     async def _arbitrate(
@@ -417,7 +564,8 @@ class TenantWriter:
         wanted = wanted_hosts(slot.tenant, asked, self._config.host_policy)
         allowed = set(wanted)
         key = tuple((a.host, a.created, a.ingress) for a in asked if a.host in allowed)
-        if not slot.hosts_stale and slot.last_hosts is not None and key == slot.last_claims:
+        previous_key, stale = slot.last_claims, slot.hosts_stale
+        if not stale and slot.last_hosts is not None and key == slot.last_claims:
             # Nothing to claim anew: ownership only changes hands with a notice to us.
             return HostOutcome(
                 withheld=slot.last_hosts.withheld,
@@ -438,9 +586,17 @@ class TenantWriter:
             # Record new hosts before claiming them (as lost until decided; same round
             # trip), so a crash after the claim cannot leak a claim nobody releases.
             pending = {**slot.host_states, **dict.fromkeys(new, HostState.LOST)}
-        outcomes = await hosts.claim(slot.tenant, wanted, record=pending)
+        # Only the hosts whose claim changed are claimed again, unless a notice (or a
+        # reload) made every outcome stale: ownership only changes hands with a notice.
+        unchanged = set(key) & set(previous_key or ()) if not stale else set()
+        reuse = {k[0] for k in unchanged if k[0] in slot.claimed}
+        to_claim = [h for h in wanted if h not in reuse]
+        claimed = await hosts.claim(slot.tenant, to_claim, record=pending)
         if pending is not None:
             slot.host_states = pending
+        outcomes = {h: replace(slot.claimed[h], promoted=None) for h in reuse}
+        outcomes.update(claimed)
+        slot.claimed = outcomes
         return decide(slot.tenant, asked=asked, outcomes=outcomes, previous=slot.host_states)
 
     async def _settle_hosts(
@@ -509,6 +665,45 @@ class TenantWriter:
             log.warning("tenant.inputs_stale", tenant=slot.tenant, offset=offset.offset)
         slot.input_offset = max(slot.input_offset, offset.offset)
         return version
+
+
+class WriteSlots:
+    """`capacity` write slots, granted to waiting tenants in `FairQueue` order; each tenant
+    releases its slot with the cost (seconds) of what it did with it."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("a writer needs at least one write slot")
+        self._free = capacity
+        self._queue = FairQueue()
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+
+    async def acquire(self, tenant: str) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters[tenant] = waiter
+        self._queue.push(tenant)
+        self._grant()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if self._waiters.get(tenant) is waiter:
+                del self._waiters[tenant]
+                self._queue.withdraw(tenant)
+            elif waiter.done() and not waiter.cancelled():
+                self.release(tenant, cost=0.0)  # granted as it was cancelled
+            raise
+
+    def release(self, tenant: str, *, cost: float) -> None:
+        self._queue.charge(tenant, max(cost, 0.0))
+        self._free += 1
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._free and len(self._queue):
+            tenant = self._queue.pop()
+            waiter = self._waiters.pop(tenant)
+            self._free -= 1
+            waiter.set_result(None)
 
 
 def _log_diagnostic_changes(slot: TenantSlot, diags: Iterable[Diagnostic]) -> None:

@@ -31,6 +31,27 @@ class VersionConflictError(StoreError):
         self.actual = actual
 
 
+class PositionFencedError(VersionConflictError):
+    """Fencing by position: the tenant's stored version covers a later offset of the same
+    Kafka partition than the write (a writer replaying from an older position, e.g. after a
+    rebalance whose commit failed). Nothing was written; the writer must reload the tenant
+    (its stored inputs cover more than its memory) instead of writing its state on top."""
+
+    def __init__(
+        self, tenant: str, *, offset: int, stored_offset: int, expected: int, actual: int
+    ) -> None:
+        StoreError.__init__(
+            self,
+            f"tenant {tenant!r} is stored at offset {stored_offset} (version {actual}): "
+            f"a write from offset {offset} is older",
+        )
+        self.tenant = tenant
+        self.expected = expected
+        self.actual = actual
+        self.offset = offset
+        self.stored_offset = stored_offset
+
+
 class AnnounceError(StoreError):
     """The tenant version was written (durable) but its `ripple.changes` entry was not
     appended. Readers catch up at the tenant's next entry (they see the version jump) or at

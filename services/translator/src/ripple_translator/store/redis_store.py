@@ -35,6 +35,7 @@ from ripple_translator.store.model import (
     HostNotice,
     HostState,
     HostView,
+    PositionFencedError,
     ResourceKey,
     VersionConflictError,
     from_micros,
@@ -42,10 +43,17 @@ from ripple_translator.store.model import (
 
 # KEYS: tenant_keys(t). ARGV: expected, topic, partition, offset, then ops:
 # "u", type index (0-based, TYPE_ORDER), name, body | "r", type index, name.
-# Reply: {1, new version} or {0, current version} (fenced; nothing written).
+# Reply: {1, new version}, or nothing written and {0, current version} (fenced: not at the
+# expected version) or {2, current version, stored offset} (fenced by position: the stored
+# version covers a later offset of the same topic and partition than this write; an equal
+# offset passes: a re-translation at the stored position).
 # Every argument is validated before the first write, so no error can leave half a version.
 WRITE_VERSION_LUA = """
-local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+local at = redis.call('HMGET', KEYS[1], 'version', 'topic', 'partition', 'offset')
+local cur = tonumber(at[1] or '0')
+if at[2] == ARGV[2] and at[3] == ARGV[3] and tonumber(at[4]) > tonumber(ARGV[4]) then
+  return {2, cur, tonumber(at[4])}
+end
 if cur ~= tonumber(ARGV[1]) then
   return {0, cur}
 end
@@ -248,14 +256,24 @@ class RedisTenantStore:
     ) -> int:
         keys = self._layout.tenant_keys(tenant)
         if not upserts and not removals:
-            current = await self._current_version(tenant)
+            current, stored = await self._current_position(tenant)
+            _fence(tenant, offset, stored, expected=expected_version, actual=current)
             if current != expected_version:
                 raise VersionConflictError(tenant, expected=expected_version, actual=current)
             return current
         args = write_args(upserts, removals, offset=offset, expected_version=expected_version)
-        ok, version = await self._write(keys=keys, args=args)
-        if not ok:
-            raise VersionConflictError(tenant, expected=expected_version, actual=int(version))
+        reply = await self._write(keys=keys, args=args)
+        status, version = int(reply[0]), int(reply[1])
+        if status == 2:
+            raise PositionFencedError(
+                tenant,
+                offset=offset.offset,
+                stored_offset=int(reply[2]),
+                expected=expected_version,
+                actual=version,
+            )
+        if not status:
+            raise VersionConflictError(tenant, expected=expected_version, actual=version)
         entry = change_entry(tenant, int(version), upserts, removals, trace_fields)
         try:
             await self._publish(entry)
@@ -499,6 +517,17 @@ class RedisTenantStore:
             h: (_text(o) if o is not None else None) for h, o in zip(wanted, replies, strict=True)
         }
 
+    async def _current_position(self, tenant: str) -> tuple[int, KafkaOffset | None]:
+        """The tenant's version and the Kafka position it covers (None: never written)."""
+        raw = await self._client.hmget(
+            self._layout.meta(tenant), ["version", "topic", "partition", "offset"]
+        )
+        version, topic, partition, offset = raw
+        if topic is None or partition is None or offset is None:
+            return (int(version) if version is not None else 0), None
+        at = KafkaOffset(topic=_text(topic), partition=int(partition), offset=int(offset))
+        return int(version) if version is not None else 0, at
+
     async def _current_version(self, tenant: str) -> int:
         raw = await self._client.hget(self._layout.meta(tenant), "version")
         return int(raw) if raw is not None else 0
@@ -513,6 +542,24 @@ class RedisTenantStore:
                 approximate=True,
             )
             await pipe.execute()
+
+
+def _fence(
+    tenant: str, offset: KafkaOffset, stored: KafkaOffset | None, *, expected: int, actual: int
+) -> None:
+    """WRITE_VERSION_LUA's position fence, for a write that stores nothing (an empty diff)."""
+    if (
+        stored is not None
+        and (stored.topic, stored.partition) == (offset.topic, offset.partition)
+        and stored.offset > offset.offset
+    ):
+        raise PositionFencedError(
+            tenant,
+            offset=offset.offset,
+            stored_offset=stored.offset,
+            expected=expected,
+            actual=actual,
+        )
 
 
 def _text(value: object) -> str:
