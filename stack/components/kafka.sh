@@ -210,6 +210,9 @@ auto.create.topics.enable=true
 delete.topic.enable=true
 # Consumer groups form at once instead of waiting 3 s for more members (tests start/stop often).
 group.initial.rebalance.delay.ms=0
+# The translators' group may take a session timeout below the 6 s default minimum, for a
+# takeover after kill -9 within a few seconds (docs/deploy.md "The translators' consumer group").
+group.min.session.timeout.ms=2000
 
 # Message size: a Kubernetes object may be ~1.5 MB (etcd's request limit), Kafka's default is
 # 1 MiB. New topics take 2 MiB record batches (compressed; ripple_common.kafka_sizes), and

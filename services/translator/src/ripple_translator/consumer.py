@@ -4,19 +4,32 @@ Offsets are committed only as the engine reports them durable (`Engine.checkpoin
 automatically. The rebalance listener loads a partition's tenants before any of its records
 are handed out (and seeks back to a re-list still in progress), and on revocation lets the
 partition's writes finish and commits their positions before the partition moves on, so a
-revoked partition stops writing before its next owner starts.
+revoked partition stops writing before its next owner starts (and the store fences a write
+from an older position than the stored one: `store.PositionFencedError`).
+
+A stable group (docs/deploy.md "The translators' consumer group"): the sticky assignor (a
+rebalance moves only the partitions it must; round-robin is offered too, so members of an
+older release without it can share the group during an upgrade), static membership when
+`GroupTuning.instance_id` is set (KIP-345: a member restarted with the same id within the
+session timeout gets its partitions back with no rebalance of the others), and the session,
+heartbeat and poll intervals of `GroupTuning`. aiokafka has no cooperative (incremental)
+rebalance protocol: every rebalance revokes all partitions of every member and assigns them
+again (the sticky assignor keeps them where they were, so revocation is cheap).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from ripple_common.kafka_security import PLAINTEXT, KafkaSecurity, client_kwargs
@@ -25,6 +38,38 @@ from ripple_translator.engine import Record
 from ripple_translator.pipeline import TopicPartition
 
 log = structlog.get_logger("ripple_translator.consumer")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupTuning:
+    """How the member behaves in its consumer group (see the module docstring)."""
+
+    instance_id: str | None = None  # static membership; None: dynamic
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 1000
+    max_poll_interval_ms: int = 30000
+
+    def __post_init__(self) -> None:
+        if self.instance_id is not None and not self.instance_id.strip():
+            raise ValueError("a group instance id cannot be blank (unset it instead)")
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError(
+                f"heartbeat_interval_ms ({self.heartbeat_interval_ms}) must be at most a third "
+                f"of session_timeout_ms ({self.session_timeout_ms})"
+            )
+        if self.max_poll_interval_ms < self.session_timeout_ms:
+            raise ValueError("max_poll_interval_ms must not be below session_timeout_ms")
+
+
+def sticky_assignor() -> type[StickyPartitionAssignor]:
+    """aiokafka's sticky assignor keeps the member's last assignment in class attributes:
+    each consumer gets its own subclass, so two members in one process (tests) do not share
+    it."""
+    return type(
+        "StickyAssignor",
+        (StickyPartitionAssignor,),
+        {"member_assignment": None, "generation": StickyPartitionAssignor.DEFAULT_GENERATION_ID},
+    )
 
 
 class RebalanceHandler(Protocol):
@@ -59,7 +104,9 @@ class KafkaEventSource:
         revoke_timeout_s: float = 10.0,
         client_id: str = "ripple-translator",
         security: KafkaSecurity = PLAINTEXT,
+        tuning: GroupTuning | None = None,
     ) -> None:
+        tuning = tuning or GroupTuning()
         self._topic = topic
         self._handler = handler
         self._revoke_timeout_s = revoke_timeout_s
@@ -71,12 +118,21 @@ class KafkaEventSource:
         # the one consumption started from (the group's committed offset at assignment).
         self._committed: dict[TopicPartition, int] = {}
         self._start: dict[TopicPartition, int] = {}
+        # Assignments received (the first included) and revocations: a stable group has one
+        # assignment per member start and no revocation while its membership does not change.
+        self.assignments = 0
+        self.revocations = 0
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
+            group_instance_id=tuning.instance_id,
             client_id=client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            partition_assignment_strategy=(sticky_assignor(), RoundRobinPartitionAssignor),
+            session_timeout_ms=tuning.session_timeout_ms,
+            heartbeat_interval_ms=tuning.heartbeat_interval_ms,
+            max_poll_interval_ms=tuning.max_poll_interval_ms,
             **consumer_size_kwargs(),
             **client_kwargs(security),
         )
@@ -155,6 +211,8 @@ class KafkaEventSource:
         log.debug("kafka.committed", positions=_show(positions))
 
     async def on_assigned(self, tps: Sequence[TopicPartition]) -> None:
+        self.assignments += 1
+        log.info("kafka.assigned", partitions=sorted(p for _, p in tps))
         self._ready.difference_update(tps)
         self._forget_positions(tps)
         rewind = await self._handler.assign(tps)
@@ -170,6 +228,8 @@ class KafkaEventSource:
         self.joined = True
 
     async def on_revoked(self, tps: Sequence[TopicPartition]) -> None:
+        self.revocations += 1
+        log.info("kafka.revoked", partitions=sorted(p for _, p in tps))
         self._ready.difference_update(tps)
         positions = await self._handler.revoke(tps, timeout_s=self._revoke_timeout_s)
         await self.commit(positions)

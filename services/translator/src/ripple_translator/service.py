@@ -22,7 +22,7 @@ from ripple_common.logs import configure_logging
 from ripple_common.redis_client import redis_client
 from ripple_common.sealing import Sealer
 from ripple_common.telemetry import init_tracing
-from ripple_translator.consumer import KafkaEventSource
+from ripple_translator.consumer import GroupTuning, KafkaEventSource
 from ripple_translator.engine import Engine, Record
 from ripple_translator.events import KubeEventPoster
 from ripple_translator.host_notices import NoticeFollower
@@ -89,6 +89,18 @@ def writer_config(settings: TranslatorSettings) -> WriterConfig:
         ),
         host_release_grace_s=settings.host_release_grace_s,
         after_write=abort_after_write if settings.test_abort_after_write else None,
+        pace_factor=settings.write_pace_factor,
+        pace_min_s=settings.write_pace_min_s,
+        offload_objects=settings.offload_objects,
+    )
+
+
+def group_tuning(settings: TranslatorSettings) -> GroupTuning:
+    return GroupTuning(
+        instance_id=settings.group_instance_id,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        max_poll_interval_ms=settings.max_poll_interval_ms,
     )
 
 
@@ -142,6 +154,10 @@ class ConsumeLoop:
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    @property
+    def source(self) -> EventSource:
+        return self._source
 
     @property
     def task(self) -> asyncio.Task[None]:
@@ -223,6 +239,8 @@ async def start_translator(lc: Lifecycle, settings: TranslatorSettings) -> Consu
             handler=engine,
             revoke_timeout_s=settings.revoke_timeout_s,
             security=settings.kafka_security(),
+            tuning=group_tuning(settings),
+            client_id=settings.group_instance_id or "ripple-translator",
         ),
         name="kafka consumer",
     )
@@ -252,6 +270,8 @@ def health_routes(engine: Engine, source: KafkaEventSource, lc: Lifecycle) -> di
                 waiting=engine.writer.waiting,
                 ready=ready()[0] == 200,
                 lag=source.lag(),
+                assignments=source.assignments,
+                revocations=source.revocations,
             )
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ripple_common.envelope import EVENTS_TOPIC
@@ -21,6 +21,32 @@ class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
     redis_url: str = Field(default="redis://127.0.0.1:16379/0", description="Redis URL")
     topic: str = Field(default=EVENTS_TOPIC, description="events topic to consume")
     group_id: str = Field(default="ripple-translator", description="Kafka consumer group")
+    group_instance_id: str | None = Field(
+        default=None,
+        description="static group membership (KIP-345): a stable id per replica, the pod name "
+        "in deploy/k8s (Downward API); a replica restarted with the same id within "
+        "session_timeout_ms keeps its partitions and the others are not rebalanced, but a "
+        "crashed one is taken over only when its session times out (unset or empty: dynamic "
+        "membership; docs/deploy.md)",
+    )
+    session_timeout_ms: int = Field(
+        default=6000,
+        ge=1000,
+        description="consumer-group session timeout: a member silent this long (crashed, "
+        "kill -9) loses its partitions to the others; the broker's "
+        "group.min.session.timeout.ms (6000 by default) is the lowest it accepts",
+    )
+    heartbeat_interval_ms: int = Field(
+        default=1000,
+        ge=100,
+        description="consumer-group heartbeat interval (at most a third of the session timeout)",
+    )
+    max_poll_interval_ms: int = Field(
+        default=30000,
+        ge=1000,
+        description="longest time between two polls before the member is expelled from the "
+        "group (the consume loop polls every poll_ms; translations run beside it)",
+    )
     redis_prefix: str = Field(default="ripple", description="prefix of every Redis key")
     redis_max_connections: int = Field(
         default=64,
@@ -36,6 +62,23 @@ class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
         ge=1,
         description="tenant writes in flight at once (each holds one Redis connection); "
         "further dirty tenants wait their turn in order, coalescing their events",
+    )
+    write_pace_factor: float = Field(
+        default=1.0,
+        ge=0,
+        description="fairness: after a tenant write that took c seconds (c >= "
+        "write_pace_min_s), that tenant's next write waits write_pace_factor * c, coalescing "
+        "its events meanwhile (a flooding tenant takes at most 1/(1+factor) of the time; 0: "
+        "no pacing)",
+    )
+    write_pace_min_s: float = Field(
+        default=0.05, ge=0, description="tenant writes shorter than this are never paced"
+    )
+    offload_objects: int = Field(
+        default=500,
+        ge=0,
+        description="tenants with at least this many objects are translated in a worker "
+        "thread (one at a time), so the consume loop and other tenants' writes run meanwhile",
     )
     stream_maxlen: int = Field(default=100_000, description="approximate ripple.changes length")
     poll_ms: int = Field(
@@ -115,6 +158,27 @@ class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
         description="TESTS ONLY: exit the process at once (no cleanup) right after the first "
         "tenant version is written, before its Kafka offset is committed",
     )
+
+    @field_validator("group_instance_id")
+    @classmethod
+    def _empty_is_dynamic(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _group_timing(self) -> Self:
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError(
+                f"heartbeat_interval_ms ({self.heartbeat_interval_ms}) must be at most a third "
+                f"of session_timeout_ms ({self.session_timeout_ms})"
+            )
+        if self.max_poll_interval_ms < self.session_timeout_ms:
+            raise ValueError(
+                f"max_poll_interval_ms ({self.max_poll_interval_ms}) must not be below "
+                f"session_timeout_ms ({self.session_timeout_ms})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _writes_fit_the_pool(self) -> Self:

@@ -1,0 +1,75 @@
+"""Static membership of the translators' consumer group against the stack's Kafka (issue #15
+point 2): a translator restarted with the same group instance id (the pod name) within the
+session timeout gets its partitions back and the other member is not rebalanced (no
+revocation, no new assignment); without an instance id the same restart moves partitions
+twice. The group's members use the sticky assignor."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import redis.asyncio as aioredis
+
+from ripple_common.lifecycle import Lifecycle
+from ripple_translator.consumer import KafkaEventSource
+from ripple_translator.service import ConsumeLoop, start_translator
+from ripple_translator.settings import TranslatorSettings
+from tests.conftest import StackEnv
+from tests.integration.translator_service.conftest import PARTITIONS
+from tests.integration.translator_service.support import eventually, loop_settings
+
+
+async def start(settings: TranslatorSettings) -> tuple[Lifecycle, ConsumeLoop, KafkaEventSource]:
+    lc = Lifecycle()
+    loop = await start_translator(lc, settings)
+    source = loop.source
+    assert isinstance(source, KafkaEventSource)
+    return lc, loop, source
+
+
+async def test_a_restart_with_the_same_instance_id_keeps_partitions_without_a_rebalance(
+    stack: StackEnv, redis_client: aioredis.Redis, prefix: str, topic: str
+) -> None:
+    group = f"it-static-{uuid.uuid4().hex[:8]}"
+
+    def settings(instance: str) -> TranslatorSettings:
+        return loop_settings(
+            stack, topic=topic, prefix=prefix, group=group, group_instance_id=instance
+        )
+
+    lc_a, loop_a, source_a = await start(settings("translator-a"))
+    lc_b: Lifecycle | None = None
+    try:
+
+        async def a_alone() -> bool:
+            return len(loop_a.engine.owned) == PARTITIONS
+
+        await eventually(a_alone)
+        lc_b, loop_b, _ = await start(settings("translator-b"))
+
+        async def split() -> bool:
+            return len(loop_a.engine.owned) == 1 and len(loop_b.engine.owned) == 1
+
+        await eventually(split, timeout_s=30)
+        before_a = (source_a.assignments, source_a.revocations)
+        owned_b = loop_b.engine.owned
+
+        # B restarts (a deploy, a crash in the same pod): well within the session timeout.
+        await lc_b.aclose()
+        lc_b, loop_b, source_b = await start(settings("translator-b"))
+
+        async def b_back() -> bool:
+            return source_b.joined and loop_b.engine.owned == owned_b
+
+        await eventually(b_back, timeout_s=30)
+        await asyncio.sleep(2)  # a rebalance, if any, would show by now
+        assert loop_b.engine.owned == owned_b
+        assert (source_a.assignments, source_a.revocations) == before_a, (
+            "the other member was rebalanced"
+        )
+        assert len(loop_a.engine.owned) == 1
+    finally:
+        if lc_b is not None:
+            await lc_b.aclose()
+        await lc_a.aclose()
