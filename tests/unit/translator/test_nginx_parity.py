@@ -424,3 +424,21 @@ def test_disable_proxy_intercept_errors_turns_custom_http_errors_off() -> None:
         "envoy.filters.http.custom_response" not in r.typed_per_filter_config
         for r in decode.routes(t)
     )
+
+
+def test_cors_and_custom_http_errors_together() -> None:
+    t = k8s.run(
+        k8s.ingress(
+            rules=[k8s.rule(HOST, k8s.path("/app"))],
+            annotations=k8s.nginx(
+                enable_cors="true", custom_http_errors="404", default_backend="web"
+            ),
+        )
+    )
+
+    preflight, page, main, *_ = decode.routes(t)
+    assert preflight.direct_response.status == 204
+    assert "envoy.filters.http.custom_response" not in preflight.typed_per_filter_config
+    assert page.match.headers[0].name == "x-ripple-error-page"
+    assert error_codes(main) == ["404"]
+    assert headers_of(main)["Access-Control-Allow-Origin"] == "*"

@@ -760,6 +760,9 @@ def _affinity(r: _Reader) -> HashPolicy | None:
     """affinity: cookie, with the session-cookie-* settings: a cookie hash policy whose
     cookie Envoy makes when the request has none (ring hash over the endpoints)."""
     value = r.string("affinity")
+    if value is not None and value.lower() != "cookie":
+        r.invalid("affinity", f'{value!r} is not "cookie"')
+        value = None
     if value is None:
         names = sorted(k for k in r.values if k.startswith(("session-cookie-", "affinity-")))
         if names:
@@ -767,14 +770,12 @@ def _affinity(r: _Reader) -> HashPolicy | None:
                 warning(
                     r.ref,
                     Reason.ANNOTATION_IGNORED,
-                    f"{', '.join(PREFIX + n for n in names)} ignored: {PREFIX}affinity is not set",
+                    f"{', '.join(PREFIX + n for n in names)} ignored: {PREFIX}affinity is not "
+                    'set to "cookie"',
                 )
             )
         return None
     # An invalid setting is dropped (its default applies), the others kept.
-    if value.lower() != "cookie":
-        r.invalid("affinity", f'{value!r} is not "cookie"')
-        return None
     name = r.string("session-cookie-name") or DEFAULT_AFFINITY_COOKIE
     if validate.check_header_name(name, request=False):
         r.invalid("session-cookie-name", f"{name!r} is not a cookie name")

@@ -775,9 +775,8 @@ def _with_cors(routes: list[RouteSpec], cors: Cors | None) -> list[RouteSpec]:
         )
 
     base = routes[-1]  # the path's own route: no header match
-    preflight = with_headers(
-        replace(base, action=Respond(204), headers=(_CORS_PREFLIGHT,)), _CORS_CONTENT_TYPE
-    )
+    answer = replace(base, action=Respond(204), headers=(_CORS_PREFLIGHT,), error_codes=())
+    preflight = with_headers(answer, _CORS_CONTENT_TYPE)
     if not origin:
         return [preflight, *(with_headers(r) for r in routes)]
     out = [preflight]
