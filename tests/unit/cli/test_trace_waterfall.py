@@ -120,6 +120,7 @@ def args(**over: Any) -> argparse.Namespace:
         "jaeger_ui": None,
         "lookback": "1h",
         "wait": 0.0,
+        "tag": None,
         "sla": 5.0,
     }
     return argparse.Namespace(**{**values, **over})
@@ -191,3 +192,17 @@ def test_the_apis_time_of_the_change_leads_and_is_held_against_the_sla() -> None
     late = tw.verdict(spans, sla_s=0.5)
     assert late.code == 1
     assert late.text.startswith("SLA 0.5 s: BREACH")
+
+
+def test_tags_narrow_the_search() -> None:
+    asked: list[str] = []
+
+    def fetch(url: str) -> str:
+        asked.append(url)
+        return json.dumps({"data": []})
+
+    tw.run(args(tag=[("ripple.pipeline", "eu-1")]), fetch=fetch)
+    assert "%22ripple.pipeline%22%3A+%22eu-1%22" in asked[0]
+    assert tw.key_value("a=b=c") == ("a", "b=c")
+    with pytest.raises(argparse.ArgumentTypeError, match="KEY=VALUE"):
+        tw.key_value("novalue")

@@ -248,9 +248,11 @@ def find_trace_id(
     name: str | None,
     lookback: str,
     fetch: Fetch,
+    extra: Mapping[str, str] | None = None,
 ) -> str | None:
-    """The trace of the newest watcher event of the tenant (and kind, name)."""
-    tags: dict[str, str] = {"ripple.tenant": tenant}
+    """The trace of the newest watcher event of the tenant (and kind, name, and the `extra`
+    span or process tags)."""
+    tags: dict[str, str] = {**(extra or {}), "ripple.tenant": tenant}
     if kind:
         tags["ripple.kind"] = kind
     if name:
@@ -307,6 +309,7 @@ def run(
                     name=args.name,
                     lookback=args.lookback,
                     fetch=fetch,
+                    extra=dict(args.tag or []),
                 )
             spans = load_trace(jaeger, trace_id, fetch=fetch) if trace_id else []
         except (OSError, ValueError) as exc:
@@ -322,6 +325,13 @@ def run(
     ui = (args.jaeger_ui or jaeger).rstrip("/")
     print(render(trace_id, spans, sla_s=args.sla, ui_url=f"{ui}/trace/{trace_id}"))
     return verdict(spans, sla_s=args.sla).code
+
+
+def key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
 
 
 def register(commands: Any) -> None:
@@ -344,6 +354,14 @@ def register(commands: Any) -> None:
     parser.add_argument("--tenant", default=None, help="the newest change of this tenant")
     parser.add_argument("--kind", default=None, help="with --tenant: of this kind (Ingress, ...)")
     parser.add_argument("--name", default=None, help="with --tenant: of the object with this name")
+    parser.add_argument(
+        "--tag",
+        action="append",
+        type=key_value,
+        metavar="KEY=VALUE",
+        help="with --tenant: only traces whose watcher span or process has this tag (repeated; "
+        "e.g. a resource attribute from OTEL_RESOURCE_ATTRIBUTES when pipelines share a Jaeger)",
+    )
     parser.add_argument(
         "--jaeger",
         default=DEFAULT_JAEGER_URL,
