@@ -713,7 +713,7 @@ def _https_redirects(
     of the path stripped unless preserve-trailing-slash: ``GET /docs/`` -> ``https://host/docs``
     and, on the root path (`root`), ``GET /`` -> ``https://host``, which Envoy's redirect cannot
     write (its path is never empty): a direct answer with that Location, for a Host without
-    port (Envoy's redirect strips the port otherwise)."""
+    port (with one, Envoy's redirect keeps it, and the slash)."""
     proto = HeaderMatch("x-forwarded-proto", "http")
     if preserve_trailing_slash:
         return [common.route(name, RedirectTo(code=308, https=True), proto)]
