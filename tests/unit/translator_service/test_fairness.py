@@ -235,6 +235,47 @@ async def _ticks_during_a_big_write(*, offload_objects: int) -> int:
     return ticks
 
 
+async def test_the_check_after_an_assignment_translates_a_big_tenant_off_the_event_loop() -> None:
+    ticks = await _ticks_during_a_takeover(offload_objects=100)
+    inline = await _ticks_during_a_takeover(offload_objects=1_000_000)
+    assert inline <= 2, inline  # translated on the loop: nothing else ran meanwhile
+    assert ticks >= 5, ticks
+
+
+async def _ticks_during_a_takeover(*, offload_objects: int) -> int:
+    """A big tenant written by one engine is taken over by another, which translates it again
+    after the assignment (`retranslate_outdated`): the event loop's ticks meanwhile."""
+    store, inputs = FakeStore(), FakeInputs()
+    config = WriterConfig(offload_objects=offload_objects, pace_factor=0)
+    first = Engine(store=store, inputs=inputs, config=config)
+    await first.assign([TP])
+    records = [record(0, cluster(ingress_class())), record(1, event("big", service("big")))]
+    records += [
+        record(2 + i, event("big", ingress("big", f"i{i}", f"h{i}.big.example.com")))
+        for i in range(1500)
+    ]
+    await first.handle(records)
+    assert await first.settle(timeout_s=60)
+    await first.drain(timeout_s=5)
+    second = Engine(store=store, inputs=inputs, config=config)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.001)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    started = time.perf_counter()
+    await second.assign([TP])
+    assert await second.settle(timeout_s=60)
+    task.cancel()
+    assert time.perf_counter() - started > 0.05, "the check was too quick to tell"
+    return ticks
+
+
 class CountingClaims(FakeStore):
     """Counts the hosts each claim asks for."""
 

@@ -234,15 +234,15 @@ class Engine:
         """Translate each loaded tenant with this release's code and rewrite those whose
         stored resources differ: the output of an older release (an upgrade must not leave
         old translations in Redis until each tenant happens to change), or a stored entry
-        changed by hand. CPU only, one tenant at a time between other work; a tenant with a
-        write pending or in flight is skipped (that write translates it anyway). Returns the
-        rewritten tenants."""
+        changed by hand. CPU only (a big tenant in the translation thread), one tenant at a
+        time between other work; a tenant with a write pending or in flight is skipped (that
+        write translates it anyway). Returns the rewritten tenants."""
         outdated: list[str] = []
         for tenant in tenants:
             slot = self._slots.get(tenant)
             if slot is None or slot.dirty or slot.busy:
                 continue
-            if self._writer.outdated(slot):
+            if await self._writer.outdated(slot):
                 outdated.append(tenant)
             await asyncio.sleep(0)  # one tenant's translation at a time between other work
         if outdated:

@@ -504,13 +504,16 @@ class TenantWriter:
             duration_ms=round(duration * 1000, 2),
         )
 
-    def outdated(self, slot: TenantSlot) -> bool:
+    async def outdated(self, slot: TenantSlot) -> bool:
         """Whether translating what `slot` holds now gives other resources than it stored
-        (an untranslatable tenant is left to its next write, which reports it)."""
+        (an untranslatable tenant is left to its next write, which reports it). A big tenant
+        is translated in the translation thread (an assignment checks every tenant it loads:
+        on the event loop, a big one held the consume loop and every write after a
+        takeover)."""
         if not self._owns(slot):
             return False
         try:
-            return bool(self._plan(slot, ()).diff)
+            return bool((await self._plan_off_loop(slot, ())).diff)
         except NamingError:
             return False
 
@@ -521,6 +524,7 @@ class TenantWriter:
         *,
         objects: TenantObjects | None = None,
         resource_versions: Mapping[ResourceKey, str] | None = None,
+        classes: tuple[JsonObject, ...] | None = None,
     ) -> WritePlan:
         options = self._config.options
         if self._hosts is not None or self._config.host_policy.tenant_domain:
@@ -529,7 +533,7 @@ class TenantWriter:
         return plan_write(
             slot.objects if objects is None else objects,
             changed=changed,
-            classes=self._classes_for(slot.tp),
+            classes=self._classes_for(slot.tp) if classes is None else classes,
             resource_versions=slot.resource_versions
             if resource_versions is None
             else resource_versions,
@@ -544,6 +548,7 @@ class TenantWriter:
             return self._plan(slot, changed)
         objects = TenantObjects(slot.tenant, dict(slot.objects.objects))
         versions = dict(slot.resource_versions)
+        classes = self._classes_for(slot.tp)
         keys = tuple(changed)
         if self._translations is None:
             self._translations = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translate")
@@ -553,7 +558,14 @@ class TenantWriter:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._translations,
-            partial(self._plan, slot, keys, objects=objects, resource_versions=versions),
+            partial(
+                self._plan,
+                slot,
+                keys,
+                objects=objects,
+                resource_versions=versions,
+                classes=classes,
+            ),
         )
 
     async def _arbitrate(
