@@ -1,10 +1,10 @@
 """deploy/monitoring/ checked by real tools: Prometheus' promtool (built from Go modules by
 `stack/stack install promtool`, its path in the stack's env file as RIPPLE_PROMTOOL) checks
-the alert rules and runs their unit tests (ripple-alerts.test.yaml: each alert fires when it
-should, with its labels and annotations, and stays quiet otherwise), and parses every query
-of the Grafana dashboard; the dashboard JSON is validated against the schema of what Grafana
-needs of it; every ripple metric the rules and the dashboard name is one the services export
-(their /metrics pages rendered here)."""
+the example Prometheus configuration and the alert rules, runs the rules' unit tests
+(ripple-alerts.test.yaml: each alert fires when it should, with its labels and annotations,
+and stays quiet otherwise) and parses every query of the Grafana dashboard; the dashboard JSON
+is validated against the schema of what Grafana needs of it; every ripple metric the rules and
+the dashboard name is one the services export (their /metrics pages rendered here)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,12 @@ def test_alert_rules_pass_promtool_check_and_their_unit_tests() -> None:
         for check in case["alert_rule_test"]
     }
     assert covered == alerts  # every alert has a unit test
+
+
+def test_the_example_prometheus_config_loads_the_rules() -> None:
+    checked = run("check", "config", "prometheus.yaml", cwd=RULES.parent)
+    assert "SUCCESS: prometheus.yaml is valid prometheus config file syntax" in checked, checked
+    assert "SUCCESS: 9 rules found" in checked, checked
 
 
 def test_every_dashboard_query_parses_with_promtool(tmp_path: Path) -> None:
