@@ -45,6 +45,7 @@ def test_filters_the_translator_configures_per_route_come_before_the_router() ->
     names = [f.name for f in manager.http_filters]  # type: ignore[attr-defined]
     assert names == [
         "ripple.scope",
+        "ripple.scope",  # the catch-all key (scope_key.CATCH_ALL_SCRIPT)
         "envoy.filters.http.custom_response",
         "envoy.filters.http.cors",
         "envoy.filters.http.rbac",

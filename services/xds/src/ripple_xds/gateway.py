@@ -7,7 +7,8 @@ ScopedRouteConfiguration (written by the translator) points at its tenant's
 RouteConfiguration. Adding a host adds one scope; changing a tenant's routes touches only that
 tenant's RouteConfiguration (see the scaling rules in DESIGN.md).
 
-The HTTP filter chain holds, in order, the scope-key Lua filter, the custom_response filter
+The HTTP filter chain holds, in order, the scope-key Lua filter and its catch-all twin (a host
+without a scope: the gateway's default backend), the custom_response filter
 (empty: custom-http-errors routes give it the codes to re-route to their error page), the CORS,
 RBAC and local rate limit filters (empty: the translator configures them per route through
 `typed_per_filter_config`), the body-limit Lua filter (`body_limit`: reads a route's metadata),
@@ -50,7 +51,12 @@ from envoy.extensions.http.original_ip_detection.custom_header.v3 import custom_
 
 from ripple_common.resources import Resource, TypeUrl
 from ripple_xds.body_limit import BODY_LIMIT_FILTER, body_limit_filter_config
-from ripple_xds.scope_key import SCOPE_FILTER, SCOPE_KEY_HEADER, scope_filter_config
+from ripple_xds.scope_key import (
+    SCOPE_FILTER,
+    SCOPE_KEY_HEADER,
+    catch_all_filter_config,
+    scope_filter_config,
+)
 
 HTTP_LISTENER: Final = "ripple-http"
 SCOPED_ROUTES: Final = "ripple-scopes"
@@ -210,6 +216,8 @@ def http_connection_manager(*, stat_prefix: str, client: ClientAddress = EDGE) -
         if client.use_forwarded_headers:
             manager.xff_num_trusted_hops = client.trusted_hops
     manager.http_filters.add(name=SCOPE_FILTER).typed_config.Pack(scope_filter_config())
+    # A host without a scope: the catch-all key (the gateway's default backend, else 404).
+    manager.http_filters.add(name=SCOPE_FILTER).typed_config.Pack(catch_all_filter_config())
     for name, config, disabled in http_filters(client):
         manager.http_filters.add(name=name, disabled=disabled).typed_config.Pack(config)
     return manager
