@@ -35,6 +35,7 @@ from ripple_translator.reporting import EventReporter
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from ripple_translator.translate import ClassPolicy, GatewayPolicy, TranslateOptions
+from ripple_translator.translate.default_backend import parse_default_backend
 
 log = structlog.get_logger("ripple_translator.service")
 STOP_GRACE_S = 5.0
@@ -76,6 +77,9 @@ def translate_options(settings: TranslatorSettings) -> TranslateOptions:
             watch_without_class=settings.watch_without_class,
         ),
         gateways=GatewayPolicy(class_names=settings.gateway_classes),
+        default_backend=parse_default_backend(settings.default_backend_service)
+        if settings.default_backend_service
+        else None,
     )
 
 

@@ -12,6 +12,7 @@ from ripple_common.kafka_security import KafkaSecuritySettings
 from ripple_common.settings import ServiceSettings
 from ripple_translator.engine import RESERVED_CONNECTIONS
 from ripple_translator.translate import DEFAULT_CONTROLLER, DEFAULT_GATEWAY_CLASS
+from ripple_translator.translate.default_backend import parse_default_backend
 
 
 class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
@@ -106,6 +107,23 @@ class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
         description="Gateway API gatewayClassNames whose Gateways' HTTPRoutes are served "
         "(JSON list)",
     )
+    default_backend_service: str | None = Field(
+        default=None,
+        description="ingress-nginx's --default-backend-service: <namespace>/<service>[:<port "
+        "number or name>] (no port: the Service's first) answers every host no Ingress or "
+        "HTTPRoute serves, over HTTP and HTTPS, and custom-http-errors without a "
+        "default-backend annotation (docs/annotations.md). Written by the translator of the "
+        "tenant owning that namespace; set it alike on every translator. Unset: such hosts "
+        "get 404",
+    )
+
+    @field_validator("default_backend_service")
+    @classmethod
+    def _default_backend(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            parse_default_backend(value)
+            return value.strip()
+        return None
     sealing_key: SecretStr | None = Field(
         default=None,
         description="base64 AES key (16/24/32 bytes) opening the TLS private keys the watcher "

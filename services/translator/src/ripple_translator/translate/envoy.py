@@ -55,6 +55,7 @@ from ripple_translator.translate.annotations import (
 from ripple_translator.translate.backends import LocalityEndpoints
 from ripple_translator.translate.plan import (
     ERROR_PAGE_HEADER,
+    GATEWAY_ERROR_PAGE,
     Action,
     Forward,
     HeaderMatch,
@@ -87,6 +88,11 @@ TLS_TRANSPORT_SOCKET: Final = "envoy.transport_sockets.tls"
 SCOPE_KEY_HEADER: Final = "x-ripple-scope"
 SCOPE_FILTER: Final = "ripple.scope"
 SERVED_KEY: Final = "served"
+# custom-http-errors' redirect proves itself to the scope filter with the filter's per-VM token
+# (ripple_xds.scope_key.REDIRECT_HEADER/REDIRECT_TOKEN); the catch-all scope key.
+REDIRECT_HEADER: Final = "x-ripple-redirect"
+REDIRECT_TOKEN: Final = f"%DYNAMIC_METADATA({SCOPE_FILTER}:token)%"
+CATCH_ALL_KEY: Final = GATEWAY_ERROR_PAGE
 
 _LB: Final = {
     LbPolicy.ROUND_ROBIN: cluster_pb2.Cluster.ROUND_ROBIN,
@@ -209,6 +215,22 @@ def route_config(name: str, virtual_hosts: Sequence[VirtualHostSpec]) -> Resourc
     return _resource(TypeUrl.ROUTE, name, msg)
 
 
+def catch_all_route_config(name: str, *, cluster: str) -> Resource:
+    """The gateway default backend's routes (`default_backend`): every host and path to
+    `cluster`, its virtual host marked served (the catch-all scope is then final)."""
+    msg = route_pb2.RouteConfiguration(
+        name=name,
+        ignore_port_in_host_matching=True,
+        request_headers_to_remove=[SCOPE_KEY_HEADER, ERROR_PAGE_HEADER],
+    )
+    vhost = msg.virtual_hosts.add(name=CATCH_ALL_KEY, domains=["*"])
+    vhost.metadata.filter_metadata[SCOPE_FILTER].fields[SERVED_KEY].bool_value = True
+    route = vhost.routes.add(name="default-backend")
+    route.match.prefix = "/"
+    route.route.cluster = cluster
+    return _resource(TypeUrl.ROUTE, name, msg)
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -220,7 +242,13 @@ def _route(spec: RouteSpec, *, scope: str) -> Any:
         route.match.query_parameters.append(_query_matcher(param))
     _set_action(route, spec.action)
     if spec.error_codes:
-        errors = _custom_response(spec.error_codes, spec.error_page, scope=scope)
+        gateway_page = spec.error_page == GATEWAY_ERROR_PAGE  # the catch-all scope
+        errors = _custom_response(
+            spec.error_codes,
+            spec.error_page,
+            scope=CATCH_ALL_KEY if gateway_page else scope,
+            headers=spec.error_page_headers,
+        )
         route.typed_per_filter_config[CUSTOM_RESPONSE_FILTER].CopyFrom(_pack(errors))
     policy = spec.action.hash_policy if isinstance(spec.action, Forward) else None
     if policy is not None and policy.persistent:
@@ -358,12 +386,17 @@ def _hash_policy(policy: HashPolicy) -> Any:
     return hp
 
 
-def _custom_response(codes: Sequence[int], page: str, *, scope: str) -> Any:
+def _custom_response(
+    codes: Sequence[int], page: str, *, scope: str, headers: Sequence[tuple[str, str]] = ()
+) -> Any:
     """An upstream answer of one of `codes` is replaced (internal redirect to ``/``) by the
     answer of the request re-routed with `ERROR_PAGE_HEADER` = `page` and X-Code (nginx
     ``error_page CODE = @loc``); the status stays the upstream's. The redirect needs a route
     before it is made, and the route configuration removed the scope key header: it is added
-    back (`scope`: the virtual host's name, exact or wildcard, which is its scope key)."""
+    back (`scope`: the virtual host's name, exact or wildcard, which is its scope key; or the
+    catch-all key of the gateway's default backend, whose routes add nothing: `headers` and
+    X-Format come with the re-routed request). `REDIRECT_HEADER` proves the redirect to the
+    gateway's scope filter, which removes a client's `ERROR_PAGE_HEADER`."""
     config = custom_response_pb2.CustomResponse()
     for code in codes:
         field = config.custom_response_matcher.matcher_list.matchers.add()
@@ -381,8 +414,14 @@ def _custom_response(codes: Sequence[int], page: str, *, scope: str) -> Any:
                 _header_option(ERROR_PAGE_HEADER, page),
                 _header_option(SCOPE_KEY_HEADER, scope),
                 _header_option("X-Code", str(code)),
+                _header_option(REDIRECT_HEADER, REDIRECT_TOKEN, literal=False),
+                *(_header_option(key, value) for key, value in headers),
             ]
         )
+        if page == GATEWAY_ERROR_PAGE:
+            policy.request_headers_to_add.append(
+                _header_option("X-Format", "%REQ(accept)%", literal=False)
+            )
         field.on_match.action.name = f"error-page-{code}"
         field.on_match.action.typed_config.CopyFrom(_pack(policy))
     return config

@@ -45,6 +45,7 @@ from ripple_translator.translate.model import (
 )
 from ripple_translator.translate.plan import (
     ERROR_PAGE_HEADER,
+    GATEWAY_ERROR_PAGE,
     Accepted,
     Action,
     Forward,
@@ -112,8 +113,10 @@ def plan_routes(
     has_certificate: Callable[[str], bool],
     host_allowed: Callable[[str], bool],
     max_program_size: int,
+    gateway_default_backend: bool = False,
 ) -> RoutePlan:
-    """Plan the routes of the served Ingresses (sorted oldest first, paths already checked)."""
+    """Plan the routes of the served Ingresses (sorted oldest first, paths already checked);
+    `gateway_default_backend`: the gateway has one (custom-http-errors' page by default)."""
     diags: list[Diagnostic] = []
     primaries: dict[str, list[_Candidate]] = defaultdict(list)
     canaries: dict[str, list[_Candidate]] = defaultdict(list)
@@ -128,6 +131,7 @@ def plan_routes(
         has_certificate=has_certificate,
         max_program_size=max_program_size,
         diags=diags,
+        gateway_default_backend=gateway_default_backend,
     )
     vhosts = []
     for host in sorted(primaries):
@@ -225,6 +229,7 @@ class _HostBuilder:
     __slots__ = (
         "config_maps",
         "diags",
+        "gateway_default_backend",
         "has_certificate",
         "inventory",
         "max_program_size",
@@ -241,8 +246,10 @@ class _HostBuilder:
         has_certificate: Callable[[str], bool],
         max_program_size: int,
         diags: list[Diagnostic],
+        gateway_default_backend: bool = False,
     ) -> None:
         self.tenant = tenant
+        self.gateway_default_backend = gateway_default_backend
         self.max_program_size = max_program_size
         self.inventory = inventory
         self.config_maps = config_maps
@@ -416,13 +423,15 @@ class _HostBuilder:
         if not codes:
             return routes
         target = None
+        if fallback is None and self.gateway_default_backend:
+            return _gateway_error_page(cand, codes, routes)
         if fallback is None:
             self.diags.append(
                 warning(
                     acc.ingress.meta.ref,
                     Reason.ANNOTATION_IGNORED,
                     f"{PREFIX}custom-http-errors needs {PREFIX}default-backend (the gateway "
-                    "has no default backend of its own); ignored",
+                    "has no default backend configured); ignored",
                 )
             )
         else:
@@ -672,6 +681,38 @@ def _sticky_canary(s: IngressAnnotations, cand: _Candidate) -> tuple[str, str] |
     if policy.cookie_ttl_s:
         value += f"; Max-Age={policy.cookie_ttl_s}"
     return name, value
+
+
+def _gateway_error_page(
+    cand: _Candidate, codes: tuple[int, ...], routes: list[RouteSpec]
+) -> list[RouteSpec]:
+    """custom-http-errors without default-backend: the gateway's default backend is the error
+    page (ingress-nginx's ``@custom_upstream-default-backend_CODE``), reached through the
+    catch-all scope with the CUSTOM_ERRORS headers (`_error_page`'s)."""
+    meta = cand.source.ingress.meta
+    backend = cand.backend
+    service, port = (
+        (backend.service, str(backend.port)) if isinstance(backend, ServiceBackend) else ("", "")
+    )
+    headers = (
+        ("X-Namespace", meta.namespace),
+        ("X-Ingress-Name", meta.name),
+        ("X-Service-Name", service),
+        ("X-Service-Port", port),
+    )
+    original = ("X-Original-URI", "%REQ(:path)%")
+    return [
+        replace(
+            r,
+            error_codes=codes,
+            error_page=GATEWAY_ERROR_PAGE,
+            error_page_headers=headers,
+            request_headers_format=(*r.request_headers_format, original),
+        )
+        if isinstance(r.action, Forward)
+        else r
+        for r in routes
+    ]
 
 
 def _error_page(route: RouteSpec, cand: _Candidate, *, code: int | None) -> RouteSpec:

@@ -12,6 +12,7 @@ ScopedRouteConfiguration   ``<tenant>/scope/<host>``                        ``t1
 ClusterLoadAssignment      ``<tenant>/<namespace>/<service>:<port>``        ``t1/ns/web:80``
 Cluster                    the CLA name, plus ``~<variant>`` if not default ``t1/ns/web:80~h2``
 Secret                     ``<tenant>/<namespace>/<secret>``                ``t1/ns/web-tls``
+default backend routes     ``<tenant>/default-backend`` (RDS and SRDS)      ``t1/default-backend``
 =========================  ===============================================  ====================
 """
 
@@ -41,6 +42,12 @@ def check_tenant(tenant: str) -> str:
 def route_config_name(tenant: str) -> str:
     """The tenant's one RouteConfiguration, which every scope of the tenant points at."""
     return f"{tenant}/{ROUTES_SUFFIX}"
+
+
+def default_backend_name(tenant: str) -> str:
+    """The gateway default backend's RouteConfiguration and catch-all scope (one name, two
+    types; never a host scope's ``<tenant>/scope/<host>``)."""
+    return f"{tenant}/default-backend"
 
 
 def scope_name(tenant: str, host: str) -> str:

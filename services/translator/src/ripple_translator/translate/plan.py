@@ -37,6 +37,9 @@ class Accepted:
 
 # custom-http-errors: marks a request re-routed to its path's error page (the default backend).
 ERROR_PAGE_HEADER = "x-ripple-error-page"
+# error_page: the gateway's default backend (RIPPLE_TRANSLATOR_DEFAULT_BACKEND_SERVICE), reached
+# through the catch-all scope key, which is this value (`default_backend`).
+GATEWAY_ERROR_PAGE = "_"
 
 
 class MatchKind(enum.StrEnum):
@@ -113,6 +116,8 @@ class RouteSpec:
     # of the same request, marked with `error_page_header` = `error_page`, re-routed.
     error_codes: tuple[int, ...] = ()
     error_page: str = ""
+    # Set on the re-routed request (GATEWAY_ERROR_PAGE: the CUSTOM_ERRORS headers).
+    error_page_headers: tuple[tuple[str, str], ...] = ()
     # Headers set (overwritten), appended, and removed, on the request and on the response.
     request_headers: tuple[tuple[str, str], ...] = ()
     response_headers: tuple[tuple[str, str], ...] = ()

@@ -17,6 +17,10 @@ from ripple_common.resources import PUSH_ORDER, Resource
 from ripple_translator.translate import envoy, naming, validate
 from ripple_translator.translate.annotations import parse_annotations
 from ripple_translator.translate.backends import Inventory
+from ripple_translator.translate.default_backend import (
+    DefaultBackendService,
+    plan_default_backend,
+)
 from ripple_translator.translate.diagnostics import Diagnostic, ObjectRef, Reason, error, warning
 from ripple_translator.translate.gateway import GatewayPolicy, attach_routes
 from ripple_translator.translate.gateway_model import (
@@ -72,6 +76,9 @@ class TranslateOptions:
     # Envoy's re2.max_program_size.error_level: regexes estimated larger are reported and left
     # out instead of getting the tenant's RouteConfiguration rejected.
     max_regex_program_size: int = validate.ENVOY_MAX_PROGRAM_SIZE
+    # The gateway's default backend (ingress-nginx's --default-backend-service): the tenant
+    # owning that Service writes the catch-all scope for hosts nobody serves.
+    default_backend: DefaultBackendService | None = None
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -144,6 +151,7 @@ def translate(
         has_certificate=tls.has_certificate,
         host_allowed=opts.host_allowed,
         max_program_size=opts.max_regex_program_size,
+        gateway_default_backend=opts.default_backend is not None,
     )
     diags.extend(routes.diagnostics)
     gateway_routes = plan_http_routes(tenant=tenant, routes=served, inventory=inventory)
@@ -152,6 +160,12 @@ def translate(
         (*routes.virtual_hosts, *gateway_routes.virtual_hosts), key=lambda vh: vh.host
     )
     targets = {t.cluster: t for t in (*routes.targets, *gateway_routes.targets)}
+    catch_all = plan_default_backend(
+        tenant=tenant, wanted=opts.default_backend, inventory=inventory
+    )
+    diags.extend(catch_all.diagnostics)
+    if catch_all.target is not None:
+        targets.setdefault(catch_all.target.cluster, catch_all.target)
 
     resources: list[Resource] = []
     endpoint_names: set[str] = set()
@@ -183,6 +197,7 @@ def translate(
         resources.append(
             envoy.scope(naming.scope_name(tenant, vh.host), route_config=route_config, host=vh.host)
         )
+    resources.extend(catch_all.resources)
 
     return Translation(
         tenant=tenant,
