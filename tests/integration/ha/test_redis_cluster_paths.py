@@ -149,3 +149,16 @@ async def test_scripts_in_pipelines_survive_an_empty_script_cache(
     await cluster.script_flush()
     claims = await store.claim("t0", ["x.example", "y.example"])
     assert len(claims) == 2
+
+
+async def test_a_new_client_may_start_with_a_transaction(
+    ha_stack: HaStack, layout: KeyLayout
+) -> None:
+    """xds starts with the stream's MULTI snapshot: the slot map is learnt first."""
+    fresh = redis_client(ha_stack.redis_url)
+    try:
+        source = RedisSource(fresh, SnapshotCache(), layout=layout, block_ms=100)
+        await source.load()
+        assert source.ready.is_set()
+    finally:
+        await fresh.aclose()

@@ -34,7 +34,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Kind = Literal["single", "cluster", "sentinel"]
@@ -331,23 +331,27 @@ class SlotTransaction(aioredis.client.Pipeline):
             raise ValueError(f"a cluster transaction must stay in one hash slot, not {slots}")
         (slot,) = slots
         attempts = CLUSTER_RETRIES
+        await self._cluster.initialize()  # a new client learns the slot map first
         for attempt in range(1, attempts + 1):
-            node = self._cluster.nodes_manager.get_node_from_slot(slot, False)
-            client = self._cluster.node_client(node.host, int(node.port))
-            pipe = client.pipeline(transaction=True)
-            pipe.command_stack = list(stack)
             try:
-                return list(await pipe.execute(raise_on_error=raise_on_error))
-            except (RedisConnectionError, RedisTimeoutError, ResponseError) as exc:
-                moved = isinstance(exc, ResponseError) and str(exc).startswith(
+                node = self._cluster.nodes_manager.get_node_from_slot(slot, False)
+                client = self._cluster.node_client(node.host, int(node.port))
+                async with client.pipeline(transaction=True) as pipe:
+                    pipe.command_stack = list(stack)
+                    return list(await pipe.execute(raise_on_error=raise_on_error))
+            except (
+                RedisConnectionError,
+                RedisTimeoutError,
+                ResponseError,
+                RedisClusterException,
+            ) as exc:
+                topology = not isinstance(exc, ResponseError) or str(exc).startswith(
                     ("MOVED", "CLUSTERDOWN", "TRYAGAIN", "READONLY")
                 )
-                if attempt == attempts or not (moved or not isinstance(exc, ResponseError)):
+                if attempt == attempts or not topology:
                     raise
                 await asyncio.sleep(min(CLUSTER_BACKOFF_CAP_S, CLUSTER_BACKOFF_BASE_S * 2**attempt))
                 await self._cluster.nodes_manager.initialize()
-            finally:
-                await pipe.reset()  # type: ignore[no-untyped-call]
         raise AssertionError("unreachable")
 
 
