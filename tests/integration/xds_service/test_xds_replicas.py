@@ -7,6 +7,8 @@ a change written afterwards reaches Envoy through the survivor, with only that c
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -80,12 +82,18 @@ async def replicas(
     await write_tenant(store, A, tenant_resources(A, [HOST_A], backend_port=backend_port))
     await write_tenant(store, B, tenant_resources(B, [HOST_B1], backend_port=backend_port))
     http_port = free_port()
+    # The operator's sealing key, shared by the replicas as in a deployment: with it they
+    # serve one generated default certificate (stored sealed in Redis by the first).
+    sealing_key = base64.b64encode(os.urandom(32)).decode()
     started: list[Replica] = []
     try:
         for i in range(REPLICAS):
             ports = Ports(xds=free_port(), http=http_port, health=free_port(), admin=0)
             process = XdsProcess(
-                xds_settings(redis_url=stack["RIPPLE_REDIS_URL"], prefix=prefix, ports=ports),
+                {
+                    **xds_settings(redis_url=stack["RIPPLE_REDIS_URL"], prefix=prefix, ports=ports),
+                    "sealing_key": sealing_key,
+                },
                 log=tmp_path / f"xds-{i}.log",
             )
             started.append(Replica(process, ports))

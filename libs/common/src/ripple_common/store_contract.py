@@ -91,6 +91,12 @@ class KeyLayout:
     def tenants(self) -> str:
         return f"{self.prefix}.tenants"
 
+    @property
+    def default_certificate(self) -> str:
+        """The gateway's generated default certificate shared by the xds replicas (its key
+        sealed): `ripple_xds.default_certificate_store`."""
+        return f"{self.prefix}.default-certificate"
+
 
 @dataclass(frozen=True, slots=True)
 class KafkaOffset:

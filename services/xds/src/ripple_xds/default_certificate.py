@@ -6,12 +6,12 @@ Configured (`RIPPLE_XDS_DEFAULT_CERTIFICATE_FILE` and `..._KEY_FILE`, e.g. a Kub
 Secret mounted as files, ingress-nginx's `--default-ssl-certificate`), or generated at start:
 self-signed, named as ingress-nginx's (subject CN "Kubernetes Ingress Controller Fake
 Certificate", O "Acme Co", DNS name `ingress.local`), an ECDSA P-256 key that never leaves
-the process but as the Secret resource `DEFAULT_CERTIFICATE` in the snapshot cache. That
+the process but as the Secret resource `DEFAULT_CERTIFICATE` in the snapshot cache (and,
+sealed, in Redis to be shared by the replicas: `default_certificate_store`). That
 resource is served like every tenant's key: by SDS, only to gateways whose client
 certificate was verified (mTLS), or to anyone with RIPPLE_XDS_INSECURE_DEV_SECRETS (see
-`identity.secrets_allowed`); it is never written to Redis or Kafka, never inlined in a
-listener. Each replica generates its own certificate (configure one for identical bytes on
-every replica). Pure but for reading the configured files."""
+`identity.secrets_allowed`); it is never written to Kafka nor in the clear to Redis, never
+inlined in a listener. Pure but for reading the configured files."""
 
 from __future__ import annotations
 

@@ -26,6 +26,8 @@ from ripple_common.resources import Resource, TypeUrl
 from ripple_common.sealing import Sealer
 from ripple_common.store_contract import ChangeEntry, KeyLayout
 from ripple_common.telemetry import context_from_fields, init_tracing
+from ripple_xds.default_certificate import default_secret, generate_fake
+from ripple_xds.default_certificate_store import shared_pair
 from ripple_xds.edge import client_address, default_certificate, external_name_gate
 from ripple_xds.gateway import http_listener
 from ripple_xds.health import MetricsView, readiness, render_metrics
@@ -235,6 +237,16 @@ class XdsService:
         return status, body + out.text()
 
 
+async def shared_default_certificate(settings: XdsSettings, client: aioredis.Redis) -> Resource:
+    """The configured default certificate, else a generated one shared by every replica
+    through Redis when a sealing key seals its key there (`default_certificate_store`)."""
+    sealer = sealer_from(settings)
+    if settings.default_certificate_file is not None or sealer is None:
+        return default_certificate(settings)
+    layout = KeyLayout(prefix=settings.redis_prefix)
+    return default_secret(*await shared_pair(client, layout, sealer, generate_fake()))
+
+
 def sealer_from(settings: XdsSettings) -> Sealer | None:
     if settings.sealing_key is None:
         return None
@@ -292,7 +304,7 @@ async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
                 address=settings.gateway_https_address or settings.gateway_http_address,
                 port=settings.gateway_https_port,
                 client=client_address(settings),
-                default_certificate=default_certificate(settings),
+                default_certificate=await shared_default_certificate(settings, redis.client),
             ),
             schedule=asyncio.get_running_loop().call_soon,
             gateways=policy.all(),
