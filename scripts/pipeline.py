@@ -98,8 +98,15 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int) -> tuple[int
             with contextlib.suppress(TopicAlreadyExistsError):
                 # Messages as large as the watcher publishes (a ~1.5 MB object, compressed).
                 sized = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+                # One replica per broker up to 3 (the HA profile: 3, with 2 in sync).
+                replicas = min(3, len((await admin.describe_cluster())["brokers"]))
+                if replicas == 3:
+                    sized["min.insync.replicas"] = "2"
                 new = NewTopic(
-                    name=topic, num_partitions=partitions, replication_factor=1, topic_configs=sized
+                    name=topic,
+                    num_partitions=partitions,
+                    replication_factor=replicas,
+                    topic_configs=sized,
                 )
                 await admin.create_topics([new])
                 made = True
