@@ -124,6 +124,7 @@ class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
             parse_default_backend(value)
             return value.strip()
         return None
+
     sealing_key: SecretStr | None = Field(
         default=None,
         description="base64 AES key (16/24/32 bytes) opening the TLS private keys the watcher "
