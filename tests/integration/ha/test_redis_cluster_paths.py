@@ -5,11 +5,13 @@ scripts in pipelines on a node whose script cache is empty (as after a failover)
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ClusterDownError, SlotNotCoveredError, TryAgainError
 
 from ripple_common.redis_client import is_cluster, redis_client
 from ripple_common.resources import Resource, TypeUrl
@@ -162,3 +164,32 @@ async def test_a_new_client_may_start_with_a_transaction(
         assert source.ready.is_set()
     finally:
         await fresh.aclose()
+
+
+async def test_xds_follow_outlives_a_failovers_errors(
+    cluster: aioredis.Redis, layout: KeyLayout
+) -> None:
+    """While a master fails over, the cluster answers CLUSTERDOWN and a slot has no master:
+    the follow loop waits and goes on (the fault test saw it die on CLUSTERDOWN)."""
+    source = RedisSource(cluster, SnapshotCache(), layout=layout, block_ms=50, retry_s=0.01)
+    await source.load()
+    real = source.step
+    failures: list[Exception] = [
+        ClusterDownError("CLUSTERDOWN The cluster is down"),
+        SlotNotCoveredError("slot 1234 is not covered"),
+        TryAgainError("TRYAGAIN"),
+    ]
+    calls = 0
+
+    async def flaky(*, block_ms: int | None = None) -> int:
+        nonlocal calls
+        calls += 1
+        if failures:
+            raise failures.pop(0)
+        if calls > 5:
+            source.stop()
+        return await real(block_ms=block_ms)
+
+    source.step = flaky  # type: ignore[method-assign]
+    await asyncio.wait_for(source.follow(), 10)
+    assert source.stats.errors == 3

@@ -33,11 +33,29 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    ClusterError,
+    NoScriptError,
+    RedisClusterException,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Kind = Literal["single", "cluster", "sentinel"]
+
+# What a Redis outage or a cluster failover raises while it lasts (after the client's own
+# retries): a loop that must outlive one (xds following the change stream) waits and goes on.
+# CLUSTERDOWN and TRYAGAIN are server answers; a slot without a master is the client's error.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterError,
+    TryAgainError,
+    SlotNotCoveredError,
+)
 
 # redis-py's cluster client has no blocking pool: past its per-node cap a command fails
 # (MaxConnectionsError) instead of waiting, so the cap is never set below its default.

@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.commands.core import AsyncScript
 
+from ripple_common.redis_client import TRANSIENT_ERRORS
 from ripple_common.resources import Resource
 from ripple_common.store_contract import (
     FETCH_NAMES_LUA,
@@ -198,7 +199,7 @@ class RedisSource:
         while not self._stopping:
             try:
                 await self.step()
-            except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
+            except TRANSIENT_ERRORS as exc:  # also a cluster failover's CLUSTERDOWN
                 self.stats.errors += 1
                 _log.warning("redis unavailable; retrying", error=str(exc), retry_s=self._retry_s)
                 await asyncio.sleep(self._retry_s)
