@@ -1,0 +1,265 @@
+"""Scale benchmark: N Ingresses in N/10 tenants (default 200,000 in 20,000; `--quick`: 2,000 in
+200) through the API, then what bench.probe measures (create -> 200 p50/p99 one at a time, a
+burst, the background prober) and what grows with size: the resident memory of each service
+and of Envoy, Redis's memory (INFO), Kafka's disk, the start-up time of a fresh xds replica
+(start until ready: every tenant loaded) and the time a translator joining the group and one
+leaving it take until the group owns every partition again (partitions handed over, their
+tenants loaded).
+
+    export RIPPLE_RUN=/tmp/scale-stack RIPPLE_REDIS_PORT=... (every RIPPLE_*_PORT, as for
+    bench.probe: README "Propagation benchmark")
+    stack/stack up && .venv/bin/python -m bench.scale [--quick]
+
+It refuses the default run directory (.stack): the shared stack is never loaded this way. The
+load is resumable: objects are labelled and kept, so an interrupted or repeated run creates
+only what is missing (bench.probe's loader, with progress lines). Results:
+bench/results/scale-<mode>-<UTC stamp>.json, and a summary with memory per 10,000 Ingresses.
+Gateway-group sharding (RIPPLE_XDS_GATEWAYS with 2 groups) is not measured yet."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Final
+
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from bench.probe import (
+    RESULTS_DIR,
+    Plan,
+    _listening,
+    bench,
+    commit,
+    machine,
+    session_rss_mib,
+)
+from ripple_common.redis_client import redis_client
+from scripts.netns_backend import PROBE_LAYOUT, BackendError, NetnsBackend
+from scripts.pipeline import Pipeline, PipelineError, Ports, http_ready
+from scripts.stack_env import REPO_DIR, load_stack_env, run_dir
+
+PER: Final = 10_000
+
+
+def _say(text: str) -> None:
+    print(f"[scale {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def per_10k(mib: float | None, ingresses: int) -> float | None:
+    """MiB per 10,000 Ingresses (the whole process divided by the load's size)."""
+    if mib is None or ingresses <= 0:
+        return None
+    return round(mib * PER / ingresses, 1)
+
+
+def dir_mib(path: Path) -> float | None:
+    if not path.is_dir():
+        return None
+    total = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return round(total / 2**20, 1)
+
+
+async def redis_memory(url: str) -> dict[str, Any]:
+    client = redis_client(url)
+    try:
+        info = await client.info("memory")
+        keys = await client.dbsize()
+    finally:
+        await client.aclose()
+    return {"used_mib": round(int(info["used_memory"]) / 2**20, 1), "keys": int(keys)}
+
+
+def fresh_xds_startup(pipeline: Pipeline, *, timeout_s: float = 600) -> float:
+    """Seconds from starting one more xds replica (own ports) until its /readyz answers 200
+    (it has loaded every tenant)."""
+    spec = pipeline.specs()["xds"]
+    health = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIPPLE_")}
+    env.update(spec.env)
+    env["RIPPLE_XDS_LISTEN"] = f"127.0.0.1:{free_port()}"
+    env["RIPPLE_XDS_HEALTH_PORT"] = str(health)
+    log = pipeline.dir / "scale-xds.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ripple_xds"],
+            cwd=REPO_DIR,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        while not http_ready(f"http://127.0.0.1:{health}/readyz"):
+            if proc.poll() is not None:
+                raise PipelineError(f"the extra xds replica exited; log: {log}")
+            if time.monotonic() - started > timeout_s:
+                raise PipelineError(f"the extra xds replica not ready in {timeout_s} s")
+            time.sleep(0.05)
+        return round(time.monotonic() - started, 2)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def translator_handover(stack: dict[str, str], ports: Ports) -> dict[str, float]:
+    """A third translator joins the group (seconds until the group owns every partition again,
+    the newcomer's tenants loaded), then leaves (seconds until the other two own them all)."""
+    three = Pipeline(run=run_dir(), stack_env=stack, translators=3, ports=ports)
+    started = time.monotonic()
+    names = three.up(["translator"], timeout_s=600)
+    joined = time.monotonic() - started
+    two = Pipeline(run=run_dir(), stack_env=stack, translators=2, ports=ports)
+    started = time.monotonic()
+    for name in names:
+        three.stop(name)
+    while not two.translators_ready():
+        if time.monotonic() - started > 600:
+            raise PipelineError("the group did not settle after a translator left")
+        time.sleep(0.05)
+    return {"join_s": round(joined, 2), "leave_s": round(time.monotonic() - started, 2)}
+
+
+def summary(result: dict[str, Any]) -> str:
+    plan, probe, burst = result["plan"], result["probe"], result["burst"]
+    lines = [
+        f"{plan['ingresses']:,} Ingresses in {plan['tenants']:,} tenants",
+        f"create -> 200: {json.dumps(probe.get('latency_ms', probe))}",
+        f"burst: {json.dumps(burst)}",
+        f"errors: {result['errors']['total']}",
+        f"redis: {result['redis']}, kafka disk {result['kafka_disk_mib']} MiB",
+        f"fresh xds replica ready in {result['xds_startup_s']} s; "
+        f"translator join/leave: {result['translator_handover']}",
+        "RSS MiB (per 10,000 Ingresses):",
+    ]
+    for name, mib in sorted(result["rss_mib"].items()):
+        lines.append(f"  {name:14} {mib} ({result['rss_mib_per_10k'].get(name)})")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--quick", action="store_true", help="2,000 Ingresses in 200 tenants")
+    parser.add_argument("--ingresses", type=int, help="loaded Ingresses (default 200,000)")
+    parser.add_argument("--tenants", type=int, help="tenants (default: a tenth of the Ingresses)")
+    parser.add_argument("--probes", type=int, help="one-at-a-time creates (200; quick 50)")
+    parser.add_argument("--burst", type=int, help="Ingresses of the burst (2,000; quick 200)")
+    parser.add_argument("--concurrency", type=int, default=64, help="API requests in flight")
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="results directory")
+    parser.add_argument("--keep", action="store_true", help="leave the pipeline and backend up")
+    args = parser.parse_args(argv)
+    ingresses = args.ingresses or (2_000 if args.quick else 200_000)
+    if ingresses < 1:
+        parser.error("--ingresses must be positive")
+    plan = Plan(
+        mode="quick" if args.quick else "full",
+        ingresses=ingresses,
+        tenants=args.tenants or max(1, ingresses // 10),
+        probes=args.probes or (50 if args.quick else 200),
+        burst=args.burst or (200 if args.quick else 2_000),
+        concurrency=args.concurrency,
+    )
+    if run_dir() == REPO_DIR / ".stack":
+        parser.error(
+            "bench.scale never runs on the shared stack: set RIPPLE_RUN and every RIPPLE_*_PORT "
+            '(README "Propagation benchmark") and start a second stack there'
+        )
+    return args, plan
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, plan = parse_args(argv)
+    run = run_dir()
+    stack = load_stack_env(run)
+    if "KUBECONFIG" not in stack:
+        _say(f"no stack in {run} (missing {run / 'env'}): start one with stack/stack up")
+        return 1
+    otlp = stack.get("RIPPLE_OTLP_ENDPOINT", "")
+    if otlp and not _listening(otlp):
+        stack.pop("RIPPLE_OTLP_ENDPOINT")
+    ports = Ports.from_env(os.environ)
+    pipeline = Pipeline(run=run, stack_env=stack, ports=ports)
+    backend = NetnsBackend(state_dir=run / "probe-backend", layout=PROBE_LAYOUT)
+    had_backend = backend.status().up
+    started: list[str] = []
+    try:
+        backend.up()
+        started = pipeline.up(timeout_s=1200, say=lambda s: _say(f"pipeline: {s}"))
+        date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        out = asyncio.run(
+            bench(
+                plan,
+                kubeconfig=stack["KUBECONFIG"],
+                port=pipeline.gateway_port,
+                backend_ip=PROBE_LAYOUT.backend_ip,
+                query_url=None,
+            )
+        )
+        rss: dict[str, float | None] = {
+            st.name: round(st.rss_mib, 1) if st.rss_mib is not None else None
+            for st in pipeline.status()
+        }
+        for comp in ("envoy", "apiserver", "etcd", "kafka", "redis"):
+            rss[comp] = session_rss_mib(run / comp / "pid")
+        _say("memory, Redis, Kafka disk")
+        redis = asyncio.run(redis_memory(stack["RIPPLE_REDIS_URL"]))
+        kafka_disk = dir_mib(run / "kafka" / "data")
+        _say("a fresh xds replica")
+        xds_startup = fresh_xds_startup(pipeline)
+        _say("a translator joining and leaving the group")
+        handover = translator_handover(stack, ports)
+        result = {
+            "benchmark": "scale",
+            "date": date,
+            "commit": commit(),
+            "machine": machine(),
+            "plan": asdict(plan),
+            **out,
+            "rss_mib": rss,
+            "rss_mib_per_10k": {k: per_10k(v, plan.ingresses) for k, v in rss.items()},
+            "redis": redis,
+            "redis_mib_per_10k": per_10k(redis["used_mib"], plan.ingresses),
+            "kafka_disk_mib": kafka_disk,
+            "xds_startup_s": xds_startup,
+            "translator_handover": handover,
+        }
+        args.results.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = args.results / f"scale-{plan.mode}-{stamp}.json"
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(summary(result))
+        print(f"results: {path}")
+        return 0
+    except (BackendError, PipelineError, TimeoutError, ApiException) as exc:
+        _say(f"ERROR: {exc}")
+        return 1
+    finally:
+        if not args.keep:
+            pipeline.down(started, say=lambda s: _say(f"pipeline: {s}"))
+            if not had_backend:
+                backend.down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
