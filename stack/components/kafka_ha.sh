@@ -143,7 +143,15 @@ kafka_ha_start() {
 }
 
 kafka_ha_stop() {
-  local i
+  local i pf
+  # SIGTERM to every node first: a node stopped last, alone, would wait for a controller
+  # quorum that is gone and be killed after stop_proc's 20 s.
+  for i in $(seq 1 "$KAFKA_HA_NODES"); do
+    pf="$(comp_pidfile "$(kafka_ha_name "$i")")"
+    if [[ -f "$pf" ]] && pid_alive "$(cat "$pf")"; then
+      kill -TERM -- "-$(cat "$pf")" 2>/dev/null || kill -TERM "$(cat "$pf")" 2>/dev/null || true
+    fi
+  done
   for ((i=KAFKA_HA_NODES; i>=1; i--)); do stop_proc "$(kafka_ha_name "$i")"; done
 }
 
