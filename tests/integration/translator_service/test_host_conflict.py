@@ -7,7 +7,6 @@ tenants."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from typing import Any
 
@@ -62,9 +61,12 @@ async def test_first_claim_wins_across_translators_and_the_host_is_never_doubled
         return out
 
     doubled: list[set[str]] = []
+    # Stopped by an event, not cancelled: redis-py may swallow a cancellation that lands
+    # inside a command, and the watcher then ran (and the test waited for it) forever.
+    watching = asyncio.Event()
 
     async def watch() -> None:
-        while True:
+        while not watching.is_set():
             now = await serving()
             if len(now) > 1:
                 doubled.append(now)
@@ -111,9 +113,8 @@ async def test_first_claim_wins_across_translators_and_the_host_is_never_doubled
         stats = loop1.engine.stats.host_notices + loop2.engine.stats.host_notices
         assert stats >= 2  # "released" woke A; the end of the hold woke it again
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        watching.set()
+        await watcher
         await first.aclose()
         await second.aclose()
     assert doubled == []
