@@ -599,9 +599,13 @@ class TenantWriter:
             # trip), so a crash after the claim cannot leak a claim nobody releases.
             pending = {**slot.host_states, **dict.fromkeys(new, HostState.LOST)}
         # Only the hosts whose claim changed are claimed again, unless a notice (or a
-        # reload) made every outcome stale: ownership only changes hands with a notice.
+        # reload) made every outcome stale: ownership only changes hands with a notice. A
+        # host the tenant does not serve (lost, held for its owner, or still served by
+        # another) is claimed again at every write, so its diagnostic says who has it now
+        # (an owner taking back a held host sends no notice): losers are few, a flooding
+        # tenant's served hosts are not claimed again.
         unchanged = set(key) & set(previous_key or ()) if not stale else set()
-        reuse = {k[0] for k in unchanged if k[0] in slot.claimed}
+        reuse = {k[0] for k in unchanged if k[0] in slot.claimed and slot.claimed[k[0]].servable}
         to_claim = [h for h in wanted if h not in reuse]
         claimed = await hosts.claim(slot.tenant, to_claim, record=pending)
         if pending is not None:
