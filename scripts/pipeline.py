@@ -318,7 +318,12 @@ class Pipeline:
                     "RIPPLE_TRANSLATOR_REDIS_URL": self._stack("RIPPLE_REDIS_URL"),
                     "RIPPLE_TRANSLATOR_REDIS_PREFIX": REDIS_PREFIX,
                     "RIPPLE_TRANSLATOR_SEALING_KEY": key,
-                    # Every instance joins the one group (the setting's default group id).
+                    # Every instance joins the one group (the setting's default group id),
+                    # as a static member named after it (a restart keeps its partitions);
+                    # the stack's broker accepts a 3 s session (group.min.session.timeout.ms
+                    # 2000), so a killed translator's partitions move within about 3 s.
+                    "RIPPLE_TRANSLATOR_GROUP_INSTANCE_ID": name,
+                    "RIPPLE_TRANSLATOR_SESSION_TIMEOUT_MS": "3000",
                     "RIPPLE_TRANSLATOR_HEALTH_PORT": str(ports.translator_health(n)),
                 },
                 readyz=None,
