@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
+from ripple_common.envoy_keys import EC_CURVES, MIN_RSA_BITS, rsa_consistent
 from ripple_common.resources import Resource, TypeUrl
 from ripple_common.sealing import SEALED_PREFIX, Sealer, SealingError, resource_context
 from ripple_xds.tenants import tenant_of
@@ -39,8 +40,6 @@ _log = structlog.get_logger(__name__)
 _SEALED = SEALED_PREFIX.encode()
 
 
-MIN_RSA_BITS = 2048
-EC_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -80,25 +79,6 @@ def pair_problem(certificate: bytes, private_key: bytes) -> str | None:
     if key.public_key().public_bytes(*_SPKI) != cert_spki:
         return "the private key does not match the certificate (KEY_VALUES_MISMATCH)"
     return None
-
-
-def rsa_consistent(key: rsa.RSAPrivateKey) -> bool:
-    """Whether an RSA private key's numbers fit together (n = p*q, e*d = 1 mod p-1 and q-1,
-    the CRT values), as BoringSSL checks when Envoy loads it; microseconds, where
-    cryptography's own check (primality tests) takes 70 ms for 2048 bits."""
-    numbers = key.private_numbers()
-    p, q, d = numbers.p, numbers.q, numbers.d
-    e, n = numbers.public_numbers.e, numbers.public_numbers.n
-    return (
-        p > 1
-        and q > 1
-        and p * q == n
-        and (e * d) % (p - 1) == 1
-        and (e * d) % (q - 1) == 1
-        and numbers.dmp1 == d % (p - 1)
-        and numbers.dmq1 == d % (q - 1)
-        and (numbers.iqmp * q) % p == 1
-    )
 
 
 class SecretOpener:

@@ -26,10 +26,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
+from ripple_common.envoy_keys import EC_CURVES, MIN_RSA_BITS, rsa_consistent
 from ripple_common.sealing import SEALED_PREFIX
 
-MIN_RSA_BITS = 2048
-EC_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 _CERT_BEGIN = "-----BEGIN CERTIFICATE-----"
 _KEY_END = "PRIVATE KEY-----"
 
@@ -120,24 +119,6 @@ def _private_key(private_key: str) -> tuple[_PrivateKey | None, str]:
         kind = type(key).__name__.removeprefix("_")
         return None, f"tls.key is a {kind}, which Envoy does not serve"
     return key, ""
-
-
-def rsa_consistent(key: rsa.RSAPrivateKey) -> bool:
-    """Whether an RSA private key's numbers fit together (n = p*q, e*d = 1 mod p-1 and q-1,
-    the CRT values), as BoringSSL's RSA_check_key requires; no primality test."""
-    numbers = key.private_numbers()
-    p, q, d = numbers.p, numbers.q, numbers.d
-    e, n = numbers.public_numbers.e, numbers.public_numbers.n
-    return (
-        p > 1
-        and q > 1
-        and p * q == n
-        and (e * d) % (p - 1) == 1
-        and (e * d) % (q - 1) == 1
-        and numbers.dmp1 == d % (p - 1)
-        and numbers.dmq1 == d % (q - 1)
-        and (numbers.iqmp * q) % p == 1
-    )
 
 
 def _key_type_problem(key: _PrivateKey) -> str | None:
