@@ -381,6 +381,9 @@ def test_a_change_made_while_the_watcher_is_down_is_timed_from_the_api(rig: Rig)
     # (The warm-up Ingress may have breached too: created while the watcher was starting.)
     known = len(breaches(rig.logs["xds"], rig.tenant))
 
+    # Kubernetes times are whole seconds and the late Ingress is told apart from the warm-up
+    # one by its API time below: create it in a later second than the warm-up Ingress.
+    time.sleep(1.1)
     # The watcher goes down; an Ingress is created while it is; PAUSE_S later it comes back.
     rig.watcher.send_signal(signal.SIGTERM)
     assert rig.watcher.wait(30) == 0, tail(rig.logs["watcher"])
