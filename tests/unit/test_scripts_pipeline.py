@@ -68,7 +68,9 @@ def test_each_service_gets_its_settings_from_the_stack(tmp_path: Path) -> None:
         assert all(k.startswith(f"RIPPLE_{spec.service.upper()}_") for k in spec.env)
 
 
-def test_translator_instances_share_everything_but_their_health_port(tmp_path: Path) -> None:
+def test_translator_instances_share_everything_but_their_health_port_and_member_id(
+    tmp_path: Path,
+) -> None:
     pipeline = Pipeline(run=tmp_path, stack_env=STACK, translators=3)
     specs = pipeline.specs()
     names = ["xds", "translator", "translator-2", "translator-3", "watcher"]
@@ -83,10 +85,13 @@ def test_translator_instances_share_everything_but_their_health_port(tmp_path: P
         specs["watcher"].env["RIPPLE_WATCHER_HEALTH_PORT"],
     }
     assert not ports & health
+    own = ("HEALTH_PORT", "GROUP_INSTANCE_ID")
     for spec in others:  # one group: no per-instance group id, same store and brokers
-        rest = {k: v for k, v in spec.env.items() if not k.endswith("HEALTH_PORT")}
-        assert rest == {k: v for k, v in first.env.items() if not k.endswith("HEALTH_PORT")}
+        rest = {k: v for k, v in spec.env.items() if not k.endswith(own)}
+        assert rest == {k: v for k, v in first.env.items() if not k.endswith(own)}
     assert "RIPPLE_TRANSLATOR_GROUP_ID" not in first.env
+    # Each is a static member of that group, named after its instance.
+    assert [s.env["RIPPLE_TRANSLATOR_GROUP_INSTANCE_ID"] for s in (first, *others)] == names[1:4]
 
 
 def test_instances_are_named_after_their_service() -> None:
