@@ -244,9 +244,12 @@ async def running(*tasks: asyncio.Task[None]) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
-            if not task.done():
+        # Cancelled again until done: redis-py may swallow a cancellation that lands inside a
+        # command, and a task that never ends would hang the test.
+        while pending := [t for t in tasks if not t.done()]:
+            for task in pending:
                 task.cancel()
+            await asyncio.wait(pending, timeout=1.0)
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
