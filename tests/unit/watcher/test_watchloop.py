@@ -11,7 +11,8 @@ from ripple_watcher.kinds import INGRESS
 from ripple_watcher.ports import ResourceExpiredError
 from ripple_watcher.reconcile import Reconciler
 from ripple_watcher.tenancy import TenantResolver
-from ripple_watcher.watchloop import Backoff, KindWatcher, WatchOptions
+from ripple_common.backoff import Backoff
+from ripple_watcher.watchloop import KindWatcher, WatchOptions
 from tests.unit.watcher.fakes import (
     HANG,
     FakeKindApi,

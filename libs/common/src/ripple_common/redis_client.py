@@ -17,7 +17,8 @@ adds here: pipelines that call registered Lua scripts (EVALSHA) load them where 
 NOSCRIPT (a new master after a failover has an empty script cache) and run only those calls
 again, as redis-py's single-node pipeline does with SCRIPT LOAD before it runs.
 
-`parse_redis_url` is pure; `redis_client` builds the client."""
+`parse_redis_url` is pure; `redis_client` builds the client; `RedisClient` is that client as
+a service's lifecycle resource."""
 
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ripple_common.backoff import Backoff
 
 Kind = Literal["single", "cluster", "sentinel"]
 
@@ -211,6 +214,26 @@ def redis_client(
     return master
 
 
+class RedisClient:
+    """A redis-py client as a lifecycle resource (`ripple_common.lifecycle`): `start` pings,
+    `stop` closes. Bytes, not decoded; a single node, a cluster or a Sentinel master by URL
+    (`redis_client`). With `max_connections` a single node's pool holds at most that many and
+    a caller finding none free waits for one (up to `pool_timeout_s`) instead of failing."""
+
+    def __init__(
+        self, url: str, *, max_connections: int | None = None, pool_timeout_s: float | None = None
+    ) -> None:
+        self.client: aioredis.Redis = redis_client(
+            url, max_connections=max_connections, pool_timeout_s=pool_timeout_s
+        )
+
+    async def start(self) -> None:
+        await self.client.ping()
+
+    async def stop(self) -> None:
+        await self.client.aclose()
+
+
 def is_cluster(client: object) -> bool:
     """True when `client` is a Redis Cluster client (SCAN, FLUSH... go to every master)."""
     return isinstance(client, RedisCluster)
@@ -349,6 +372,9 @@ class SlotTransaction(aioredis.client.Pipeline):
             raise ValueError(f"a cluster transaction must stay in one hash slot, not {slots}")
         (slot,) = slots
         attempts = CLUSTER_RETRIES
+        backoff = Backoff(
+            initial=CLUSTER_BACKOFF_BASE_S * 2, maximum=CLUSTER_BACKOFF_CAP_S, jitter=False
+        )
         await self._cluster.initialize()  # a new client learns the slot map first
         for attempt in range(1, attempts + 1):
             try:
@@ -368,7 +394,7 @@ class SlotTransaction(aioredis.client.Pipeline):
                 )
                 if attempt == attempts or not topology:
                     raise
-                await asyncio.sleep(min(CLUSTER_BACKOFF_CAP_S, CLUSTER_BACKOFF_BASE_S * 2**attempt))
+                await asyncio.sleep(backoff.next())
                 await self._cluster.nodes_manager.initialize()
         raise AssertionError("unreachable")
 

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import SecretStr
 
 SEALED_PREFIX: Final = "ripple:aesgcm:v1:"
 # The only data fields published in the clear: certificates (public by design).
@@ -105,6 +106,13 @@ class Sealer:
             context = secret_context(namespace=namespace, name=name, field=field)
             sealed[field] = self.seal_value(plain, context=context)
         return {**out, "data": sealed}
+
+
+def sealer_from(key: SecretStr | None) -> Sealer | None:
+    """The sealer of a service's `sealing_key` setting (base64), None when it is unset."""
+    if key is None:
+        return None
+    return Sealer.from_base64(key.get_secret_value())
 
 
 def _decode(value: object) -> bytes | None:

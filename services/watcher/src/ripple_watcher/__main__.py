@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Sequence
 
-from pydantic import ValidationError
-
-from ripple_common.lifecycle import Lifecycle, run
-from ripple_common.logs import configure_logging
-from ripple_common.telemetry import init_tracing
+from ripple_common.entrypoint import Serve, ServiceCommand
+from ripple_common.entrypoint import main as service_main
 from ripple_watcher.service import ConfigError
 from ripple_watcher.settings import WatcherSettings
 
@@ -28,57 +25,25 @@ SCOPE_HELP = (
 )
 
 
-def settings_help() -> str:
-    """One line per setting: its environment variable and what it does."""
-    prefix = WatcherSettings.model_config.get("env_prefix", "")
-    lines = ["settings (environment variables):"]
-    for name, field in WatcherSettings.model_fields.items():
-        lines.append(f"  {prefix}{name.upper()}: {field.description or ''}")
-    return "\n".join(lines)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ripple-watcher",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Configuration comes from environment variables prefixed RIPPLE_WATCHER_ "
-        "(see --print-settings).\n\n" + SCOPE_HELP + "\n\n" + settings_help(),
-    )
-    parser.add_argument(
-        "--print-settings", action="store_true", help="print the effective settings as JSON"
-    )
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        settings = WatcherSettings()
-    except ValidationError as exc:
-        print(f"ripple-watcher: invalid settings: {exc}", file=sys.stderr)
-        return 2
-    if args.print_settings:
-        print(settings.model_dump_json(indent=2))
-        return 0
-    # The adapters (kubernetes_asyncio, aiokafka) load only when the service runs: --help and
-    # --print-settings stay fast.
+def _serve() -> Serve[WatcherSettings]:
+    # The adapters (kubernetes_asyncio, aiokafka) load only when the service runs.
     from ripple_watcher.app import serve  # noqa: PLC0415
 
-    configure_logging(service="ripple-watcher", level=settings.log_level, json=settings.log_json)
-    provider = init_tracing(service="ripple-watcher", otlp_endpoint=settings.otlp_endpoint)
+    return serve
 
-    async def _serve(lc: Lifecycle) -> None:
-        await serve(lc, settings)
 
-    try:
-        run(_serve)
-    except ConfigError as exc:
-        print(f"ripple-watcher: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        provider.shutdown()
-    return 0
+COMMAND = ServiceCommand(
+    prog="ripple-watcher",
+    description=DESCRIPTION,
+    settings=WatcherSettings,
+    serve=_serve,
+    notes=(SCOPE_HELP,),
+    config_errors=(ConfigError,),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return service_main(COMMAND, argv)
 
 
 if __name__ == "__main__":

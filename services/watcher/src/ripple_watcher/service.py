@@ -10,6 +10,7 @@ import structlog
 from ripple_common.envelope import Envelope
 from ripple_common.health import Route
 from ripple_common.sealing import Sealer
+from ripple_common.sealing import sealer_from as sealer_of
 from ripple_watcher.health import readiness, render_metrics
 from ripple_watcher.kinds import NAMESPACE, KindSpec
 from ripple_watcher.leases import Elector
@@ -41,14 +42,13 @@ def watch_options(settings: WatcherSettings) -> WatchOptions:
 
 
 def sealer_from(settings: WatcherSettings, specs: Sequence[KindSpec]) -> Sealer | None:
-    if settings.sealing_key is None:
-        if any(s.kind == "Secret" for s in specs):
-            raise ConfigError(
-                "watching Secrets needs RIPPLE_WATCHER_SEALING_KEY (base64 AES key): private "
-                "keys are never published in plaintext"
-            )
-        return None
-    return Sealer.from_base64(settings.sealing_key.get_secret_value())
+    """The settings' sealer; a Secret watch without a sealing key is a ConfigError."""
+    if settings.sealing_key is None and any(s.kind == "Secret" for s in specs):
+        raise ConfigError(
+            "watching Secrets needs RIPPLE_WATCHER_SEALING_KEY (base64 AES key): private "
+            "keys are never published in plaintext"
+        )
+    return sealer_of(settings.sealing_key)
 
 
 def resolver_from(settings: WatcherSettings) -> TenantResolver:

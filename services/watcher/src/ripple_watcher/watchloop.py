@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from ripple_common.backoff import Backoff
 from ripple_common.envelope import Envelope
 from ripple_watcher.ports import EventSink, KindApi, PublishError, RawEvent, ResourceExpiredError
 from ripple_watcher.reconcile import Reconciler
@@ -50,24 +51,6 @@ class IdleWatchError(Exception):
 
 class RelistRequestedError(Exception):
     """Someone (a namespace relabel) asked for a re-list."""
-
-
-@dataclass(slots=True)
-class Backoff:
-    """Exponential backoff with full jitter: 0..min(max, initial * 2**attempt)."""
-
-    initial: float
-    maximum: float
-    rng: Callable[[], float] = random.random
-    attempt: int = 0
-
-    def next(self) -> float:
-        ceiling = min(self.maximum, self.initial * 2.0**self.attempt)
-        self.attempt = min(self.attempt + 1, 32)
-        return ceiling * (0.5 + self.rng() / 2)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 @dataclass(slots=True)
