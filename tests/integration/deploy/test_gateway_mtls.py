@@ -26,7 +26,8 @@ import pytest
 import yaml
 
 from ripple_common.lifecycle import Lifecycle
-from ripple_xds.service import XdsService, start_xds
+from ripple_xds.app import start_xds
+from ripple_xds.service import XdsService
 from ripple_xds.settings import XdsSettings
 from tests.conftest import StackEnv
 from tests.integration.deploy.kubectl import K8S_DIR, TARGETS, Kubectl, documents

@@ -45,10 +45,11 @@ from ripple_common.resources import TypeUrl
 from ripple_common.sealing import Sealer
 from ripple_translator.seal import seal_secret
 from ripple_translator.store import KeyLayout, RedisTenantStore
+from ripple_xds.app import start_xds
 from ripple_xds.gateway import HTTP_LISTENER
 from ripple_xds.https import HTTPS_LISTENER
 from ripple_xds.identity import GATEWAY_METADATA
-from ripple_xds.service import XdsService, start_xds
+from ripple_xds.service import XdsService
 from ripple_xds.settings import XdsSettings
 from tests.conftest import StackEnv
 from tests.integration.loopback import free_port

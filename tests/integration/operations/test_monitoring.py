@@ -27,8 +27,8 @@ from ripple_xds.health import MetricsView as XdsView
 from ripple_xds.health import render_metrics as render_xds
 from ripple_xds.propagation import PropagationMetrics
 from ripple_xds.secrets import SecretStats
-from ripple_xds.server import XdsStats
 from ripple_xds.source import SourceStats
+from ripple_xds.stream_log import XdsStats
 from scripts.stack_env import load_stack_env
 
 ROOT = Path(__file__).resolve().parents[3]

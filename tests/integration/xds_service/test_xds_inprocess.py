@@ -16,8 +16,9 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.resources import TypeUrl
 from ripple_translator.store import RedisTenantStore
+from ripple_xds.app import start_xds
 from ripple_xds.gateway import HTTP_LISTENER
-from ripple_xds.service import XdsService, start_xds
+from ripple_xds.service import XdsService
 from ripple_xds.settings import XdsSettings
 from tests.conftest import StackEnv
 from tests.integration.loopback import free_port, http_get, status

@@ -4,8 +4,8 @@ from ripple_common.health import HealthServer
 from ripple_common.resources import TypeUrl
 from ripple_xds.health import MetricsView, readiness, render_metrics
 from ripple_xds.secrets import SecretStats
-from ripple_xds.server import XdsStats
 from ripple_xds.source import SourceStats
+from ripple_xds.stream_log import XdsStats
 
 
 def test_ready_only_after_load_and_serving_and_not_while_stopping() -> None:

@@ -10,8 +10,9 @@ from pydantic import ValidationError
 
 from ripple_common.resources import TypeUrl
 from ripple_common.store_contract import ChangeEntry
+from ripple_xds.app import ListenAddress, gateway_resources, parse_listen
 from ripple_xds.gateway import HTTP_LISTENER
-from ripple_xds.service import ListenAddress, applied_tracer, gateway_resources, parse_listen
+from ripple_xds.service import applied_tracer
 from ripple_xds.settings import XdsSettings
 from ripple_xds.snapshot import CacheChange
 

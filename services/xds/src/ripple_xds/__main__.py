@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Sequence
 
-from ripple_common.lifecycle import Lifecycle, run
-from ripple_xds.service import serve
+from ripple_common.entrypoint import Serve, ServiceCommand
+from ripple_common.entrypoint import main as service_main
 from ripple_xds.settings import XdsSettings
 
 DESCRIPTION = (
@@ -15,32 +15,24 @@ DESCRIPTION = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ripple-xds",
-        description=DESCRIPTION,
-        epilog="Configuration comes from environment variables prefixed RIPPLE_XDS_ "
-        "(see --print-settings). SIGTERM drains: ADS clients get GOAWAY and reconnect "
-        "elsewhere.",
-    )
-    parser.add_argument(
-        "--print-settings", action="store_true", help="print the effective settings as JSON"
-    )
-    return parser
+def _serve() -> Serve[XdsSettings]:
+    # grpc and the ADS server load only when the service runs.
+    from ripple_xds.app import serve  # noqa: PLC0415
+
+    return serve
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = XdsSettings()
-    if args.print_settings:
-        print(settings.model_dump_json(indent=2))
-        return 0
+COMMAND = ServiceCommand(
+    prog="ripple-xds",
+    description=DESCRIPTION,
+    settings=XdsSettings,
+    serve=_serve,
+    notes=("SIGTERM drains: ADS clients get GOAWAY and reconnect elsewhere.",),
+)
 
-    async def _serve(lc: Lifecycle) -> None:
-        await serve(lc, settings)
 
-    run(_serve)
-    return 0
+def main(argv: Sequence[str] | None = None) -> int:
+    return service_main(COMMAND, argv)
 
 
 if __name__ == "__main__":

@@ -39,20 +39,20 @@ from dataclasses import dataclass, field
 
 from ripple_common.resources import TypeUrl
 from ripple_xds.protocol import (
+    NO_ANSWER,
     WARMING_TYPES,
     WILDCARD,
     WILDCARD_TYPES,
-    Ack,
     Barrier,
     DeferredRemovals,
     HeldSet,
-    Nack,
     Nonces,
     Sent,
     Step,
     flush_in_order,
     parse_type_url,
     rewarm_endpoints,
+    settle,
 )
 from ripple_xds.snapshot import CacheView, Entry
 
@@ -145,45 +145,23 @@ class DeltaStream:
         if state is None:
             state = self._types[type_url] = _TypeState(type_url)
 
-        acks: tuple[Ack, ...] = ()
-        nacks: tuple[Nack, ...] = ()
+        answer = NO_ANSWER
         stale = False
         if request.response_nonce:
             sent = state.in_flight
             if sent is None or request.response_nonce != sent.nonce:
                 stale = True
             else:
-                state.in_flight = None
-                state.answered = state.flushed
-                if request.error is None:
-                    acks = (
-                        Ack(
-                            type_url,
-                            nonce=sent.nonce,
-                            version=sent.version,
-                            names=sent.names,
-                            removed=sent.removed,
-                        ),
-                    )
-                else:
-                    nacks = (
-                        Nack(
-                            type_url,
-                            nonce=sent.nonce,
-                            rejected_version=sent.version,
-                            kept_version="",
-                            error=request.error,
-                            names=sent.names,
-                            removed=sent.removed,
-                        ),
-                    )
+                answer = settle(state, type_url, error=request.error, echoed=None)
 
         # Subscription changes apply whatever the nonce.
         if first:
             self._start(state, request)
         self._subscribe(state, request.subscribe, first=first)
         self._unsubscribe(state, request.unsubscribe)
-        return Step(responses=self._flush(), acks=acks, nacks=nacks, stale_nonce=stale)
+        return Step(
+            responses=self._flush(), acks=answer.acks, nacks=answer.nacks, stale_nonce=stale
+        )
 
     def on_change(self, names: Mapping[TypeUrl, Collection[str]]) -> Step[DeltaResponse]:
         """The cache changed these names (upserted or removed)."""

@@ -18,8 +18,8 @@ import structlog
 from ripple_common.health import PromText
 from ripple_common.resources import TypeUrl
 from ripple_xds.secrets import SecretStats
-from ripple_xds.server import XdsStats
 from ripple_xds.source import SourceStats, StreamId
+from ripple_xds.stream_log import XdsStats
 
 log = structlog.get_logger(__name__)
 

@@ -42,7 +42,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from opentelemetry import trace
@@ -51,7 +51,8 @@ from ripple_common.health import Histogram, PromText
 from ripple_common.resources import TypeUrl
 from ripple_common.store_contract import ChangeEntry, Marks
 from ripple_common.telemetry import context_from_fields
-from ripple_xds.protocol import Ack, Nack
+from ripple_xds.ports import Response, StreamCallbacks
+from ripple_xds.protocol import Ack, Nack, Step
 from ripple_xds.snapshot import CacheChange, Entry
 
 log = structlog.get_logger(__name__)
@@ -297,6 +298,10 @@ class Propagation:
         self.streams.add(stream)
         return stream
 
+    def stream_opened(self, *, mode: str, peer: str) -> StreamPropagation:
+        """`ports.Callbacks`: the server observes each stream's timing through this."""
+        return self.stream(mode=mode)
+
     def _expire(self, now: int) -> None:
         while self._changes and now - self._changes[0][0].applied_ns > self._ttl_ns:
             old, keys = self._changes.popleft()
@@ -358,8 +363,9 @@ class TenantNack:
     written_ns: int
 
 
-class StreamPropagation:
-    """One stream's changes pushed and not yet ACKed (see the module doc)."""
+class StreamPropagation(StreamCallbacks):
+    """One stream's changes pushed and not yet ACKed (see the module doc); the server calls
+    it as the stream's `ports.StreamCallbacks`."""
 
     def __init__(self, tracker: Propagation, *, mode: str = "") -> None:
         self._tracker = tracker
@@ -386,6 +392,25 @@ class StreamPropagation:
     def in_flight(self) -> list[Push]:
         """The responses written and not yet answered."""
         return list(self._in_flight.values())
+
+    # -- ports.StreamCallbacks -----------------------------------------------------------
+
+    def on_request(self, message: Any) -> None:
+        self.identify(message.node.id)
+
+    def on_identified(self, gateway: str) -> None:
+        self.gateway = gateway
+
+    def on_response(self, response: Response, *, size: int) -> None:
+        self.pushed(response)
+
+    def on_step_done(self, step: Step[Response], request: Any | None) -> None:
+        self.answered(step)
+
+    def on_closed(self) -> None:
+        self.closed()
+
+    # -- bookkeeping ----------------------------------------------------------------------
 
     def identify(self, node: str) -> None:
         if not self.node:

@@ -1,6 +1,7 @@
 """Pieces shared by the SotW and Delta state machines: which types are wildcard-capable and
-full-state, ACK/NACK records, per-stream nonces, and the set of resources a client holds with
-a deterministic digest (the version string every replica gives the same content).
+full-state, ACK/NACK records and which answer is which (`classify`, `settle`), per-stream
+nonces, and the set of resources a client holds with a deterministic digest (the version
+string every replica gives the same content).
 
 Pure logic: no grpc, no protobuf."""
 
@@ -96,6 +97,56 @@ class Sent:
     version: str
     names: tuple[str, ...]
     removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a request said about the response it answered: an ACK, a NACK or nothing."""
+
+    acks: tuple[Ack, ...] = ()
+    nacks: tuple[Nack, ...] = ()
+
+
+NO_ANSWER = Answer()
+
+
+def classify(sent: Sent, type_url: TypeUrl, *, error: str | None, echoed: str | None) -> Answer:
+    """ACK or NACK of the response `sent`, answered by a request with `error`
+    (error_detail.message, None without error_detail). SotW passes the request's version_info
+    as `echoed`: an ACK also echoes the version sent (a NACK's version_info is the version
+    the client keeps). Delta passes None: an ACK is a request without error_detail, and a
+    NACK keeps each resource's last good version (`kept_version` is empty)."""
+    if error is None and (echoed is None or echoed == sent.version):
+        ack = Ack(
+            type_url, nonce=sent.nonce, version=sent.version, names=sent.names, removed=sent.removed
+        )
+        return Answer(acks=(ack,))
+    if error is None:
+        error = (
+            f"no error_detail, but version_info {echoed!r} is not the version sent "
+            f"({sent.version!r})"
+        )
+    nack = Nack(
+        type_url,
+        nonce=sent.nonce,
+        rejected_version=sent.version,
+        kept_version=echoed or "",
+        error=error,
+        names=sent.names,
+        removed=sent.removed,
+    )
+    return Answer(nacks=(nack,))
+
+
+def settle(state: Gated, type_url: TypeUrl, *, error: str | None, echoed: str | None) -> Answer:
+    """The response in flight of `state` was answered (its nonce came back): nothing is in
+    flight any more, make before break counts it answered, and the request says ACK or NACK
+    (`classify`). Nothing in flight: no answer."""
+    sent, state.in_flight = state.in_flight, None
+    if sent is None:
+        return NO_ANSWER
+    state.answered = state.flushed
+    return classify(sent, type_url, error=error, echoed=echoed)
 
 
 class Nonces:

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import time
-from collections import Counter, deque
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
@@ -35,52 +32,18 @@ from ripple_xds.identity import (
     identify,
     secrets_allowed,
 )
+from ripple_xds.ports import Callbacks, FanOut, StreamCallbacks, StreamMachine
 from ripple_xds.propagation import Propagation
-from ripple_xds.protocol import Nack, Step, parse_type_url
+from ripple_xds.protocol import parse_type_url
 from ripple_xds.snapshot import CacheChange, CacheView, SnapshotCache
 from ripple_xds.sotw import SotwRequest, SotwResponse, SotwStream
-from ripple_xds.tenants import tenants_of
+from ripple_xds.stream_log import StreamLogging, XdsStats
 from ripple_xds.view import view_for, without_secrets
 from ripple_xds.wire import encode_delta, encode_sotw
 
 SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 
 _log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class NackRecord:
-    """A response a client rejected: which node, which type and version, Envoy's error text,
-    the resources of the rejected response and the tenants owning them (the offenders)."""
-
-    node_id: str
-    mode: str  # "sotw" or "delta"
-    type_url: TypeUrl
-    rejected_version: str
-    kept_version: str
-    error: str
-    names: tuple[str, ...]
-    at: float
-    tenants: tuple[str, ...] = ()
-
-
-class XdsStats:
-    """Counters of one server (not module state: each server owns its own)."""
-
-    def __init__(self, *, nack_history: int = 1000) -> None:
-        self.streams_open = 0
-        self.streams_total = 0
-        self.pushes: Counter[tuple[str, str]] = Counter()  # (mode, type short)
-        self.resources_sent: Counter[tuple[str, str]] = Counter()
-        self.bytes_sent: Counter[tuple[str, str]] = Counter()
-        self.requests: Counter[tuple[str, str]] = Counter()  # handled, by type ("?" unknown)
-        self.acks: Counter[tuple[str, str]] = Counter()
-        self.nacks: Counter[tuple[str, str]] = Counter()
-        self.nack_tenants: Counter[str] = Counter()  # tenants of rejected responses
-        self.stale_nonces = 0
-        self.nodes_rejected = 0  # streams closed because the node presented no identity
-        self.secrets_refused = 0  # streams closed: secrets asked without a client certificate
-        self.nack_log: deque[NackRecord] = deque(maxlen=nack_history)
 
 
 def decode_sotw(message: Any) -> SotwRequest:
@@ -115,14 +78,6 @@ class _Signal(enum.Enum):
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp", SotwResponse, DeltaResponse)
-_Req_contra = TypeVar("_Req_contra", contravariant=True)
-_Resp_co = TypeVar("_Resp_co", covariant=True)
-
-
-class _Machine(Protocol[_Req_contra, _Resp_co]):
-    def on_request(self, request: _Req_contra) -> Step[_Resp_co]: ...
-
-    def on_change(self, names: Mapping[TypeUrl, Collection[str]]) -> Step[_Resp_co]: ...
 
 
 class _Inbox:
@@ -159,7 +114,10 @@ class AdsServicer:
     certificate while gateways are configured) with PERMISSION_DENIED; an accepted node sees
     only its gateway's tenants (see `identity`). Secrets: a stream whose client presented no
     verified certificate is closed with PERMISSION_DENIED at its first Secret request and is
-    never sent one, unless `insecure_dev_secrets` (development only)."""
+    never sent one, unless `insecure_dev_secrets` (development only).
+
+    Every stream is observed by `callbacks` (`ports.Callbacks`): first the stream log
+    (`stats`), then the propagation timing (`propagation`), then any `extra_callbacks`."""
 
     def __init__(
         self,
@@ -170,6 +128,7 @@ class AdsServicer:
         propagation: Propagation | None = None,
         policy: GatewayPolicy | None = None,
         insecure_dev_secrets: bool = False,
+        extra_callbacks: Sequence[Callbacks] = (),
     ) -> None:
         self._cache = cache
         self.stats = stats if stats is not None else XdsStats()
@@ -180,6 +139,11 @@ class AdsServicer:
         self._insecure_dev_secrets = insecure_dev_secrets
         # Changes pushed and ACKed per stream (the end of the propagation measurement).
         self.propagation = propagation if propagation is not None else Propagation()
+        self.callbacks: tuple[Callbacks, ...] = (
+            StreamLogging(self.stats),
+            self.propagation,
+            *extra_callbacks,
+        )
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The generic handler to add to a grpc.aio server. Requests are decoded with the
@@ -227,7 +191,7 @@ class AdsServicer:
         context: grpc.aio.ServicerContext[Any, bytes],
         *,
         mode: str,
-        machine: Callable[[CacheView], _Machine[Req, Resp]],
+        machine: Callable[[CacheView], StreamMachine[Req, Resp]],
         decode: Callable[[Any], Req],
         encode: Callable[[Resp], bytes],
     ) -> None:
@@ -237,10 +201,10 @@ class AdsServicer:
         inbox = _Inbox(queue)
         subscription = self._cache.subscribe(inbox.on_change)
         reader = asyncio.create_task(_read(context, queue))
-        stream = _StreamLog(mode=mode, peer=context.peer(), stats=self.stats)
-        tracking = self.propagation.stream(mode=mode)
+        peer_name = context.peer()
+        observer = FanOut([cb.stream_opened(mode=mode, peer=peer_name) for cb in self.callbacks])
         # Built once the node is identified: it sees the cache through the node's gateway.
-        state: _Machine[Req, Resp] | None = None
+        state: StreamMachine[Req, Resp] | None = None
         if not self._require_node_id:
             state = machine(self._cache if secrets else without_secrets(self._cache))
         try:
@@ -257,48 +221,41 @@ class AdsServicer:
                 else:
                     request = item
                     if state is None:
-                        view = await self._identify(request, context, stream, peer=peer)
+                        view = await self._identify(request, context, observer, peer=peer)
                         state = machine(view if secrets else without_secrets(view))
-                        tracking.gateway = stream.gateway
                     if not secrets and parse_type_url(request.type_url) is TypeUrl.SECRET:
-                        await self._refuse_secrets(request, context, stream)
-                    stream.saw_request(request)
-                    tracking.identify(request.node.id)
+                        await self._refuse_secrets(request, context, observer)
+                    observer.on_request(request)
                     step = state.on_request(decode(request))
-                stream.record(step)
+                observer.on_step(step)
                 for response in step.responses:
                     data = encode(response)
                     await context.write(data)
-                    stream.pushed(response, size=len(data))
-                    tracking.pushed(response)
-                tracking.answered(step)
-                if request is not None:
-                    stream.handled(request)
+                    observer.on_response(response, size=len(data))
+                observer.on_step_done(step, request)
         finally:
-            tracking.closed()
             subscription.close()
             reader.cancel()
             with suppress(asyncio.CancelledError):
                 await reader
-            stream.closed()
+            observer.on_closed()
 
     async def _refuse_secrets(
-        self, request: Any, context: grpc.aio.ServicerContext[Any, bytes], stream: _StreamLog
+        self, request: Any, context: grpc.aio.ServicerContext[Any, bytes], stream: StreamCallbacks
     ) -> None:
         """Close the stream: it asks for secrets without a verified client certificate."""
         message = (
             "ripple-xds: secrets (SDS) are served only over mTLS (a client certificate signed "
             "by RIPPLE_XDS_TLS_CLIENT_CA_FILE); this connection presented none"
         )
-        self.stats.secrets_refused += 1
-        stream.refused_secrets(message, node_id=request.node.id)
+        stream.on_secrets_refused(message, node_id=request.node.id)
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
 
     async def _identify(
         self,
         request: Any,
         context: grpc.aio.ServicerContext[Any, bytes],
-        stream: _StreamLog,
+        stream: StreamCallbacks,
         *,
         peer: PeerCertificate | None,
     ) -> CacheView:
@@ -315,12 +272,12 @@ class AdsServicer:
             )
             gateway = self._policy.gateway_of(identity, peer=peer)
         except NotPermittedError as exc:
-            stream.rejected(str(exc))
+            stream.on_node_refused(str(exc))
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         except IdentityError as exc:
-            stream.rejected(str(exc))
+            stream.on_node_refused(str(exc))
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        stream.identified(identity.gateway)
+        stream.on_identified(identity.gateway)
         return view_for(self._cache, gateway)
 
 
@@ -350,145 +307,6 @@ async def _read(context: grpc.aio.ServicerContext[Any, bytes], queue: asyncio.Qu
         _log.info("xds stream read failed", error=repr(exc))
     finally:
         queue.put_nowait(_Signal.END)
-
-
-def _describe(message: Any) -> dict[str, object]:
-    """A short, loggable summary of a DiscoveryRequest or DeltaDiscoveryRequest."""
-    summary: dict[str, object] = {"type_url": message.type_url.rsplit(".", 1)[-1]}
-    if message.response_nonce:
-        summary["nonce"] = message.response_nonce
-    if message.HasField("error_detail"):
-        summary["error"] = message.error_detail.message
-    if isinstance(message, discovery_pb2.DiscoveryRequest):
-        summary["version"] = message.version_info
-        summary["names"] = list(message.resource_names[:10])
-    else:
-        summary["subscribe"] = list(message.resource_names_subscribe[:10])
-        summary["unsubscribe"] = list(message.resource_names_unsubscribe[:10])
-        summary["initial"] = len(message.initial_resource_versions)
-    return summary
-
-
-class _StreamLog:
-    """Logs and counts what happens on one stream; one canonical line when it closes."""
-
-    def __init__(self, *, mode: str, peer: str, stats: XdsStats) -> None:
-        self._mode = mode
-        self._stats = stats
-        self._log = _log.bind(mode=mode, peer=peer)
-        self._node_id = ""
-        self.gateway = ""
-        self._started = time.monotonic()
-        self._requests = 0
-        self._responses = 0
-        self._bytes = 0
-        self._acks = 0
-        self._nacks = 0
-        self._unknown: set[str] = set()
-        stats.streams_open += 1
-        stats.streams_total += 1
-
-    def saw_request(self, message: Any) -> None:
-        self._requests += 1
-        if not self._node_id and message.HasField("node"):
-            self._node_id = message.node.id
-            self._log = self._log.bind(node=self._node_id)
-            self._log.info("xds stream opened")
-        self._log.debug("xds request", request=_describe(message))
-
-    def rejected(self, reason: str) -> None:
-        self._stats.nodes_rejected += 1
-        self._log.warning("xds stream refused: no valid node identity", reason=reason)
-
-    def refused_secrets(self, reason: str, *, node_id: str) -> None:
-        self._log.warning(
-            "xds stream refused: secrets asked without a client certificate",
-            node=node_id or self._node_id,
-            reason=reason,
-        )
-
-    def identified(self, gateway: str) -> None:
-        self.gateway = gateway
-        if gateway:
-            self._log = self._log.bind(gateway=gateway)
-
-    def handled(self, message: Any) -> None:
-        """A request was processed and every response it caused was written."""
-        type_url = parse_type_url(message.type_url)
-        short = type_url.short if type_url is not None else "?"
-        self._stats.requests[self._mode, short] += 1
-
-    def record(self, step: Step[SotwResponse] | Step[DeltaResponse]) -> None:
-        for ack in step.acks:
-            self._acks += 1
-            self._stats.acks[self._mode, ack.type_url.short] += 1
-            self._log.debug(
-                "xds ack", type=ack.type_url.short, version=ack.version, nonce=ack.nonce
-            )
-        for nack in step.nacks:
-            self._nack(nack)
-        if step.stale_nonce:
-            self._stats.stale_nonces += 1
-        if step.unknown_type is not None and step.unknown_type not in self._unknown:
-            self._unknown.add(step.unknown_type)
-            self._log.warning("xds request for an unserved type", type_url=step.unknown_type)
-
-    def _nack(self, nack: Nack) -> None:
-        self._nacks += 1
-        self._stats.nacks[self._mode, nack.type_url.short] += 1
-        tenants = tenants_of((*nack.names, *nack.removed))
-        self._stats.nack_tenants.update(tenants)
-        self._stats.nack_log.append(
-            NackRecord(
-                node_id=self._node_id,
-                mode=self._mode,
-                type_url=nack.type_url,
-                rejected_version=nack.rejected_version,
-                kept_version=nack.kept_version,
-                error=nack.error,
-                names=nack.names,
-                at=time.time(),
-                tenants=tenants,
-            )
-        )
-        self._log.warning(
-            "xds nack",
-            type=nack.type_url.short,
-            rejected_version=nack.rejected_version,
-            kept_version=nack.kept_version,
-            error=nack.error,
-            tenants=list(tenants[:20]),
-            names=list(nack.names[:20]),
-            names_total=len(nack.names),
-        )
-
-    def pushed(self, response: SotwResponse | DeltaResponse, *, size: int) -> None:
-        short = response.type_url.short
-        self._responses += 1
-        self._bytes += size
-        self._stats.pushes[self._mode, short] += 1
-        self._stats.resources_sent[self._mode, short] += len(response.resources)
-        self._stats.bytes_sent[self._mode, short] += size
-        self._log.debug(
-            "xds push",
-            type=short,
-            nonce=response.nonce,
-            resources=len(response.resources),
-            removed=len(response.removed) if isinstance(response, DeltaResponse) else 0,
-            bytes=size,
-        )
-
-    def closed(self) -> None:
-        self._stats.streams_open -= 1
-        self._log.info(
-            "xds stream closed",
-            seconds=round(time.monotonic() - self._started, 3),
-            requests=self._requests,
-            responses=self._responses,
-            bytes=self._bytes,
-            acks=self._acks,
-            nacks=self._nacks,
-        )
 
 
 def server_credentials(

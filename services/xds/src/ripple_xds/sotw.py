@@ -40,15 +40,14 @@ from dataclasses import dataclass
 
 from ripple_common.resources import TypeUrl
 from ripple_xds.protocol import (
+    NO_ANSWER,
     SOTW_FULL_STATE_TYPES,
     WARMING_TYPES,
     WILDCARD,
     WILDCARD_TYPES,
-    Ack,
     Barrier,
     DeferredRemovals,
     HeldSet,
-    Nack,
     Nonces,
     Sent,
     Step,
@@ -56,6 +55,7 @@ from ripple_xds.protocol import (
     flush_in_order,
     parse_type_url,
     rewarm_endpoints,
+    settle,
 )
 from ripple_xds.snapshot import CacheView, Entry
 
@@ -155,35 +155,14 @@ class SotwStream:
         if state is None:
             state = self._types[type_url] = _TypeState(type_url)
 
-        acks: tuple[Ack, ...] = ()
-        nacks: tuple[Nack, ...] = ()
-        if request.response_nonce and state.in_flight is not None:
-            sent, state.in_flight = state.in_flight, None
-            state.answered = state.flushed
-            if request.error is None and request.version_info == sent.version:
-                acks = (Ack(type_url, nonce=sent.nonce, version=sent.version, names=sent.names),)
-            else:
-                error = request.error
-                if error is None:
-                    error = (
-                        f"no error_detail, but version_info {request.version_info!r} "
-                        f"is not the version sent ({sent.version!r})"
-                    )
-                nacks = (
-                    Nack(
-                        type_url,
-                        nonce=sent.nonce,
-                        rejected_version=sent.version,
-                        kept_version=request.version_info,
-                        error=error,
-                        names=sent.names,
-                    ),
-                )
+        answer = NO_ANSWER
+        if request.response_nonce:
+            answer = settle(state, type_url, error=request.error, echoed=request.version_info)
 
         self._subscribe(state, request.resource_names, first=first)
         if first and request.version_info:
             self._resume(state, request.version_info)
-        return Step(responses=self._flush(), acks=acks, nacks=nacks)
+        return Step(responses=self._flush(), acks=answer.acks, nacks=answer.nacks)
 
     def on_change(self, names: Mapping[TypeUrl, Collection[str]]) -> Step[SotwResponse]:
         """The cache changed these names (upserted or removed)."""
