@@ -47,11 +47,11 @@ from ripple_common.logs import configure_logging
 from ripple_translator.engine import Engine, Record
 from ripple_translator.inputs import RedisInputStore
 from ripple_translator.loader import RedisTenantLoader
-from ripple_translator.pipeline import WriterConfig
 from ripple_translator.service import RedisClient
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from ripple_translator.tenants import TenantObjects
 from ripple_translator.translate import DEFAULT_CONTROLLER, translate
+from ripple_translator.writer import WriterConfig
 from scripts.stack_env import load_stack_env
 
 TOPIC = "bench.events"

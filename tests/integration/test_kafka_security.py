@@ -19,8 +19,8 @@ from aiokafka.errors import KafkaConnectionError
 from ripple_common.envelope import Envelope, EventType
 from ripple_translator.consumer import KafkaEventSource
 from ripple_translator.engine import Record
-from ripple_translator.pipeline import TopicPartition
 from ripple_translator.settings import TranslatorSettings
+from ripple_translator.slot import TopicPartition
 from ripple_watcher.kafka import make_producer
 from ripple_watcher.publisher import KafkaSink
 from ripple_watcher.settings import WatcherSettings

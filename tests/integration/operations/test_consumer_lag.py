@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from ripple_translator.consumer import KafkaEventSource
 from ripple_translator.metrics import MetricsView, TranslatorStats, render_metrics
-from ripple_translator.pipeline import TopicPartition
+from ripple_translator.slot import TopicPartition
 from scripts.pipeline import ensure_topic
 from tests.conftest import StackEnv
 from tests.integration.watcher.support import delete_topic

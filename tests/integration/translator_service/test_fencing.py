@@ -26,8 +26,8 @@ from ripple_translator.consumer import KafkaEventSource
 from ripple_translator.engine import Engine, Record
 from ripple_translator.inputs import RedisInputStore
 from ripple_translator.loader import RedisTenantLoader
-from ripple_translator.pipeline import TopicPartition, WriterConfig, plan_write
 from ripple_translator.service import consume
+from ripple_translator.slot import TopicPartition
 from ripple_translator.store import (
     ChangeEntry,
     KafkaOffset,
@@ -39,6 +39,7 @@ from ripple_translator.store import (
 from ripple_translator.store.model import ResourceKey
 from ripple_translator.tenants import TenantObjects
 from ripple_translator.translate import TranslateOptions
+from ripple_translator.writer import WriterConfig, plan_write
 from tests.conftest import StackEnv
 from tests.integration.translator_service.support import (
     A,

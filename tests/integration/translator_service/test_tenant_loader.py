@@ -10,11 +10,11 @@ import redis.asyncio as aioredis
 
 from ripple_translator.inputs import RedisInputStore
 from ripple_translator.loader import RedisTenantLoader
-from ripple_translator.pipeline import plan_write
 from ripple_translator.service import RedisClient
 from ripple_translator.store import KafkaOffset, KeyLayout, RedisTenantStore
 from ripple_translator.tenants import JsonObject, ObjectKey, TenantObjects
 from ripple_translator.translate import TranslateOptions
+from ripple_translator.writer import plan_write
 from tests.conftest import StackEnv
 from tests.unit.translator_service.support import ingress, ingress_class, service
 

@@ -7,7 +7,7 @@ import dataclasses
 
 from ripple_common.store_contract import API_FIELD, OBSERVED_FIELD, Marks
 from ripple_translator.engine import Engine
-from ripple_translator.pipeline import WriterConfig
+from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
     FakeInputs,

@@ -12,8 +12,8 @@ from ripple_common.envelope import EventType
 from ripple_common.resources import Resource
 from ripple_translator.engine import IO_ATTEMPTS, Engine, Record
 from ripple_translator.inputs import PartitionCheckpoint
-from ripple_translator.pipeline import WriterConfig
 from ripple_translator.store.model import HostNotice
+from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
     FakeInputs,
@@ -333,9 +333,9 @@ async def test_trace_context_continues_from_kafka_headers_into_the_write(
 ) -> None:
     from opentelemetry.sdk.trace import TracerProvider
 
-    from ripple_translator import pipeline
+    from ripple_translator import writer
 
-    monkeypatch.setattr(pipeline, "tracer", TracerProvider().get_tracer("test"))
+    monkeypatch.setattr(writer, "tracer", TracerProvider().get_tracer("test"))
     store = FakeStore()
     engine = make(store)
     await engine.assign([TP])
@@ -361,12 +361,12 @@ async def test_a_coalesced_write_is_a_child_of_the_first_event_and_links_the_oth
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from ripple_translator import pipeline
+    from ripple_translator import writer
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(pipeline, "tracer", provider.get_tracer("test"))
+    monkeypatch.setattr(writer, "tracer", provider.get_tracer("test"))
     store = FakeStore()
     engine = make(store)
     await engine.assign([TP])
@@ -410,12 +410,12 @@ async def test_a_write_without_trace_context_starts_its_own_trace(
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from ripple_translator import pipeline
+    from ripple_translator import writer
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(pipeline, "tracer", provider.get_tracer("test"))
+    monkeypatch.setattr(writer, "tracer", provider.get_tracer("test"))
     engine = make(FakeStore())
     await engine.assign([TP])
     headers = [_traceparent("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")]

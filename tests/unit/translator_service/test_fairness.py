@@ -21,10 +21,10 @@ import pytest
 from ripple_common.resources import Resource
 from ripple_translator.engine import Engine
 from ripple_translator.inputs import InputCheckpoint
-from ripple_translator.pipeline import WriterConfig, WriteSlots
-from ripple_translator.scheduling import FairQueue, pace_after
+from ripple_translator.scheduling import FairQueue, WriteSlots, pace_after
 from ripple_translator.store import HostClaim, HostState, KafkaOffset, PositionFencedError
 from ripple_translator.store.model import ResourceKey
+from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
     FakeInputs,
@@ -311,7 +311,7 @@ async def test_a_write_claims_only_the_hosts_whose_claim_changed() -> None:
     assert engine.wake([]) == 0
     slot = engine.slot("t")
     assert slot is not None
-    slot.hosts_stale = True
+    slot.hosts = slot.hosts.made_stale()
     await engine.handle([record(7, event("t", ingress("t", "i9", "h9.t.io")))])
     assert await engine.settle(timeout_s=5)
     assert len(store.claimed[-1]) == 6

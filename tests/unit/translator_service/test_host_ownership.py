@@ -15,11 +15,11 @@ from structlog.testing import capture_logs
 
 from ripple_translator.engine import Engine
 from ripple_translator.hosts import HostPolicy, decide
-from ripple_translator.pipeline import WriterConfig
 from ripple_translator.store import ClaimStatus, HostClaim, HostState, HostView
 from ripple_translator.store.model import host_stale
 from ripple_translator.translate import Diagnostic, ObjectRef, Severity
 from ripple_translator.translate import HostClaim as AskedHost
+from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
     FakeInputs,

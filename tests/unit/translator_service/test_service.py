@@ -10,9 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from ripple_translator.engine import RESERVED_CONNECTIONS, Engine, Record
-from ripple_translator.pipeline import TopicPartition, WriterConfig
 from ripple_translator.service import consume, translate_options, writer_config
 from ripple_translator.settings import TranslatorSettings
+from ripple_translator.slot import TopicPartition
+from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
     FakeInputs,

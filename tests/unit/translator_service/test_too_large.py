@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from ripple_common.envelope import EventType
 from ripple_translator.engine import Engine
 from ripple_translator.oversized import as_removal, too_large_diagnostic
-from ripple_translator.pipeline import WriterConfig
 from ripple_translator.reporting import event_spec
 from ripple_translator.translate import Diagnostic, ObjectRef, Reason
 from ripple_translator.translate.diagnostics import error
+from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
     FakeInputs,

@@ -10,8 +10,8 @@ from typing import Any
 from ripple_common.resources import TypeUrl
 from ripple_common.sealing import SEALED_PREFIX, Sealer
 from ripple_translator.engine import Engine
-from ripple_translator.pipeline import WriterConfig
 from ripple_translator.unseal import open_secret
+from ripple_translator.writer import WriterConfig
 from ripple_xds.secrets import SecretOpener
 from tests.unit.translator_service.support import (
     TOPIC,

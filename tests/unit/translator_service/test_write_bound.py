@@ -13,9 +13,9 @@ import pytest
 from ripple_common.resources import Resource
 from ripple_translator.engine import LOAD_BATCH, LOAD_PIPELINES, Engine
 from ripple_translator.loader import StoreTenantLoader, TenantLoad
-from ripple_translator.pipeline import WriterConfig
 from ripple_translator.store import KafkaOffset
 from ripple_translator.store.model import ResourceKey
+from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
     FakeInputs,

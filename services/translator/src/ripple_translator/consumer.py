@@ -35,7 +35,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from ripple_common.kafka_security import PLAINTEXT, KafkaSecurity, client_kwargs
 from ripple_common.kafka_sizes import consumer_size_kwargs
 from ripple_translator.engine import Record
-from ripple_translator.pipeline import TopicPartition
+from ripple_translator.slot import TopicPartition
 
 log = structlog.get_logger("ripple_translator.consumer")
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -47,27 +47,21 @@ import structlog
 
 from ripple_common.envelope import Envelope, EnvelopeError, EventType
 from ripple_common.telemetry import context_from_headers
-from ripple_translator.inputs import InputCheckpoint, InputStore, PartitionCheckpoint
+from ripple_translator.inputs import InputStore, PartitionCheckpoint
 from ripple_translator.loader import StoreTenantLoader, TenantLoader
 from ripple_translator.metrics import TranslatorStats
 from ripple_translator.oversized import as_removal, too_large_diagnostic
-from ripple_translator.pipeline import (
-    DiagnosticSink,
-    TenantSlot,
-    TenantWriter,
-    TopicPartition,
-    WriterConfig,
-)
-from ripple_translator.store import Checkpoint, HostNotice, HostRegistry, TenantStore
+from ripple_translator.ownership import Ownership, PartitionRun
+from ripple_translator.slot import TenantSlot, TopicPartition, loaded_slot
+from ripple_translator.store import HostNotice, HostRegistry, TenantStore
 from ripple_translator.store.model import host_stale
 from ripple_translator.tenants import (
     CLUSTER_KINDS,
-    JsonObject,
     PartitionObjects,
-    TenantObjects,
     is_cluster_event,
     object_key,
 )
+from ripple_translator.writer import DiagnosticSink, TenantWriter, WriterConfig
 
 log = structlog.get_logger("ripple_translator.engine")
 # Tenants loaded in one round trip (one `TenantLoader.load_tenants` call) on assignment.
@@ -99,34 +93,6 @@ class Record:
         return (self.topic, self.partition)
 
 
-@dataclass(slots=True, kw_only=True)
-class PartitionRun:
-    """An owned partition."""
-
-    tp: TopicPartition
-    objects: PartitionObjects
-    classes_offset: int
-    # (kind, started offset): stored re-lists; (kind, started, finished): awaiting durability.
-    relists: list[tuple[str, int]] = field(default_factory=list)
-    finishing: list[tuple[str, int, int]] = field(default_factory=list)
-    tenants: set[str] = field(default_factory=set)
-    high: int | None = None
-    committed: int | None = None
-    # Set when its revocation begins: no new write of its tenants is scheduled after that
-    # (those already scheduled finish before the hand-over).
-    revoking: bool = False
-
-    def checkpoint(self) -> PartitionCheckpoint:
-        return PartitionCheckpoint(
-            topic=self.tp[0],
-            partition=self.tp[1],
-            classes_offset=self.classes_offset,
-            classes=dict(self.objects.classes),
-            relists=tuple(self.relists),
-            tenants=frozenset(self.tenants),
-        )
-
-
 class Engine:
     """Applies records to owned tenants and schedules their writes."""
 
@@ -146,34 +112,29 @@ class Engine:
         self._hosts = hosts
         self.stats = stats or TranslatorStats()
         self._after_assign_tasks: set[asyncio.Task[None]] = set()
-        # Per tenant: a wake-up when a host it lost is no longer held for its releasing owner.
-        self._hold_timers: dict[str, asyncio.TimerHandle] = {}
         self._loader = loader or StoreTenantLoader(store, inputs)
         self._load_slots = asyncio.Semaphore(LOAD_PIPELINES)
-        self._runs: dict[TopicPartition, PartitionRun] = {}
-        self._slots: dict[str, TenantSlot] = {}
+        self._owned = Ownership()
         self._config = config or WriterConfig()
         self._on_diagnostics = on_diagnostics
         self._writer = TenantWriter(
             store=store,
             inputs=inputs,
-            classes_for=self._classes_for,
-            owns=self._owns,
+            ownership=self._owned,
             config=self._config,
             hosts=hosts,
             on_diagnostics=on_diagnostics,
             stats=self.stats,
-            wake_later=self._wake_later,
         )
 
     # -- ownership ----------------------------------------------------------------------------
 
     @property
     def owned(self) -> frozenset[TopicPartition]:
-        return frozenset(self._runs)
+        return self._owned.partitions
 
     def slot(self, tenant: str) -> TenantSlot | None:
-        return self._slots.get(tenant)
+        return self._owned.slot(tenant)
 
     @property
     def writer(self) -> TenantWriter:
@@ -181,54 +142,16 @@ class Engine:
 
     @property
     def tenants(self) -> int:
-        return len(self._slots)
+        return len(self._owned)
 
     # -- host ownership ------------------------------------------------------------------------
 
     def wake(self, notices: Sequence[HostNotice]) -> int:
         """Re-translate the owned tenants the notices name (a host of theirs changed hands).
         Returns how many were woken; tenants owned elsewhere are another translator's."""
-        woken = self._retranslate(sorted({n.tenant for n in notices}), hosts_stale=True)
+        woken = self._writer.retranslate(sorted({n.tenant for n in notices}), hosts_stale=True)
         self.stats.host_notices += woken
         return woken
-
-    def _wake_later(self, tenant: str, delay_s: float) -> None:
-        """Wake `tenant` after `delay_s` (a host it lost is held for the owner that released
-        it until then; its claim after that may get it). One timer per tenant, the earliest.
-        A translator that dies loses its timers; the next owner's host check (`check_hosts`)
-        re-translates a tenant that lost a held host, which arms the timer again."""
-        loop = asyncio.get_running_loop()
-        when = loop.time() + delay_s
-        timer = self._hold_timers.get(tenant)
-        if timer is not None:
-            if timer.when() <= when:
-                return
-            timer.cancel()
-        self._hold_timers[tenant] = loop.call_at(when, self._hold_over, tenant)
-
-    def _hold_over(self, tenant: str) -> None:
-        self._hold_timers.pop(tenant, None)
-        self.wake([HostNotice(tenant=tenant, host="", why="hold over")])
-
-    def _retranslate(self, tenants: Sequence[str], *, hosts_stale: bool) -> int:
-        """Schedule a write of each owned tenant at its stored position (nothing new
-        applied: the write translates what it holds again)."""
-        scheduled = 0
-        for tenant in tenants:
-            slot = self._slots.get(tenant)
-            run = self._runs.get(slot.tp) if slot is not None else None
-            if slot is None or run is None or run.revoking:
-                continue  # not ours, or being handed over: the next owner translates it
-            offset = slot.applied_through
-            if offset is None:
-                offset = slot.input_offset - 1  # the write keeps covering the stored position
-            if offset < 0:
-                continue  # never written: its first event claims its hosts anyway
-            slot.hosts_stale = slot.hosts_stale or hosts_stale
-            slot.mark(offset)
-            self._writer.schedule(slot)
-            scheduled += 1
-        return scheduled
 
     async def retranslate_outdated(self, tenants: Sequence[str]) -> list[str]:
         """Translate each loaded tenant with this release's code and rewrite those whose
@@ -239,7 +162,7 @@ class Engine:
         write translates it anyway). Returns the rewritten tenants."""
         outdated: list[str] = []
         for tenant in tenants:
-            slot = self._slots.get(tenant)
+            slot = self._owned.slot(tenant)
             if slot is None or slot.dirty or slot.busy:
                 continue
             if await self._writer.outdated(slot):
@@ -247,7 +170,7 @@ class Engine:
             await asyncio.sleep(0)  # one tenant's translation at a time between other work
         if outdated:
             log.info("translation.outdated", tenants=outdated[:20], count=len(outdated))
-            self._retranslate(outdated, hosts_stale=False)
+            self._writer.retranslate(outdated, hosts_stale=False)
         return outdated
 
     async def check_hosts(self, tenants: Sequence[str]) -> list[str]:
@@ -294,18 +217,14 @@ class Engine:
         partition, an offset to seek back to if it is earlier than the committed one (a re-list
         in progress), else None."""
         rewind: dict[TopicPartition, int | None] = {}
-        new = [tp for tp in dict.fromkeys(tps) if tp not in self._runs]
+        new = [tp for tp in dict.fromkeys(tps) if tp not in self._owned.partitions]
         loaded = dict(zip(new, await _all([self._load_partition(tp) for tp in new]), strict=True))
         for tp in dict.fromkeys(tps):
             if tp not in loaded:
                 rewind[tp] = None
                 continue
             run, saved, slots = loaded[tp]
-            for slot in slots:
-                slot.registered = True
-                self._slots[slot.tenant] = slot
-                run.tenants.add(slot.tenant)
-            self._runs[tp] = run
+            self._owned.add_partition(run, slots)
             self._after_assign(sorted(s.tenant for s in slots))
             rewind[tp] = min((o for _, o in saved.relists), default=None)
             log.info(
@@ -338,28 +257,24 @@ class Engine:
     async def _load_batch(self, tenants: Sequence[str], tp: TopicPartition) -> list[TenantSlot]:
         async with self._load_slots:
             loaded = await self._io(partial(self._loader.load_tenants, tenants))
-        return [_slot(checkpoint, inputs, tp) for checkpoint, inputs in loaded]
+        return [loaded_slot(c, inputs, tp, registered=True) for c, inputs in loaded]
 
     async def revoke(
         self, tps: Sequence[TopicPartition], *, timeout_s: float
     ) -> dict[TopicPartition, int]:
         """Stop intake of the partitions, let their writes finish, and return the final
         positions to commit; then forget them."""
-        runs = [self._runs[tp] for tp in tps if tp in self._runs]
+        runs = [run for tp in tps if (run := self._owned.run(tp)) is not None]
         for run in runs:
             run.revoking = True
-        slots = [self._slots[t] for run in runs for t in run.tenants if t in self._slots]
+        slots = [slot for run in runs for slot in self._owned.slots_of(run)]
         finished = await self._writer.wait(slots, timeout_s=timeout_s)
         if not finished:
             log.warning("partition.revoke_timeout", partitions=[tp[1] for tp in tps])
         positions = await self._positions(runs)
         for run in runs:
-            for tenant in run.tenants:
-                self._slots.pop(tenant, None)
-                timer = self._hold_timers.pop(tenant, None)
-                if timer is not None:
-                    timer.cancel()
-            del self._runs[run.tp]
+            self._writer.forget(run.tenants)
+            self._owned.remove_partition(run)
             log.info("partition.revoked", topic=run.tp[0], partition=run.tp[1])
         return positions
 
@@ -367,10 +282,8 @@ class Engine:
         """Shutdown: finish every write and return the positions to commit."""
         for task in list(self._after_assign_tasks):
             task.cancel()
-        for timer in self._hold_timers.values():
-            timer.cancel()
-        self._hold_timers.clear()
-        positions = await self.revoke(list(self._runs), timeout_s=timeout_s)
+        self._writer.forget([s.tenant for s in self._owned.slots()])
+        positions = await self.revoke(list(self._owned.partitions), timeout_s=timeout_s)
         self._writer.close()
         return positions
 
@@ -381,11 +294,11 @@ class Engine:
             _, pending = await asyncio.wait(self._after_assign_tasks, timeout=timeout_s)
             if pending:
                 return False
-        return await self._writer.wait(list(self._slots.values()), timeout_s=timeout_s)
+        return await self._writer.wait(self._owned.slots(), timeout_s=timeout_s)
 
     async def checkpoint(self) -> dict[TopicPartition, int]:
         """Positions that advanced since the last call (to commit now)."""
-        return await self._positions(list(self._runs.values()))
+        return await self._positions(self._owned.runs())
 
     async def _positions(self, runs: Sequence[PartitionRun]) -> dict[TopicPartition, int]:
         out: dict[TopicPartition, int] = {}
@@ -393,9 +306,7 @@ class Engine:
             if run.high is None:
                 continue
             pending = [
-                s.pending_from
-                for t in run.tenants
-                if (s := self._slots.get(t)) is not None and s.pending_from is not None
+                s.pending_from for s in self._owned.slots_of(run) if s.pending_from is not None
             ]
             position = min([*pending, run.high])
             done = [f for f in run.finishing if f[2] < position]
@@ -415,7 +326,7 @@ class Engine:
     async def handle(self, records: Sequence[Record]) -> None:
         self.stats.records += len(records)
         for record in records:
-            run = self._runs.get(record.tp)
+            run = self._owned.run(record.tp)
             if run is None:
                 continue  # revoked meanwhile
             try:
@@ -434,7 +345,7 @@ class Engine:
                     await self._cluster_event(run, envelope, record)
                 else:
                     await self._tenant_event(run, envelope, record)
-            if self._runs.get(record.tp) is run:
+            if self._owned.run(record.tp) is run:
                 run.high = record.offset + 1
 
     def _too_large(self, env: Envelope) -> Envelope:
@@ -451,13 +362,12 @@ class Engine:
         if env.type not in (EventType.ADDED, EventType.MODIFIED, EventType.DELETED):
             log.warning("event.unexpected_marker", tenant=env.tenant, type=str(env.type))
             return
-        slot = self._slots.get(env.tenant)
+        slot = self._owned.slot(env.tenant)
         if slot is None:
             slot = await self._load(env.tenant, run.tp)
-            if self._runs.get(run.tp) is not run:
+            if self._owned.run(run.tp) is not run:
                 return
-            self._slots[env.tenant] = slot
-            run.tenants.add(env.tenant)
+            self._owned.add_tenant(run, slot)
         run.objects.see(env)
         if record.offset < slot.input_offset:
             return  # already in the stored inputs
@@ -492,7 +402,7 @@ class Engine:
                 return
             dropped = 0
             for tenant in sorted(run.tenants):
-                slot = self._slots.get(tenant)
+                slot = self._owned.slot(tenant)
                 if slot is None or offset < slot.input_offset:
                     continue
                 gone = slot.objects.drop_unseen(env.kind, end.seen)
@@ -518,7 +428,7 @@ class Engine:
         run.classes_offset = offset + 1
         await self._save(run)
         for tenant in sorted(run.tenants):
-            slot = self._slots.get(tenant)
+            slot = self._owned.slot(tenant)
             if slot is not None and offset >= slot.input_offset:
                 slot.mark(offset)
                 self._writer.schedule(slot)
@@ -548,30 +458,7 @@ class Engine:
             self._io(partial(self._store.load_checkpoint, tenant)),
             self._io(partial(self._inputs.load_inputs, tenant)),
         )
-        return _slot(checkpoint, inputs, tp)
-
-    def _owns(self, slot: TenantSlot) -> bool:
-        """The slot is still the registered one of its tenant (its partition not revoked)."""
-        return slot.tp in self._runs and self._slots.get(slot.tenant) is slot
-
-    def _classes_for(self, tp: TopicPartition) -> tuple[JsonObject, ...]:
-        run = self._runs.get(tp)
-        return run.objects.class_objects() if run is not None else ()
-
-
-def _slot(checkpoint: Checkpoint, inputs: InputCheckpoint, tp: TopicPartition) -> TenantSlot:
-    """A loaded tenant's slot; its inputs count only if they cover this partition."""
-    input_offset = 0
-    if inputs.offset is not None and (inputs.offset.topic, inputs.offset.partition) == tp:
-        input_offset = inputs.offset.offset
-    return TenantSlot(
-        tenant=checkpoint.tenant,
-        tp=tp,
-        objects=TenantObjects(checkpoint.tenant, dict(inputs.objects)),
-        version=checkpoint.version,
-        resource_versions=dict(checkpoint.resource_versions),
-        input_offset=input_offset,
-    )
+        return loaded_slot(checkpoint, inputs, tp, registered=False)
 
 
 async def _all(calls: Sequence[Coroutine[Any, Any, _T]]) -> list[_T]:

@@ -10,6 +10,9 @@ are cheap, however often it asks, and a tenant that was idle starts at the virtu
 single change never queues behind another tenant's backlog. Each tenant is in the queue at
 most once (the writer runs one write per tenant at a time and coalesces what arrives meanwhile).
 
+`WriteSlots` grants the writer's bounded write slots in `FairQueue` order (the only part
+here that waits: an asyncio future per waiting tenant).
+
 `pace_after` bounds the share of the CPU one tenant's writes take: after a write of cost c the
 tenant's next write starts no sooner than `factor * c` later (writes cheaper than `min_cost_s`
 are not paced: a lone change is never delayed). With factor 1 a flooding tenant gets at most
@@ -19,6 +22,7 @@ re-translation of a big tenant is not paid per event), and the other half is lef
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 from dataclasses import dataclass, field
@@ -96,3 +100,42 @@ def pace_after(cost_s: float, *, factor: float, min_cost_s: float) -> float:
     if cost_s < min_cost_s:
         return 0.0
     return cost_s * factor
+
+
+class WriteSlots:
+    """`capacity` write slots, granted to waiting tenants in `FairQueue` order; each tenant
+    releases its slot with the cost (seconds) of what it did with it."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("a writer needs at least one write slot")
+        self._free = capacity
+        self._queue = FairQueue()
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+
+    async def acquire(self, tenant: str) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters[tenant] = waiter
+        self._queue.push(tenant)
+        self._grant()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if self._waiters.get(tenant) is waiter:
+                del self._waiters[tenant]
+                self._queue.withdraw(tenant)
+            elif waiter.done() and not waiter.cancelled():
+                self.release(tenant, cost=0.0)  # granted as it was cancelled
+            raise
+
+    def release(self, tenant: str, *, cost: float) -> None:
+        self._queue.charge(tenant, max(cost, 0.0))
+        self._free += 1
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._free and len(self._queue):
+            tenant = self._queue.pop()
+            waiter = self._waiters.pop(tenant)
+            self._free -= 1
+            waiter.set_result(None)

@@ -30,12 +30,13 @@ from ripple_translator.hosts import HostPolicy
 from ripple_translator.inputs import RedisInputStore
 from ripple_translator.loader import RedisTenantLoader
 from ripple_translator.metrics import MetricsView, TranslatorStats, readiness, render_metrics
-from ripple_translator.pipeline import TopicPartition, WriterConfig
 from ripple_translator.reporting import EventReporter
 from ripple_translator.settings import TranslatorSettings
+from ripple_translator.slot import TopicPartition
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from ripple_translator.translate import ClassPolicy, GatewayPolicy, TranslateOptions
 from ripple_translator.translate.default_backend import parse_default_backend
+from ripple_translator.writer import WriterConfig
 
 log = structlog.get_logger("ripple_translator.service")
 STOP_GRACE_S = 5.0

@@ -8,8 +8,8 @@ from ripple_common.envelope import Envelope, EventType
 from ripple_common.resources import TypeUrl
 from ripple_translator.engine import Engine
 from ripple_translator.hosts import HostPolicy
-from ripple_translator.pipeline import WriterConfig
 from ripple_translator.translate import TranslateOptions
+from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     FakeInputs,
     FakeStore,

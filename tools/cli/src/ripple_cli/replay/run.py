@@ -4,7 +4,7 @@ It applies envelopes exactly as the translator's engine does, with the translato
 tenant events go to `TenantObjects`, cluster-scoped events (IngressClass) and re-list markers to
 `PartitionObjects` (a class change re-translates every replayed tenant; a finished re-list
 drops the objects it did not see), and each changed tenant is translated by
-`ripple_translator.pipeline.plan_write` (the translator's write planning: sealed keys opened,
+`ripple_translator.writer.plan_write` (the translator's write planning: sealed keys opened,
 `translate`, diff against the previous resources). So the final resources are the bytes the
 translator stores for the same events.
 
@@ -24,7 +24,6 @@ from ripple_common.resources import PUSH_ORDER, Resource, TypeUrl
 from ripple_common.sealing import Sealer
 from ripple_translator.hosts import HostPolicy
 from ripple_translator.oversized import as_removal
-from ripple_translator.pipeline import plan_write
 from ripple_translator.store.model import ResourceKey
 from ripple_translator.tenants import (
     CLUSTER_KINDS,
@@ -34,6 +33,7 @@ from ripple_translator.tenants import (
 )
 from ripple_translator.translate import Diagnostic, TranslateOptions
 from ripple_translator.translate.naming import NamingError
+from ripple_translator.writer import plan_write
 
 _TYPE_RANK = {t: i for i, t in enumerate(PUSH_ORDER)}
 OBJECT_EVENTS = frozenset({EventType.ADDED, EventType.MODIFIED, EventType.DELETED})

@@ -1,4 +1,4 @@
-"""From a tenant's objects to one stored tenant version, with coalescing.
+"""The writer: from a tenant's objects to one stored tenant version, with coalescing.
 
 `plan_write` is the pure step: translate the tenant, diff the resources against the stored
 content versions, and collect the changed input objects. `TenantWriter` runs it for each dirty
@@ -24,6 +24,11 @@ of its objects, so the event loop (the Kafka consumer's polls and heartbeats, th
 tenants' writes) keeps running during it. Host claims are incremental: a write claims only
 the hosts whose claim changed since the tenant's last arbitration (all of them again after a
 notice), so a flood does not re-claim thousands of hosts per write.
+
+A write takes the slot's pending batch as one value (`slot.TenantSlot.take`), writes it, then
+replaces the slot's stored baseline with the new one; a write that fails puts the batch back
+whole (`put_back`: merged with what arrived meanwhile). The host arbitration (`HostArbiter`)
+returns the tenant's new host cache as a value too.
 
 Fencing: a write from a Kafka position older than the one the tenant's stored version covers
 is refused by the store (`PositionFencedError`). The writer then reloads the tenant from Redis
@@ -51,40 +56,36 @@ from ripple_common.sealing import Sealer
 from ripple_common.store_contract import Marks
 from ripple_common.telemetry import context_to_fields
 from ripple_translator.hosts import HostOutcome, HostPolicy, decide, wanted_hosts
-from ripple_translator.inputs import InputCheckpoint, InputStore
+from ripple_translator.inputs import InputStore
 from ripple_translator.metrics import TranslatorStats
-from ripple_translator.scheduling import FairQueue, pace_after
+from ripple_translator.ownership import Ownership
+from ripple_translator.scheduling import WriteSlots, pace_after
 from ripple_translator.seal import seal_secrets
+from ripple_translator.slot import HostCache, Pending, TenantSlot, span_context
 from ripple_translator.store import (
     AnnounceError,
-    Checkpoint,
     Diff,
-    HostClaim,
     HostRegistry,
     HostState,
     KafkaOffset,
     PositionFencedError,
     TenantStore,
     VersionConflictError,
-    apply_diff,
     diff_resources,
 )
 from ripple_translator.store.model import ResourceKey
 from ripple_translator.tenants import JsonObject, ObjectKey, TenantObjects, encode_key
 from ripple_translator.translate import Diagnostic, TranslateOptions, Translation, translate
+from ripple_translator.translate import HostClaim as AskedHost
 from ripple_translator.translate.naming import NamingError
 from ripple_translator.unseal import open_secret
 
-log = structlog.get_logger("ripple_translator.pipeline")
+log = structlog.get_logger("ripple_translator.writer")
 tracer = trace.get_tracer("ripple_translator")
 
-TopicPartition = tuple[str, int]
 # Receives each written tenant's diagnostics (e.g. the Kubernetes Event reporter); must not block.
 DiagnosticSink = Callable[[str, Sequence[Diagnostic]], None]
-# Re-translates a tenant after a delay (s): a host it lost is held for its releasing owner.
-WakeLater = Callable[[str, float], None]
 MAX_LOGGED_DIAGNOSTICS = 20
-MAX_TRACE_CONTEXTS = 32  # per write: the parent and up to 31 span links
 MAX_TRACED_OBJECTS = 20  # object keys named on a write span
 HOLD_RECHECK_MARGIN_S = 0.05  # claim again this long after a lost host's hold ends
 GIL_SWITCH_S = 0.0005  # the interpreter's switch interval once translations run in a thread
@@ -123,115 +124,6 @@ def plan_write(
         input_upserts={k: objects.objects[k] for k in keys if k in objects.objects},
         input_removals=tuple(k for k in keys if k not in objects.objects),
     )
-
-
-@dataclass(slots=True, kw_only=True)
-class TenantSlot:
-    """One owned tenant: its objects, the stored baseline and its write bookkeeping."""
-
-    tenant: str
-    tp: TopicPartition
-    objects: TenantObjects
-    version: int = 0
-    resource_versions: dict[ResourceKey, str] = field(default_factory=dict)
-    # Events at offsets below this are already in the stored inputs (skipped on replay).
-    input_offset: int = 0
-    registered: bool = False
-    applied_through: int | None = None
-    changed: set[ObjectKey] = field(default_factory=set)
-    dirty: bool = False
-    events: int = 0
-    dirty_from: int | None = None
-    in_flight_from: int | None = None
-    # Trace contexts of the events pending a write (oldest first, at most MAX_TRACE_CONTEXTS):
-    # the write's span is a child of the first and links the others.
-    trace_contexts: list[otel_context.Context] = field(default_factory=list)
-    # Propagation marks of the oldest event pending a write (observed, published, the API's
-    # time of its change), carried to the change entry (`Marks`).
-    marks: Marks | None = None
-    task: asyncio.Task[None] | None = None
-    # Host ownership: what was recorded last (None: not loaded yet) and the hosts withheld by
-    # the last arbitration (the first guess of the next translation).
-    host_states: dict[str, HostState] | None = None
-    withheld: frozenset[str] = frozenset()
-    # The diagnostics of the last write: each new one is logged once, and its resolution.
-    diagnostics: frozenset[Diagnostic] = frozenset()
-    # The last arbitration and what it claimed: reused while the tenant asks for the same
-    # hosts and no notice says a host changed hands (`hosts_stale`).
-    last_claims: tuple[tuple[str, object, object], ...] | None = None
-    last_hosts: HostOutcome | None = None
-    hosts_stale: bool = True
-    # The outcome of the last claim of each host (reused for the hosts whose claim did not
-    # change while no notice says a host changed hands).
-    claimed: dict[str, HostClaim] = field(default_factory=dict)
-    # The Kafka position (next offset) the tenant's stored version covers when a write was
-    # fenced: nothing is written from an earlier position (its events are in that version).
-    fenced_below: int = 0
-
-    def traced(
-        self,
-        ctx: otel_context.Context,
-        *,
-        observed_ns: int | None = None,
-        published_ms: int | None = None,
-        api_ns: int | None = None,
-    ) -> None:
-        """An event carrying the trace context `ctx` (observed and published at those times,
-        its change made in the API at `api_ns`) is pending this tenant's next write."""
-        if len(self.trace_contexts) < MAX_TRACE_CONTEXTS and _span_context(ctx).is_valid:
-            self.trace_contexts.append(ctx)
-        if self.marks is None:
-            published_ns = published_ms * 1_000_000 if published_ms is not None else None
-            self.marks = Marks(observed_ns=observed_ns, published_ns=published_ns, api_ns=api_ns)
-
-    def mark(self, offset: int, *, keys: Iterable[ObjectKey] = ()) -> None:
-        """An event at `offset` changed the tenant (or its cluster inputs)."""
-        self.applied_through = offset
-        self.changed.update(keys)
-        self.dirty = True
-        self.events += 1
-        if self.dirty_from is None:
-            self.dirty_from = offset
-
-    @property
-    def pending_from(self) -> int | None:
-        """The lowest offset applied here but not yet durable (None: all durable)."""
-        pending = [o for o in (self.dirty_from, self.in_flight_from) if o is not None]
-        return min(pending) if pending else None
-
-    @property
-    def busy(self) -> bool:
-        return self.task is not None and not self.task.done()
-
-    @property
-    def position(self) -> int:
-        """The Kafka position (next offset) the tenant's objects cover."""
-        if self.applied_through is not None:
-            return max(self.applied_through + 1, self.input_offset)
-        return self.input_offset
-
-    def covered(self) -> None:
-        """Everything pending is in the stored version already: nothing to write."""
-        self.dirty, self.dirty_from, self.changed, self.events = False, None, set(), 0
-        self.trace_contexts, self.marks = [], None
-
-    def reload(self, checkpoint: Checkpoint, inputs: InputCheckpoint, *, fenced_below: int) -> bool:
-        """Take the stored version (and the stored inputs, if they cover more than this slot
-        applied) as the baseline after a fenced write. Returns whether the inputs replaced
-        the objects."""
-        self.version = checkpoint.version
-        self.resource_versions = dict(checkpoint.resource_versions)
-        self.fenced_below = max(self.fenced_below, fenced_below)
-        self.host_states, self.claimed, self.hosts_stale = None, {}, True
-        stored = inputs.offset
-        if stored is None or (stored.topic, stored.partition) != self.tp:
-            return False
-        if stored.offset <= self.position:
-            return False
-        self.objects = TenantObjects(self.tenant, dict(inputs.objects))
-        self.input_offset = stored.offset
-        self.applied_through = stored.offset - 1
-        return True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -276,24 +168,22 @@ class TenantWriter:
         *,
         store: TenantStore,
         inputs: InputStore,
-        classes_for: Callable[[TopicPartition], tuple[JsonObject, ...]],
+        ownership: Ownership,
         config: WriterConfig,
         hosts: HostRegistry | None = None,
         on_diagnostics: DiagnosticSink | None = None,
         stats: TranslatorStats | None = None,
-        owns: Callable[[TenantSlot], bool] = lambda _: True,
-        wake_later: WakeLater | None = None,
     ) -> None:
         self._store = store
         self._inputs = inputs
-        self._classes_for = classes_for
-        # Whether the slot's partition is still ours: a write scheduled after its revocation
-        # began must not run (the partition's state may be gone, and another instance owns
-        # the tenant next; it re-applies what was not written).
-        self._owns = owns
+        # Whether a slot is still ours, and its partition's IngressClasses.
+        self._ownership = ownership
         self._config = config
-        self._hosts = hosts
-        self._wake_later = wake_later
+        self._arbiter = (
+            HostArbiter(hosts, policy=config.host_policy, grace_s=config.host_release_grace_s)
+            if hosts is not None
+            else None
+        )
         self._on_diagnostics = on_diagnostics
         self.stats = stats or TranslatorStats()
         # Write slots, granted in fair order (`scheduling.FairQueue`).
@@ -302,6 +192,8 @@ class TenantWriter:
         self._waiting = 0
         # Translations of big tenants, one at a time, off the event loop.
         self._translations: ThreadPoolExecutor | None = None
+        # Per tenant: a wake-up when a host it lost is no longer held for its releasing owner.
+        self._hold_timers: dict[str, asyncio.TimerHandle] = {}
 
     @property
     def in_flight(self) -> int:
@@ -317,6 +209,18 @@ class TenantWriter:
         if slot.dirty and not slot.busy:
             slot.task = asyncio.create_task(self._run(slot), name=f"write {slot.tenant}")
 
+    def retranslate(self, tenants: Sequence[str], *, hosts_stale: bool) -> int:
+        """Schedule a write of each owned tenant at its stored position (nothing new
+        applied: the write translates what it holds again). Returns how many; tenants owned
+        elsewhere or being handed over are the next owner's."""
+        scheduled = 0
+        for tenant in tenants:
+            slot = self._ownership.writable(tenant)
+            if slot is not None and slot.retranslate(hosts_stale=hosts_stale):
+                self.schedule(slot)
+                scheduled += 1
+        return scheduled
+
     async def wait(self, slots: Iterable[TenantSlot], *, timeout_s: float) -> bool:
         """Wait until the slots' writers are idle; cancel them after `timeout_s`. True if all
         finished in time."""
@@ -330,8 +234,16 @@ class TenantWriter:
             await asyncio.wait(pending)
         return not pending
 
+    def forget(self, tenants: Iterable[str]) -> None:
+        """The tenants are no longer ours: their hold timers are cancelled."""
+        for tenant in tenants:
+            timer = self._hold_timers.pop(tenant, None)
+            if timer is not None:
+                timer.cancel()
+
     def close(self) -> None:
-        """Stop the translation thread (after the writes are done)."""
+        """Stop the hold timers and the translation thread (after the writes are done)."""
+        self.forget(list(self._hold_timers))
         if self._translations is not None:
             self._translations.shutdown(wait=False, cancel_futures=True)
             self._translations = None
@@ -354,11 +266,11 @@ class TenantWriter:
             self._in_flight += 1
             started = time.perf_counter()
             try:
-                if not self._owns(slot):
+                if not self._ownership.owns(slot):
                     log.info("tenant.write_dropped", tenant=slot.tenant, partition=slot.tp[1])
-                    slot.dirty = False
+                    slot.covered()  # the next owner re-applies it
                     return
-                if slot.position < slot.fenced_below:
+                if slot.position < slot.baseline.fenced_below:
                     # The stored version covers a later position: what is pending is in it.
                     slot.covered()
                     return
@@ -367,8 +279,7 @@ class TenantWriter:
                     # stale: reload the stored versions and write our state on top of them
                     # (ours covers a later position: the store fences an earlier one).
                     checkpoint = await self._store.load_checkpoint(slot.tenant)
-                    slot.version = checkpoint.version
-                    slot.resource_versions = dict(checkpoint.resource_versions)
+                    slot.baseline = slot.baseline.stored(checkpoint)
                 await self._write_once(slot)
                 delay, conflicts = self._config.retry_initial_s, 0
                 pause = pace_after(
@@ -422,42 +333,32 @@ class TenantWriter:
         offset = KafkaOffset(
             topic=slot.tp[0], partition=slot.tp[1], offset=slot.applied_through + 1
         )
-        changed, events = set(slot.changed), slot.events
-        contexts, slot.trace_contexts = slot.trace_contexts, []
-        marks, slot.marks = slot.marks or Marks(), None
-        slot.in_flight_from = _min(slot.in_flight_from, slot.dirty_from)
-        slot.dirty, slot.dirty_from, slot.changed, slot.events = False, None, set(), 0
+        batch = slot.take()
         try:
             with tracer.start_as_current_span(
                 "translator.write",
                 # A child of the first pending event's span (a fresh trace without one); the
                 # events coalesced into the same write are links.
-                context=contexts[0] if contexts else otel_context.Context(),
-                links=[trace.Link(_span_context(ctx)) for ctx in contexts[1:]],
-                attributes=_write_attributes(slot, changed, events=events, offset=offset),
+                context=batch.contexts[0] if batch.contexts else otel_context.Context(),
+                links=[trace.Link(span_context(ctx)) for ctx in batch.contexts[1:]],
+                attributes=_write_attributes(slot, batch, offset=offset),
             ) as span:
                 trace_fields = context_to_fields()
                 try:
-                    plan = await self._plan_off_loop(slot, changed)
+                    plan, hosts = await self._arbitrated_plan(slot, batch.changed)
                 except NamingError as exc:
                     log.error("tenant.untranslatable", tenant=slot.tenant, error=str(exc))
                     span.set_status(trace.StatusCode.ERROR, str(exc))
-                    slot.in_flight_from = None
+                    slot.landed()
                     return
-                hosts: HostOutcome | None = None
-                if self._hosts is not None:
-                    hosts = await self._arbitrate(self._hosts, slot, plan)
-                    if hosts.withheld != slot.withheld:
-                        slot.withheld = hosts.withheld
-                        plan = await self._plan_off_loop(slot, changed)
-                written = replace(marks, written_ns=time.time_ns())
+                written = replace(batch.marks or Marks(), written_ns=time.time_ns())
                 version = await self._store_plan(
                     slot, plan, offset, {**trace_fields, **written.fields()}
                 )
                 if self._config.after_write is not None:
                     self._config.after_write(slot.tenant, version)
-                if hosts is not None and self._hosts is not None:
-                    await self._settle_hosts(self._hosts, slot, hosts)
+                if hosts is not None:
+                    await self._settle(slot, hosts)
                 span.set_attributes(
                     {
                         "ripple.version": version,
@@ -466,31 +367,62 @@ class TenantWriter:
                     }
                 )
         except BaseException:
-            # Not written: what this write held is pending again.
-            slot.changed |= changed
-            slot.events += events
-            slot.trace_contexts = (contexts + slot.trace_contexts)[:MAX_TRACE_CONTEXTS]
-            slot.marks = marks if marks != Marks() else slot.marks
-            slot.dirty = True
-            slot.dirty_from = _min(slot.in_flight_from, slot.dirty_from)
-            slot.in_flight_from = None
+            slot.put_back(batch)  # not written: what this write held is pending again
             raise
-        slot.in_flight_from = None
+        slot.landed()
+        self._report(slot, batch, plan, hosts, version=version, offset=offset, started=started)
+
+    async def _arbitrated_plan(
+        self, slot: TenantSlot, changed: Iterable[ObjectKey]
+    ) -> tuple[WritePlan, HostOutcome | None]:
+        """Translate the tenant, claim the hosts it asks for, and translate it again if the
+        arbitration withheld other hosts than the translation assumed."""
+        plan = await self._plan_off_loop(slot, changed)
+        if self._arbiter is None:
+            return plan, None
+        hosts, slot.hosts = await self._arbiter.arbitrate(
+            slot.tenant, slot.hosts, plan.translation.claims
+        )
+        if hosts.withheld != slot.hosts.withheld:
+            slot.hosts = replace(slot.hosts, withheld=hosts.withheld)
+            plan = await self._plan_off_loop(slot, changed)
+        return plan, hosts
+
+    async def _settle(self, slot: TenantSlot, hosts: HostOutcome) -> None:
+        assert self._arbiter is not None
+        slot.hosts = await self._arbiter.settle(slot.tenant, slot.hosts, hosts)
+        if hosts.recheck_after_s is not None:
+            # A lost host is held for the owner that released it: claim again when the
+            # hold ends (a little after, so Redis has expired it).
+            self._wake_later(slot.tenant, hosts.recheck_after_s + HOLD_RECHECK_MARGIN_S)
+
+    def _report(
+        self,
+        slot: TenantSlot,
+        batch: Pending,
+        plan: WritePlan,
+        hosts: HostOutcome | None,
+        *,
+        version: int,
+        offset: KafkaOffset,
+        started: float,
+    ) -> None:
+        """Stats, the diagnostics sink and the logs of a written version."""
         diags = plan.translation.diagnostics + (hosts.diagnostics if hosts else ())
         duration = time.perf_counter() - started
         self.stats.written(
-            events=events, changed=bool(plan.diff), diagnostics=len(diags), seconds=duration
+            events=batch.events, changed=bool(plan.diff), diagnostics=len(diags), seconds=duration
         )
         if diags and self._on_diagnostics is not None:
             self._on_diagnostics(slot.tenant, diags)
-        _log_diagnostic_changes(slot, diags)
+        slot.diagnostics = _log_diagnostic_changes(slot.tenant, slot.diagnostics, diags)
         log.info(
             "tenant.write",
             tenant=slot.tenant,
             partition=slot.tp[1],
             offset=offset.offset,
             version=version,
-            events=events,
+            events=batch.events,
             upserts=len(plan.diff.upserts),
             removals=len(plan.diff.removals),
             inputs_changed=len(plan.input_upserts) + len(plan.input_removals),
@@ -500,9 +432,28 @@ class TenantWriter:
                 f"{d.severity} {d.object} {d.reason}: {d.message}"
                 for d in diags[:MAX_LOGGED_DIAGNOSTICS]
             ],
-            withheld_hosts=sorted(slot.withheld)[:MAX_LOGGED_DIAGNOSTICS],
+            withheld_hosts=sorted(slot.hosts.withheld)[:MAX_LOGGED_DIAGNOSTICS],
             duration_ms=round(duration * 1000, 2),
         )
+
+    def _wake_later(self, tenant: str, delay_s: float) -> None:
+        """Re-translate `tenant` after `delay_s` (a host it lost is held for the owner that
+        released it until then; its claim after that may get it). One timer per tenant, the
+        earliest. A translator that dies loses its timers; the next owner's host check
+        (`Engine.check_hosts`) re-translates a tenant that lost a held host, which arms the
+        timer again."""
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay_s
+        timer = self._hold_timers.get(tenant)
+        if timer is not None:
+            if timer.when() <= when:
+                return
+            timer.cancel()
+        self._hold_timers[tenant] = loop.call_at(when, self._hold_over, tenant)
+
+    def _hold_over(self, tenant: str) -> None:
+        self._hold_timers.pop(tenant, None)
+        self.stats.host_notices += self.retranslate([tenant], hosts_stale=True)
 
     async def outdated(self, slot: TenantSlot) -> bool:
         """Whether translating what `slot` holds now gives other resources than it stored
@@ -510,7 +461,7 @@ class TenantWriter:
         is translated in the translation thread (an assignment checks every tenant it loads:
         on the event loop, a big one held the consume loop and every write after a
         takeover)."""
-        if not self._owns(slot):
+        if not self._ownership.owns(slot):
             return False
         try:
             return bool((await self._plan_off_loop(slot, ())).diff)
@@ -519,37 +470,43 @@ class TenantWriter:
 
     def _plan(
         self,
-        slot: TenantSlot,
+        tenant: str,
+        objects: TenantObjects,
         changed: Iterable[ObjectKey],
         *,
-        objects: TenantObjects | None = None,
-        resource_versions: Mapping[ResourceKey, str] | None = None,
-        classes: tuple[JsonObject, ...] | None = None,
+        resource_versions: Mapping[ResourceKey, str],
+        classes: tuple[JsonObject, ...],
+        withheld: frozenset[str],
     ) -> WritePlan:
         options = self._config.options
-        if self._hosts is not None or self._config.host_policy.tenant_domain:
-            allowed = _HostFilter(slot.tenant, self._config.host_policy, slot.withheld)
+        if self._arbiter is not None or self._config.host_policy.tenant_domain:
+            allowed = _HostFilter(tenant, self._config.host_policy, withheld)
             options = replace(options, host_allowed=allowed)
         return plan_write(
-            slot.objects if objects is None else objects,
+            objects,
             changed=changed,
-            classes=self._classes_for(slot.tp) if classes is None else classes,
-            resource_versions=slot.resource_versions
-            if resource_versions is None
-            else resource_versions,
+            classes=classes,
+            resource_versions=resource_versions,
             options=options,
             sealer=self._config.sealer,
         )
 
     async def _plan_off_loop(self, slot: TenantSlot, changed: Iterable[ObjectKey]) -> WritePlan:
         """`_plan`, in the translation thread for a big tenant: on a snapshot of its objects
-        and stored versions (the engine keeps applying events to the slot meanwhile)."""
+        (the engine keeps applying events to the slot meanwhile; the baseline and host
+        cache are immutable values)."""
+        classes = self._ownership.classes(slot.tp)
+        versions, withheld = slot.baseline.resource_versions, slot.hosts.withheld
         if len(slot.objects.objects) < self._config.offload_objects:
-            return self._plan(slot, changed)
+            return self._plan(
+                slot.tenant,
+                slot.objects,
+                changed,
+                resource_versions=versions,
+                classes=classes,
+                withheld=withheld,
+            )
         objects = TenantObjects(slot.tenant, dict(slot.objects.objects))
-        versions = dict(slot.resource_versions)
-        classes = self._classes_for(slot.tp)
-        keys = tuple(changed)
         if self._translations is None:
             self._translations = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translate")
             # The event loop waits for the GIL at every I/O while the thread translates:
@@ -560,88 +517,14 @@ class TenantWriter:
             self._translations,
             partial(
                 self._plan,
-                slot,
-                keys,
-                objects=objects,
+                slot.tenant,
+                objects,
+                tuple(changed),
                 resource_versions=versions,
                 classes=classes,
+                withheld=withheld,
             ),
         )
-
-    async def _arbitrate(
-        self, hosts: HostRegistry, slot: TenantSlot, plan: WritePlan
-    ) -> HostOutcome:
-        """Claim the hosts the translation asks for (one pipelined round trip)."""
-        asked = plan.translation.claims
-        wanted = wanted_hosts(slot.tenant, asked, self._config.host_policy)
-        allowed = set(wanted)
-        key = tuple((a.host, a.created, a.ingress) for a in asked if a.host in allowed)
-        previous_key, stale = slot.last_claims, slot.hosts_stale
-        if not stale and slot.last_hosts is not None and key == slot.last_claims:
-            # Nothing to claim anew: ownership only changes hands with a notice to us.
-            return HostOutcome(
-                withheld=slot.last_hosts.withheld,
-                diagnostics=slot.last_hosts.diagnostics,
-                stop_serving=frozenset(),
-                release=frozenset(),
-                notices=(),
-                states=slot.last_hosts.states,
-            )
-        slot.hosts_stale = True
-        slot.last_claims = key
-        if slot.host_states is None:
-            loaded = await hosts.load_host_states([slot.tenant])
-            slot.host_states = dict(loaded.get(slot.tenant, {}))
-        new = [h for h in wanted if h not in slot.host_states]
-        pending: dict[str, HostState] | None = None
-        if new:
-            # Record new hosts before claiming them (as lost until decided; same round
-            # trip), so a crash after the claim cannot leak a claim nobody releases.
-            pending = {**slot.host_states, **dict.fromkeys(new, HostState.LOST)}
-        # Only the hosts whose claim changed are claimed again, unless a notice (or a
-        # reload) made every outcome stale: ownership only changes hands with a notice. A
-        # host the tenant does not serve (lost, held for its owner, or still served by
-        # another) is claimed again at every write, so its diagnostic says who has it now
-        # (an owner taking back a held host sends no notice): losers are few, a flooding
-        # tenant's served hosts are not claimed again.
-        unchanged = set(key) & set(previous_key or ()) if not stale else set()
-        reuse = {k[0] for k in unchanged if k[0] in slot.claimed and slot.claimed[k[0]].servable}
-        to_claim = [h for h in wanted if h not in reuse]
-        claimed = await hosts.claim(slot.tenant, to_claim, record=pending)
-        if pending is not None:
-            slot.host_states = pending
-        outcomes = {h: replace(slot.claimed[h], promoted=None) for h in reuse}
-        outcomes.update(claimed)
-        slot.claimed = outcomes
-        return decide(slot.tenant, asked=asked, outcomes=outcomes, previous=slot.host_states)
-
-    async def _settle_hosts(
-        self, hosts: HostRegistry, slot: TenantSlot, outcome: HostOutcome
-    ) -> None:
-        """After the version is written: withdraw and release hosts, record the states,
-        notify the tenants whose hosts changed hands."""
-        notices = await hosts.withdraw(
-            slot.tenant,
-            stop_serving=outcome.stop_serving,
-            release=outcome.release,
-            hold_s=self._config.host_release_grace_s,
-        )
-        if outcome.states != slot.host_states:
-            await hosts.save_host_states(slot.tenant, outcome.states)
-        slot.host_states = dict(outcome.states)
-        slot.last_hosts, slot.hosts_stale = outcome, False
-        if outcome.recheck_after_s is not None and self._wake_later is not None:
-            # A lost host is held for the owner that released it: claim again when the
-            # hold ends (a little after, so Redis has expired it).
-            self._wake_later(slot.tenant, outcome.recheck_after_s + HOLD_RECHECK_MARGIN_S)
-        notices = [*outcome.notices, *notices]
-        if notices:
-            await hosts.notify(notices)
-            log.info(
-                "hosts.notified",
-                tenant=slot.tenant,
-                notices=[f"{n.tenant} {n.why} {n.host}" for n in notices[:MAX_LOGGED_DIAGNOSTICS]],
-            )
 
     async def _store_plan(
         self,
@@ -652,7 +535,7 @@ class TenantWriter:
     ) -> int:
         if not slot.registered:
             await self._inputs.add_tenant(slot.tp[0], slot.tp[1], slot.tenant)
-            slot.registered = True
+            slot.baseline = replace(slot.baseline, registered=True)
         try:
             version = await self._store.write_version(
                 slot.tenant,
@@ -665,71 +548,112 @@ class TenantWriter:
         except AnnounceError as exc:
             # Durable, only the change-stream entry is missing: announce it in full.
             log.warning("tenant.announce_failed", tenant=slot.tenant, error=str(exc))
-            version = exc.version
-            slot.version, slot.resource_versions = (
-                version,
-                apply_diff(slot.resource_versions, plan.diff),
-            )
+            slot.baseline = slot.baseline.written(exc.version, plan.diff)
             await self._store.announce(slot.tenant, trace_fields=trace_fields)
+            version = exc.version
         else:
-            slot.version = version
-            slot.resource_versions = apply_diff(slot.resource_versions, plan.diff)
+            slot.baseline = slot.baseline.written(version, plan.diff)
         written = await self._inputs.write_inputs(
             slot.tenant, plan.input_upserts, plan.input_removals, offset=offset
         )
         if not written:
             log.warning("tenant.inputs_stale", tenant=slot.tenant, offset=offset.offset)
-        slot.input_offset = max(slot.input_offset, offset.offset)
+        slot.baseline = replace(
+            slot.baseline, input_offset=max(slot.baseline.input_offset, offset.offset)
+        )
         return version
 
 
-class WriteSlots:
-    """`capacity` write slots, granted to waiting tenants in `FairQueue` order; each tenant
-    releases its slot with the cost (seconds) of what it did with it."""
+class HostArbiter:
+    """The writer's host arbitration (docs/host-ownership.md): before a version is written,
+    claim the hosts the translation asks for (`arbitrate`); after it is written, withdraw and
+    release hosts, record the states and send the notices (`settle`). Each returns the
+    tenant's new `HostCache`; the pure rules are `hosts.decide`."""
 
-    def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError("a writer needs at least one write slot")
-        self._free = capacity
-        self._queue = FairQueue()
-        self._waiters: dict[str, asyncio.Future[None]] = {}
+    def __init__(self, registry: HostRegistry, *, policy: HostPolicy, grace_s: float) -> None:
+        self._registry = registry
+        self._policy = policy
+        self._grace_s = grace_s
 
-    async def acquire(self, tenant: str) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters[tenant] = waiter
-        self._queue.push(tenant)
-        self._grant()
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if self._waiters.get(tenant) is waiter:
-                del self._waiters[tenant]
-                self._queue.withdraw(tenant)
-            elif waiter.done() and not waiter.cancelled():
-                self.release(tenant, cost=0.0)  # granted as it was cancelled
-            raise
+    async def arbitrate(
+        self, tenant: str, cache: HostCache, asked: Sequence[AskedHost]
+    ) -> tuple[HostOutcome, HostCache]:
+        """Claim the hosts the translation asks for (one pipelined round trip)."""
+        wanted = wanted_hosts(tenant, asked, self._policy)
+        allowed = set(wanted)
+        key = tuple((a.host, a.created, a.ingress) for a in asked if a.host in allowed)
+        if not cache.stale and cache.outcome is not None and key == cache.claims:
+            # Nothing to claim anew: ownership only changes hands with a notice to us.
+            last = cache.outcome
+            return HostOutcome(
+                withheld=last.withheld,
+                diagnostics=last.diagnostics,
+                stop_serving=frozenset(),
+                release=frozenset(),
+                notices=(),
+                states=last.states,
+            ), cache
+        states = cache.states
+        if states is None:
+            loaded = await self._registry.load_host_states([tenant])
+            states = dict(loaded.get(tenant, {}))
+        new = [h for h in wanted if h not in states]
+        pending: dict[str, HostState] | None = None
+        if new:
+            # Record new hosts before claiming them (as lost until decided; same round
+            # trip), so a crash after the claim cannot leak a claim nobody releases.
+            pending = {**states, **dict.fromkeys(new, HostState.LOST)}
+        # Only the hosts whose claim changed are claimed again, unless a notice (or a
+        # reload) made every outcome stale: ownership only changes hands with a notice. A
+        # host the tenant does not serve (lost, held for its owner, or still served by
+        # another) is claimed again at every write, so its diagnostic says who has it now
+        # (an owner taking back a held host sends no notice): losers are few, a flooding
+        # tenant's served hosts are not claimed again.
+        unchanged = set(key) & set(cache.claims or ()) if not cache.stale else set()
+        reuse = {k[0] for k in unchanged if k[0] in cache.claimed and cache.claimed[k[0]].servable}
+        to_claim = [h for h in wanted if h not in reuse]
+        claimed = await self._registry.claim(tenant, to_claim, record=pending)
+        if pending is not None:
+            states = pending
+        outcomes = {h: replace(cache.claimed[h], promoted=None) for h in reuse}
+        outcomes.update(claimed)
+        # Stale until settled: a write that fails before `settle` claims everything again.
+        cache = replace(cache, states=states, claims=key, stale=True, claimed=outcomes)
+        return decide(tenant, asked=asked, outcomes=outcomes, previous=states), cache
 
-    def release(self, tenant: str, *, cost: float) -> None:
-        self._queue.charge(tenant, max(cost, 0.0))
-        self._free += 1
-        self._grant()
+    async def settle(self, tenant: str, cache: HostCache, outcome: HostOutcome) -> HostCache:
+        """After the version is written: withdraw and release hosts, record the states,
+        notify the tenants whose hosts changed hands."""
+        notices = await self._registry.withdraw(
+            tenant,
+            stop_serving=outcome.stop_serving,
+            release=outcome.release,
+            hold_s=self._grace_s,
+        )
+        if outcome.states != cache.states:
+            await self._registry.save_host_states(tenant, outcome.states)
+        cache = replace(cache, states=dict(outcome.states), outcome=outcome, stale=False)
+        notices = [*outcome.notices, *notices]
+        if notices:
+            await self._registry.notify(notices)
+            log.info(
+                "hosts.notified",
+                tenant=tenant,
+                notices=[f"{n.tenant} {n.why} {n.host}" for n in notices[:MAX_LOGGED_DIAGNOSTICS]],
+            )
+        return cache
 
-    def _grant(self) -> None:
-        while self._free and len(self._queue):
-            tenant = self._queue.pop()
-            waiter = self._waiters.pop(tenant)
-            self._free -= 1
-            waiter.set_result(None)
 
-
-def _log_diagnostic_changes(slot: TenantSlot, diags: Iterable[Diagnostic]) -> None:
+def _log_diagnostic_changes(
+    tenant: str, previous: frozenset[Diagnostic], diags: Iterable[Diagnostic]
+) -> frozenset[Diagnostic]:
     """One log line per diagnostic when it first appears (not on every version) and one when
-    it is gone; the `tenant.write` line lists the current ones."""
+    it is gone; the `tenant.write` line lists the current ones. Returns the current ones."""
     current = frozenset(diags)
-    for d in sorted(current - slot.diagnostics):
+    for d in sorted(current - previous):
         log.warning(
             "diagnostic",
-            tenant=slot.tenant,
+            tenant=tenant,
             kind=d.object.kind,
             namespace=d.object.namespace,
             name=d.object.name,
@@ -737,16 +661,16 @@ def _log_diagnostic_changes(slot: TenantSlot, diags: Iterable[Diagnostic]) -> No
             reason=str(d.reason),
             message=d.message,
         )
-    for d in sorted(slot.diagnostics - current):
+    for d in sorted(previous - current):
         log.info(
             "diagnostic.resolved",
-            tenant=slot.tenant,
+            tenant=tenant,
             kind=d.object.kind,
             namespace=d.object.namespace,
             name=d.object.name,
             reason=str(d.reason),
         )
-    slot.diagnostics = current
+    return current
 
 
 @dataclass(frozen=True, slots=True)
@@ -762,19 +686,15 @@ class _HostFilter:
         return host not in self.withheld and self.policy.allows(self.tenant, host)
 
 
-def _span_context(ctx: otel_context.Context) -> trace.SpanContext:
-    return trace.get_current_span(ctx).get_span_context()
-
-
 def _write_attributes(
-    slot: TenantSlot, changed: Iterable[ObjectKey], *, events: int, offset: KafkaOffset
+    slot: TenantSlot, batch: Pending, *, offset: KafkaOffset
 ) -> dict[str, AttributeValue]:
     """The write span's attributes: tenant, the changed objects (kind/namespace/name), and
     where in Kafka the write stands."""
-    keys = sorted(changed)
+    keys = sorted(batch.changed)
     attributes: dict[str, AttributeValue] = {
         "ripple.tenant": slot.tenant,
-        "ripple.events": events,
+        "ripple.events": batch.events,
         "ripple.objects": [encode_key(k) for k in keys[:MAX_TRACED_OBJECTS]],
         "ripple.objects_changed": len(keys),
         "messaging.kafka.partition": slot.tp[1],
@@ -786,11 +706,3 @@ def _write_attributes(
     if len(keys) == 1:
         attributes["ripple.name"] = keys[0][2]
     return attributes
-
-
-def _min(a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
