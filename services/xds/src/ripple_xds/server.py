@@ -342,6 +342,7 @@ class XdsServer:
         policy: GatewayPolicy | None = None,
         credentials: grpc.ServerCredentials | None = None,
         insecure_dev_secrets: bool = False,
+        extra_callbacks: Sequence[Callbacks] = (),
     ) -> None:
         self.servicer = AdsServicer(
             cache,
@@ -350,6 +351,7 @@ class XdsServer:
             propagation=propagation,
             policy=policy,
             insecure_dev_secrets=insecure_dev_secrets,
+            extra_callbacks=extra_callbacks,
         )
         self._credentials = credentials
         self._address = f"{host}:{port}"
