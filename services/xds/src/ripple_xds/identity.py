@@ -14,7 +14,11 @@ client certificate's PEM).
   gateway. With gateways configured (`GatewayPolicy`), a node gets its gateway's tenants only
   (resources named `<tenant>/...`) plus the shared gateway resources (the plain-HTTP listener)
   and its own HTTPS listener; gateways need mTLS: a node without a verified certificate is
-  refused (the node fields are the client's to choose, so they prove nothing).
+  refused (the node fields are the client's to choose, so they prove nothing). A gateway's
+  tenants are names, or name prefixes written with a trailing `*` (`team-a-*`), or `*` (all).
+- A replica loads and follows only the tenants some configured gateway of it sees
+  (`GatewayPolicy.tenant_filter`): one xds Deployment per gateway group holds that group's
+  tenants, not the whole cloud's.
 - Secrets (SDS: opened TLS private keys) are served only on streams whose client presented a
   verified certificate, unless the server runs with the development flag
   (RIPPLE_XDS_INSECURE_DEV_SECRETS); see `secrets_allowed`.
@@ -23,7 +27,7 @@ A node that fails any rule gets nothing: its stream is closed with a message say
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
@@ -36,6 +40,10 @@ from ripple_xds.tenants import tenant_of
 MAX_NODE_ID = 256
 GATEWAY_METADATA: Final = "ripple.gateway"
 ALL_TENANTS: Final = "*"
+WILDCARD: Final = "*"  # trailing, in a tenant pattern: every tenant whose name starts so
+# Not in a tenant name (`/` ends it, braces are its Redis hash tag) nor a pattern's stem
+# (only a trailing `*`; fnmatch's `?` and `[...]` are not supported).
+_RESERVED: Final = frozenset("/{}*?[]")
 HTTPS_LISTENER_PREFIX: Final = "ripple-https"
 SPIFFE_SCHEME: Final = "spiffe"
 GATEWAY_PATH: Final = "gateway"  # spiffe://<trust domain>/gateway/<name>
@@ -103,10 +111,12 @@ def spiffe_gateway(uri: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Gateway:
-    """A gateway: its name and its tenants (None: every tenant)."""
+    """A gateway: its name and its tenants: `tenants` by exact name (None: every tenant) and
+    every tenant whose name starts with one of `prefixes` (patterns `team-a-*`)."""
 
     name: str
     tenants: frozenset[str] | None = None
+    prefixes: tuple[str, ...] = ()
 
     @property
     def https_listener(self) -> str:
@@ -115,7 +125,24 @@ class Gateway:
         return f"{HTTPS_LISTENER_PREFIX}.{self.name}" if self.name else HTTPS_LISTENER_PREFIX
 
     def allows_tenant(self, tenant: str) -> bool:
-        return self.tenants is None or tenant in self.tenants
+        return self.tenants is None or tenant in self.tenants or tenant.startswith(self.prefixes)
+
+    def tenants_among(self, tenants: Collection[str]) -> frozenset[str]:
+        """The ones of `tenants` this gateway sees (exact names by a set intersection)."""
+        if self.tenants is None:
+            return frozenset(tenants)
+        found = self.tenants.intersection(tenants)
+        if not self.prefixes:
+            return found
+        prefixes = self.prefixes
+        return found | {t for t in tenants if t.startswith(prefixes)}
+
+    @property
+    def patterns(self) -> list[str] | None:
+        """The tenants as configured: names, then prefix patterns (None: every tenant)."""
+        if self.tenants is None:
+            return None
+        return [*sorted(self.tenants), *(p + WILDCARD for p in self.prefixes)]
 
     def allows(self, name: str) -> bool:
         """Whether a node of this gateway may be sent the resource `name`."""
@@ -128,6 +155,30 @@ class Gateway:
 
 
 DEFAULT_GATEWAY = Gateway(name="")
+
+
+def gateway_of_patterns(name: str, patterns: Collection[str]) -> Gateway:
+    """Gateway `name` seeing `patterns`: `*` (every tenant), tenant names, and name prefixes
+    written with one trailing `*` (`team-a-*`); ValueError naming the bad entry otherwise."""
+    if isinstance(patterns, str):
+        raise ValueError(f"gateway {name!r}: tenants must be a list, e.g. [{patterns!r}]")
+    names: set[str] = set()
+    prefixes: set[str] = set()
+    for pattern in patterns:
+        if pattern == ALL_TENANTS:
+            continue
+        stem = pattern.removesuffix(WILDCARD)
+        bad = sorted(_RESERVED.intersection(stem))
+        if not stem or stem != stem.strip() or not stem.isprintable() or bad:
+            raise ValueError(
+                f"gateway {name!r}: tenant pattern {pattern!r} is neither a tenant name, nor a "
+                "name prefix with one trailing '*' (e.g. 'team-a-*'), nor '*'"
+                + (f" (it holds {' '.join(bad)})" if bad else "")
+            )
+        (prefixes if pattern.endswith(WILDCARD) else names).add(stem)
+    if ALL_TENANTS in patterns:
+        return Gateway(name=name)
+    return Gateway(name=name, tenants=frozenset(names), prefixes=tuple(sorted(prefixes)))
 
 
 def secrets_allowed(peer: PeerCertificate | None, *, insecure_dev_secrets: bool) -> bool:
@@ -145,17 +196,31 @@ class GatewayPolicy:
 
     @classmethod
     def of(cls, config: Mapping[str, Collection[str]]) -> GatewayPolicy:
+        """The policy of RIPPLE_XDS_GATEWAYS; ValueError (saying which gateway and entry)
+        for a bad gateway name or tenant pattern."""
         gateways = {}
         for name, tenants in config.items():
             if not name or not name.isprintable() or "/" in name:
                 raise ValueError(f"gateway name {name!r} must be printable, without '/'")
-            selected = None if ALL_TENANTS in tenants else frozenset(tenants)
-            gateways[name] = Gateway(name=name, tenants=selected)
+            gateways[name] = gateway_of_patterns(name, tenants)
         return cls(gateways=gateways)
 
     def all(self) -> tuple[Gateway, ...]:
         """Every gateway whose listeners are built."""
         return tuple(self.gateways.values()) if self.gateways else (DEFAULT_GATEWAY,)
+
+    def tenant_filter(self) -> Callable[[str], bool] | None:
+        """Which tenants a replica loads, follows and holds: those some configured gateway
+        sees. None: every tenant (no gateways, or a gateway of every tenant)."""
+        gateways = self.gateways.values()
+        if not gateways or any(g.tenants is None for g in gateways):
+            return None
+        union = Gateway(
+            name="",
+            tenants=frozenset().union(*(g.tenants or () for g in gateways)),
+            prefixes=tuple(sorted({p for g in gateways for p in g.prefixes})),
+        )
+        return union.allows_tenant
 
     def certificate_gateway(self, peer: PeerCertificate) -> str | None:
         """The gateway a verified client certificate names (see the module doc), None when it

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ripple_common.settings import ServiceSettings
+from ripple_xds.identity import GatewayPolicy
 
 # redis-py's default socket timeout: an idle XREAD BLOCK must return well before it.
 REDIS_SOCKET_TIMEOUT_MS = 5_000
@@ -99,13 +100,15 @@ class XdsSettings(ServiceSettings):
     )
     gateways: dict[str, list[str]] = Field(
         default_factory=dict,
-        description='gateways (JSON: name -> tenants, "*" = all), e.g. {"edge": ["*"], '
-        '"blue": ["t1", "t2"]}; needs mTLS (tls_client_ca_file): a node belongs to the '
+        description='gateways (JSON: name -> tenants: names, name prefixes with a trailing "*" '
+        'such as "team-a-*", or "*" = all), e.g. {"edge": ["*"], "blue": ["t1", "team-b-*"]}; '
+        "needs mTLS (tls_client_ca_file): a node belongs to the "
         "gateway its client certificate names (URI SAN spiffe://<trust domain>/gateway/<name>, "
         "else a DNS SAN or common name equal to a gateway) and gets that gateway's tenants "
         "only; a node whose certificate names no configured gateway, or whose node.cluster or "
-        'metadata "ripple.gateway" claims another, gets nothing. Empty: every node gets every '
-        "tenant",
+        'metadata "ripple.gateway" claims another, gets nothing. The replica loads, follows '
+        "and holds only the tenants its gateways see (one xds Deployment per gateway group "
+        "keeps its memory to that group's). Empty: every node gets every tenant",
     )
     tls_cert_file: Path | None = Field(
         default=None, description="PEM certificate chain of the ADS server (enables TLS)"
@@ -180,6 +183,12 @@ class XdsSettings(ServiceSettings):
     def mtls(self) -> bool:
         """Whether every client must present a certificate signed by tls_client_ca_file."""
         return self.tls_client_ca_file is not None
+
+    @field_validator("gateways")
+    @classmethod
+    def _gateway_patterns(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        GatewayPolicy.of(value)  # ValueError naming the bad gateway or tenant pattern
+        return value
 
     @field_validator("block_ms")
     @classmethod

@@ -17,14 +17,20 @@ and reload every tenant. Never a silent skip. (Redis 7.0 does not move max-delet
 on trimming, hence the count; Redis < 7: conservative, by `first-entry` > position.)
 
 Redis errors while following are logged and retried after `retry_s`; the position is kept,
-and the gap check covers anything trimmed meanwhile."""
+and the gap check covers anything trimmed meanwhile.
+
+Gateway groups: with a tenant filter (`identity.GatewayPolicy.tenant_filter`: the tenants some
+configured gateway of this replica sees) only those tenants are loaded, followed and held; an
+entry of another tenant is skipped by its `tenant` field alone (no decoding of its names, no
+read) and counted (`SourceStats.foreign`). Without one, every tenant."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import redis.asyncio as aioredis
 import structlog
@@ -57,6 +63,13 @@ AppliedCallback = Callable[[ChangeEntry, CacheChange | None], None]
 # Turns a stored resource into the one served (e.g. opens a sealed private key); None: do not
 # serve this upsert (the cache keeps what it had).
 Prepare = Callable[[Resource], Resource | None]
+
+# Whether this replica holds a tenant (its gateway group); None: every tenant.
+TenantFilter = Callable[[str], bool]
+
+
+# The planned entry of another gateway group's tenant (skipped unread).
+FOREIGN: Final = ChangeEntry(tenant="", version=0)
 
 
 def parse_id(raw: bytes | str) -> StreamId:
@@ -120,6 +133,7 @@ class SourceStats:
     reloaded: int = 0
     malformed: int = 0
     errors: int = 0
+    foreign: int = 0  # entries of tenants outside this replica's gateway group, skipped
 
 
 class RedisSource:
@@ -140,6 +154,7 @@ class RedisSource:
         on_applied: AppliedCallback | None = None,
         prepare: Prepare | None = None,
         retry_s: float = 1.0,
+        tenants: TenantFilter | None = None,
     ) -> None:
         self._client = client
         self._cache = cache
@@ -151,6 +166,7 @@ class RedisSource:
         self._on_applied = on_applied
         self._prepare = prepare
         self._retry_s = retry_s
+        self._holds = tenants
         self._tracker = TenantTracker()
         self._position: StreamId = (0, 0)
         self._ordinal = 0
@@ -237,8 +253,10 @@ class RedisSource:
 
     async def _load_all(self) -> None:
         started = time.monotonic()
-        members = await self._client.smembers(self._layout.tenants)
-        tenants = sorted({_text(m) for m in members} | self._tracker.tenants)
+        members = {_text(m) for m in await self._client.smembers(self._layout.tenants)}
+        if self._holds is not None:
+            members = {t for t in members if self._holds(t)}
+        tenants = sorted(members | self._tracker.tenants)
         for i in range(0, len(tenants), self._load_batch):
             batch = tenants[i : i + self._load_batch]
             states = await self._read_tenants(batch)
@@ -265,12 +283,17 @@ class RedisSource:
 
     # -- following --------------------------------------------------------------------------
 
-    async def _apply_entries(self, raw_entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        # Plan against the versions the batch will have reached, then pipeline every read.
+    def _plan(
+        self, raw_entries: Sequence[tuple[bytes, dict[bytes, bytes]]]
+    ) -> list[tuple[StreamId, ChangeEntry, Action]]:
+        """What to do with each entry, against the versions the batch will have reached."""
         held: dict[str, int] = {}
         planned: list[tuple[StreamId, ChangeEntry, Action]] = []
         for raw_id, fields in raw_entries:
             stream_id = parse_id(raw_id)
+            if self._foreign(fields):
+                planned.append((stream_id, FOREIGN, Action.SKIP))
+                continue
             try:
                 entry = ChangeEntry.decode(fields)
                 self._layout.meta(entry.tenant)  # a tenant usable in keys
@@ -281,12 +304,19 @@ class RedisSource:
                 )
                 planned.append((stream_id, ChangeEntry(tenant="", version=0), Action.SKIP))
                 continue
+            if self._holds is not None and not self._holds(entry.tenant):
+                planned.append((stream_id, FOREIGN, Action.SKIP))  # str fields: a decoding client
+                continue
             version = held.get(entry.tenant, self._tracker.version(entry.tenant))
             action = plan(entry, version)
             if action is not Action.SKIP:
                 held[entry.tenant] = entry.version
             planned.append((stream_id, entry, action))
+        return planned
 
+    async def _apply_entries(self, raw_entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        # Plan against the versions the batch will have reached, then pipeline every read.
+        planned = self._plan(raw_entries)
         async with self._client.pipeline(transaction=False) as pipe:
             for _, entry, action in planned:
                 keys = self._layout.tenant_keys(entry.tenant) if entry.tenant else []
@@ -300,7 +330,9 @@ class RedisSource:
         for stream_id, entry, action in planned:
             self.stats.entries += 1
             change: CacheChange | None = None
-            if action is Action.SKIP:
+            if entry is FOREIGN:
+                self.stats.foreign += 1
+            elif action is Action.SKIP:
                 self.stats.skipped += 1
             elif action is Action.FETCH:
                 self.stats.fetched += 1
@@ -327,6 +359,14 @@ class RedisSource:
                 )
                 if self._on_applied is not None:
                     self._on_applied(entry, change)
+
+    def _foreign(self, fields: Mapping[bytes, bytes]) -> bool:
+        """Whether an entry is of a tenant this replica does not hold, by its raw `tenant`
+        field (a malformed entry is not foreign: decoding reports it)."""
+        if self._holds is None:
+            return False
+        tenant = fields.get(b"tenant")
+        return tenant is not None and not self._holds(tenant.decode(errors="replace"))
 
     def _apply(self, update: Update) -> CacheChange | None:
         upserts: tuple[Resource, ...] | list[Resource] = update.upserts

@@ -6,8 +6,9 @@ what each stream was pushed and not yet ACKed, the newest version of each tenant
 the version it NACKed with Envoy's error) and the tenant versions the replica holds from
 Redis (the newest stored versions). Per stream:
 
-- `scope`: the tenants its gateway may see (None: all); `tenants`: how many of the held
-  ones it sees; `current`: those neither lagging nor NACKed.
+- `scope`: the tenants its gateway may see, as configured (names, then `prefix*` patterns;
+  None: all); `tenants`: how many of the held ones it sees; `current`: those neither lagging
+  nor NACKed.
 - `lagging`: tenants with a change pushed and not ACKed: the newest stored version, the last
   version the node ACKed here (None: none since it connected, it had the tenant from its
   initial state), since when (the oldest unACKed change's write to Redis, else its apply
@@ -28,7 +29,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ripple_xds.identity import GatewayPolicy
+from ripple_xds.identity import Gateway, GatewayPolicy
 from ripple_xds.propagation import StreamPropagation
 
 NS = 1_000_000_000
@@ -51,17 +52,26 @@ def _seconds(ns: int) -> float:
     return round(ns / NS, 6)
 
 
-def _scope(policy: GatewayPolicy, gateway: str) -> frozenset[str] | None:
-    """The tenants a node of `gateway` sees (None: every tenant)."""
-    known = policy.gateways.get(gateway)
-    return None if known is None else known.tenants
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a node of one gateway sees: its configured tenants (`patterns`, None: every
+    tenant) and the held tenants among them (`visible`, None: every held one)."""
+
+    patterns: list[str] | None = None
+    visible: frozenset[str] | None = None
+
+    @classmethod
+    def of(cls, gateway: Gateway | None, held: Collection[str]) -> Scope:
+        if gateway is None or gateway.tenants is None:
+            return cls()
+        return cls(patterns=gateway.patterns, visible=gateway.tenants_among(held))
 
 
 def node_status(
     stream: StreamPropagation,
     *,
     versions: Mapping[str, int],
-    scope: frozenset[str] | None,
+    scope: Scope,
     now_ns: int,
 ) -> dict[str, Any]:
     """One stream's entry (see the module doc)."""
@@ -94,16 +104,16 @@ def node_status(
     ]
     behind = set(since) | set(stream.nacked)
     # Counted by set operations: one scrape costs O(tenants) per node at C speed.
-    held = versions.keys()
-    seen = len(held) if scope is None else len(scope & held)
-    seen_behind = len(behind & held) if scope is None else len(behind & scope & held)
+    visible = versions.keys() if scope.visible is None else scope.visible
+    seen = len(visible)
+    seen_behind = len(behind & visible)
     in_flight = stream.in_flight()
     oldest = min((p.at_ns for p in in_flight), default=None)
     return {
         "node": stream.node,
         "gateway": stream.gateway,
         "mode": stream.mode,
-        "scope": None if scope is None else sorted(scope),
+        "scope": scope.patterns,
         "connected_s": _seconds(max(now_ns - stream.opened_ns, 0)),
         "tenants": seen,
         "current": seen - seen_behind,
@@ -123,6 +133,11 @@ def replica_status(state: ReplicaState) -> dict[str, Any]:
     streams = sorted(
         (s for s in state.streams if s.node), key=lambda s: (s.gateway, s.node, s.opened_ns)
     )
+    # Once per gateway, not per stream: a prefix pattern is matched against every held tenant.
+    scopes = {
+        g: Scope.of(state.policy.gateways.get(g), state.versions.keys())
+        for g in {s.gateway for s in streams}
+    }
     return {
         "now": _seconds(state.now_ns),
         "sla_s": state.sla_s,
@@ -134,7 +149,7 @@ def replica_status(state: ReplicaState) -> dict[str, Any]:
             node_status(
                 stream,
                 versions=state.versions,
-                scope=_scope(state.policy, stream.gateway),
+                scope=scopes[stream.gateway],
                 now_ns=state.now_ns,
             )
             for stream in streams
