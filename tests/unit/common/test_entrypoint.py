@@ -4,13 +4,21 @@ service served under the lifecycle)."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 
 import pytest
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from ripple_common.entrypoint import ServiceCommand, build_parser, main, settings_help
+from ripple_common.entrypoint import (
+    ServiceCommand,
+    build_parser,
+    load_serve,
+    main,
+    settings_help,
+)
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.settings import ServiceSettings
 
@@ -26,17 +34,21 @@ class DemoConfigError(ValueError):
     pass
 
 
-def command(served: list[DemoSettings], *, fail: bool = False) -> ServiceCommand[DemoSettings]:
-    async def serve(lc: Lifecycle, settings: DemoSettings) -> None:
-        if fail:
-            raise DemoConfigError("port 7 cannot work")
-        served.append(settings)
+SERVED: list[DemoSettings] = []
 
+
+async def serve(lc: Lifecycle, settings: DemoSettings) -> None:
+    if settings.port == 7:
+        raise DemoConfigError("port 7 cannot work")
+    SERVED.append(settings)
+
+
+def command() -> ServiceCommand[DemoSettings]:
     return ServiceCommand(
         prog="ripple-demo",
         description="A demo service.",
         settings=DemoSettings,
-        serve=lambda: serve,
+        serve=f"{__name__}:serve",
         notes=("A note on the demo.",),
         config_errors=(DemoConfigError,),
         telemetry=False,
@@ -45,7 +57,7 @@ def command(served: list[DemoSettings], *, fail: bool = False) -> ServiceCommand
 
 def test_help_lists_every_setting_with_its_variable(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(command([]), ["--help"])
+        main(command(), ["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "A demo service." in out
@@ -54,7 +66,7 @@ def test_help_lists_every_setting_with_its_variable(capsys: pytest.CaptureFixtur
     assert "RIPPLE_DEMO_PORT: a port" in out
     assert "RIPPLE_DEMO_LOG_LEVEL:" in out  # the shared ServiceSettings too
     assert settings_help(DemoSettings) in out
-    assert build_parser(command([])).prog == "ripple-demo"
+    assert build_parser(command()).prog == "ripple-demo"
 
 
 def test_print_settings_masks_secrets(
@@ -62,29 +74,41 @@ def test_print_settings_masks_secrets(
 ) -> None:
     monkeypatch.setenv("RIPPLE_DEMO_KEY", "hunter2")
     monkeypatch.setenv("RIPPLE_DEMO_PORT", "9")
-    served: list[DemoSettings] = []
-    assert main(command(served), ["--print-settings"]) == 0
+    SERVED.clear()
+    assert main(command(), ["--print-settings"]) == 0
     out = capsys.readouterr().out
     assert "hunter2" not in out
     assert json.loads(out)["port"] == 9
-    assert served == []  # printed, not served
+    assert SERVED == []  # printed, not served
 
 
 def test_invalid_settings_exit_2_with_one_message(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("RIPPLE_DEMO_PORT", "0")
-    assert main(command([]), []) == 2
+    assert main(command(), []) == 2
     assert capsys.readouterr().err.startswith("ripple-demo: invalid settings:")
 
 
-def test_a_configuration_error_while_serving_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(command([], fail=True), []) == 2
+def test_a_configuration_error_while_serving_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RIPPLE_DEMO_PORT", "7")
+    assert main(command(), []) == 2
     assert capsys.readouterr().err == "ripple-demo: port 7 cannot work\n"
 
 
 def test_the_service_is_served_with_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RIPPLE_DEMO_PORT", "5")
-    served: list[DemoSettings] = []
-    assert main(command(served), []) == 0
-    assert [s.port for s in served] == [5]
+    SERVED.clear()
+    assert main(command(), []) == 0
+    assert [s.port for s in SERVED] == [5]
+
+
+@pytest.mark.parametrize(
+    "module", ["ripple_watcher.__main__", "ripple_translator.__main__", "ripple_xds.__main__"]
+)
+def test_each_service_names_a_serve_that_exists(module: str) -> None:
+    service_command = importlib.import_module(module).COMMAND
+    assert inspect.iscoroutinefunction(load_serve(service_command))
+    assert service_command.prog == module.split(".", maxsplit=1)[0].replace("_", "-")

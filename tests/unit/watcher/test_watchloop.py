@@ -11,7 +11,6 @@ from ripple_watcher.kinds import INGRESS
 from ripple_watcher.ports import ResourceExpiredError
 from ripple_watcher.reconcile import Reconciler
 from ripple_watcher.tenancy import TenantResolver
-from ripple_common.backoff import Backoff
 from ripple_watcher.watchloop import KindWatcher, WatchOptions
 from tests.unit.watcher.fakes import (
     HANG,
@@ -216,16 +215,3 @@ async def test_cancel_stops_the_watcher() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-
-
-def test_backoff_is_capped() -> None:
-    b = Backoff(initial=1.0, maximum=5.0, rng=lambda: 1.0)
-    assert [b.next() for _ in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
-
-
-def test_backoff_reset_starts_over() -> None:
-    b = Backoff(initial=1.0, maximum=5.0, rng=lambda: 1.0)
-    b.next()
-    b.next()
-    b.reset()
-    assert b.next() == 1.0

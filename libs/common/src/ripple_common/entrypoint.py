@@ -9,16 +9,18 @@ settings as JSON (secrets masked) and exits. Invalid settings, or a `ServiceComm
 raised while starting, print one line and exit 2. Otherwise logging and tracing are set up,
 `serve` runs under `ripple_common.lifecycle` until SIGTERM/SIGINT, and the tracer is flushed.
 
-`ServiceCommand.serve` is a loader: the service's adapters (kubernetes_asyncio, aiokafka,
-grpc) are imported only when it runs, so --help and --print-settings stay fast."""
+`ServiceCommand.serve` names the service's `serve` as `module:function`: the service's
+adapters (kubernetes_asyncio, aiokafka, grpc) are imported only when it runs, so --help and
+--print-settings stay fast."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from pydantic import ValidationError
 
@@ -40,13 +42,20 @@ class ServiceCommand(Generic[S]):
     prog: str
     description: str
     settings: type[S]
-    serve: Callable[[], Serve[S]]
+    # `module:function` of the service's `serve(lc, settings)`.
+    serve: str
     # Epilog paragraphs after the configuration line (e.g. the scope, the drain on SIGTERM).
     notes: Sequence[str] = ()
     # Raised by `serve` for settings that cannot work: one line on stderr, exit 2.
     config_errors: tuple[type[Exception], ...] = ()
     # False: `serve` sets up logging and tracing itself.
     telemetry: bool = True
+
+
+def load_serve(command: ServiceCommand[S]) -> Serve[S]:
+    """The service's `serve`, imported now."""
+    module, _, name = command.serve.partition(":")
+    return cast("Serve[S]", getattr(importlib.import_module(module), name))
 
 
 def env_prefix(settings: type[ServiceSettings]) -> str:
@@ -92,7 +101,7 @@ def main(command: ServiceCommand[S], argv: Sequence[str] | None = None) -> int:
     if args.print_settings:
         print(settings.model_dump_json(indent=2))
         return 0
-    serve = command.serve()
+    serve = load_serve(command)
 
     async def _serve(lc: Lifecycle) -> None:
         await serve(lc, settings)

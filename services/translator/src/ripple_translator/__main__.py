@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from ripple_common.entrypoint import Serve, ServiceCommand
+from ripple_common.entrypoint import ServiceCommand
 from ripple_common.entrypoint import main as service_main
 from ripple_translator.settings import TranslatorSettings
 
@@ -15,18 +15,11 @@ DESCRIPTION = (
 )
 
 
-def _serve() -> Serve[TranslatorSettings]:
-    # The adapters (aiokafka, redis, the engine) load only when the service runs.
-    from ripple_translator.service import serve  # noqa: PLC0415
-
-    return serve
-
-
 COMMAND = ServiceCommand(
     prog="ripple-translator",
     description=DESCRIPTION,
     settings=TranslatorSettings,
-    serve=_serve,
+    serve="ripple_translator.service:serve",  # imported only to run
     telemetry=False,  # ripple_translator.service.serve sets up logging and tracing itself
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from ripple_common.entrypoint import Serve, ServiceCommand
+from ripple_common.entrypoint import ServiceCommand
 from ripple_common.entrypoint import main as service_main
 from ripple_watcher.service import ConfigError
 from ripple_watcher.settings import WatcherSettings
@@ -25,18 +25,11 @@ SCOPE_HELP = (
 )
 
 
-def _serve() -> Serve[WatcherSettings]:
-    # The adapters (kubernetes_asyncio, aiokafka) load only when the service runs.
-    from ripple_watcher.app import serve  # noqa: PLC0415
-
-    return serve
-
-
 COMMAND = ServiceCommand(
     prog="ripple-watcher",
     description=DESCRIPTION,
     settings=WatcherSettings,
-    serve=_serve,
+    serve="ripple_watcher.app:serve",  # imported only to run
     notes=(SCOPE_HELP,),
     config_errors=(ConfigError,),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from ripple_common.entrypoint import Serve, ServiceCommand
+from ripple_common.entrypoint import ServiceCommand
 from ripple_common.entrypoint import main as service_main
 from ripple_xds.settings import XdsSettings
 
@@ -15,18 +15,11 @@ DESCRIPTION = (
 )
 
 
-def _serve() -> Serve[XdsSettings]:
-    # grpc and the ADS server load only when the service runs.
-    from ripple_xds.app import serve  # noqa: PLC0415
-
-    return serve
-
-
 COMMAND = ServiceCommand(
     prog="ripple-xds",
     description=DESCRIPTION,
     settings=XdsSettings,
-    serve=_serve,
+    serve="ripple_xds.app:serve",  # imported only to run
     notes=("SIGTERM drains: ADS clients get GOAWAY and reconnect elsewhere.",),
 )
 
