@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from ripple_common.envelope import Envelope, EventType
@@ -160,10 +160,3 @@ class FakeSleep:
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
         await asyncio.sleep(0)
-
-
-async def wait_until(predicate: Callable[[], bool], *, within: float = 2.0) -> None:
-    """Poll `predicate` (state of fakes, which have no events to wait on) for `within` s."""
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.001)

@@ -13,7 +13,7 @@ from ripple_watcher.leases import (
     LeaseRecord,
     decide,
 )
-from tests.unit.watcher.fakes import wait_until
+from tests.waiting import eventually
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -147,7 +147,7 @@ async def test_work_is_cancelled_when_the_lease_is_taken() -> None:
     await asyncio.wait_for(running.wait(), 1)
     lease = api.leases["ripple-watcher-ingress"]
     api.leases[lease.name] = replace(lease, holder="b", renew_time=clock.now)
-    await wait_until(lambda: bool(lost))
+    await eventually(lambda: bool(lost), within_s=2)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert a.leading is False

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from ripple_common.envelope import CLUSTER_TENANT, Envelope, EventType
 from ripple_watcher.ports import PublishError
 from ripple_watcher.publisher import KafkaSink
-from tests.unit.watcher.fakes import wait_until
+from tests.waiting import eventually
 
 
 @dataclass
@@ -101,7 +101,7 @@ async def test_full_window_makes_publish_wait_for_the_oldest_delivery() -> None:
     await sink.publish(_env(name="a"))
     await sink.publish(_env(name="b"))
     third = asyncio.create_task(sink.publish(_env(name="c")))
-    await wait_until(lambda: len(producer.sent) == 3)
+    await eventually(lambda: len(producer.sent) == 3, within_s=2)
     await asyncio.sleep(0.01)
     assert not third.done()
     producer.sent[0].delivery.set_result(None)

@@ -27,8 +27,8 @@ from tests.unit.watcher.fakes import (
     ingress,
     meta,
     namespace,
-    wait_until,
 )
+from tests.waiting import eventually
 
 MANAGED = {"ripple.io/managed": "true"}
 
@@ -291,9 +291,9 @@ async def test_relabelled_namespace_enters_and_leaves_the_scope_of_other_kinds()
         ("RELIST_FINISHED", CLUSTER_TENANT, "Ingress"),
     ]
     relabel_in.set()
-    await wait_until(lambda: len(sink.envelopes) >= 3)
+    await eventually(lambda: len(sink.envelopes) >= 3, within_s=2)
     relabel_out.set()
-    await wait_until(lambda: len(sink.envelopes) >= 4)
+    await eventually(lambda: len(sink.envelopes) >= 4, within_s=2)
     stop.set()
     await asyncio.wait_for(run, 2)
     assert sink.summary()[2:] == [("ADDED", "shop", "web"), ("DELETED", "shop", "web")]

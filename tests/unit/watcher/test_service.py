@@ -23,9 +23,9 @@ from tests.unit.watcher.fakes import (
     ingress,
     meta,
     namespace,
-    wait_until,
 )
 from tests.unit.watcher.test_leases import FakeLeaseApi
+from tests.waiting import eventually
 
 LABEL = "ripple.io/tenant"
 
@@ -64,8 +64,9 @@ async def test_namespaces_sync_before_other_kinds_resolve_tenants() -> None:
     )
     stop = asyncio.Event()
     run = asyncio.create_task(cluster.group([NAMESPACE, INGRESS]).run(stop))
-    await wait_until(
-        lambda: "Ingress" in cluster.sinks and len(cluster.sinks["Ingress"].envelopes) >= 2
+    await eventually(
+        lambda: "Ingress" in cluster.sinks and len(cluster.sinks["Ingress"].envelopes) >= 2,
+        within_s=2,
     )
     stop.set()
     await asyncio.wait_for(run, 2)
@@ -93,7 +94,7 @@ async def test_relabelled_namespace_rekeys_objects_of_other_kinds() -> None:
     run = asyncio.create_task(group.run(stop))
     await group.watcher("Ingress").synced.wait()
     ingress_synced.set()
-    await wait_until(lambda: len(cluster.sinks["Ingress"].envelopes) >= 5)
+    await eventually(lambda: len(cluster.sinks["Ingress"].envelopes) >= 5, within_s=2)
     stop.set()
     await asyncio.wait_for(run, 2)
     assert cluster.sinks["Ingress"].summary()[3:] == [
@@ -127,7 +128,7 @@ async def test_stop_ends_the_watches_and_flushes_every_sink() -> None:
     )
     stop = asyncio.Event()
     run = asyncio.create_task(cluster.group([NAMESPACE, INGRESS]).run(stop))
-    await wait_until(lambda: len(cluster.apis["Ingress"].watch_calls) == 1)
+    await eventually(lambda: len(cluster.apis["Ingress"].watch_calls) == 1, within_s=2)
     stop.set()
     await asyncio.wait_for(run, 2)
     assert [s.flushes for s in cluster.sinks.values()] == [1, 1]

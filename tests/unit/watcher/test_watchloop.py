@@ -21,8 +21,8 @@ from tests.unit.watcher.fakes import (
     event,
     gone,
     ingress,
-    wait_until,
 )
+from tests.waiting import eventually
 
 
 def _watcher(
@@ -50,7 +50,7 @@ async def test_watch_starts_from_the_list_resource_version(
     api = FakeKindApi(listings=[("100", [ingress("a", "web")])])
     w = _watcher(api, RecordingSink(), FakeSleep())
     running.append(asyncio.create_task(w.run()))
-    await wait_until(lambda: bool(api.watch_calls))
+    await eventually(lambda: bool(api.watch_calls), within_s=2)
     assert api.watch_calls == ["100"]
 
 
@@ -73,7 +73,7 @@ async def test_stream_that_ends_resumes_from_the_last_bookmark(
     api = FakeKindApi(listings=[("100", [])], scripts=[[bookmark("150")], [HANG]])
     w = _watcher(api, RecordingSink(), FakeSleep())
     running.append(asyncio.create_task(w.run()))
-    await wait_until(lambda: len(api.watch_calls) == 2)
+    await eventually(lambda: len(api.watch_calls) == 2, within_s=2)
     assert api.watch_calls == ["100", "150"]
     assert api.list_calls == 1
 
@@ -88,7 +88,7 @@ async def test_events_are_published_and_track_the_resource_version(
     sink = RecordingSink()
     w = _watcher(api, sink, FakeSleep())
     running.append(asyncio.create_task(w.run()))
-    await wait_until(lambda: len(api.watch_calls) == 2)
+    await eventually(lambda: len(api.watch_calls) == 2, within_s=2)
     assert sink.summary()[-1] == ("ADDED", "a", "web")
     assert api.watch_calls[-1] == "101"
 
@@ -106,7 +106,7 @@ async def test_gone_error_event_relists_and_publishes_deletions(
     sink = RecordingSink()
     w = _watcher(api, sink, FakeSleep())
     running.append(asyncio.create_task(w.run()))
-    await wait_until(lambda: api.list_calls == 2 and len(api.watch_calls) == 2)
+    await eventually(lambda: api.list_calls == 2 and len(api.watch_calls) == 2, within_s=2)
     assert sink.summary()[-1] == ("DELETED", "a", "old")
     assert api.watch_calls == ["100", "200"]
     assert w.stats.restart_reasons == {"expired": 1}
@@ -116,7 +116,7 @@ async def test_gone_raised_by_the_api_relists(running: list[asyncio.Task[None]])
     api = FakeKindApi(listings=[("100", [])], scripts=[[ResourceExpiredError("410")]])
     w = _watcher(api, RecordingSink(), FakeSleep())
     running.append(asyncio.create_task(w.run()))
-    await wait_until(lambda: api.list_calls == 2)
+    await eventually(lambda: api.list_calls == 2, within_s=2)
     assert w.stats.restart_reasons == {"expired": 1}
 
 
@@ -124,7 +124,7 @@ async def test_idle_stream_is_abandoned_and_relisted(running: list[asyncio.Task[
     api = FakeKindApi(listings=[("100", [])], scripts=[[HANG]])
     w = _watcher(api, RecordingSink(), FakeSleep(), idle=0.02)
     running.append(asyncio.create_task(w.run()))
-    await wait_until(lambda: api.list_calls == 2)
+    await eventually(lambda: api.list_calls == 2, within_s=2)
     assert w.stats.restart_reasons["idle"] >= 1
 
 
@@ -138,7 +138,7 @@ async def test_dropped_connection_backs_off_exponentially(
     sleep = FakeSleep()
     w = _watcher(api, RecordingSink(), sleep)
     running.append(asyncio.create_task(w.run()))
-    await wait_until(lambda: len(sleep.delays) == 3)
+    await eventually(lambda: len(sleep.delays) == 3, within_s=2)
     assert sleep.delays == pytest.approx([0.2, 0.4, 0.8])
 
 
@@ -162,8 +162,8 @@ async def test_failed_publish_makes_the_next_relist_full(
     running.append(asyncio.create_task(w.run()))
     await w.synced.wait()
     sink.fail_next = 1
-    await wait_until(lambda: api.list_calls == 2)
-    await wait_until(lambda: len(sink.of_type(EventType.RELIST_FINISHED)) == 2)
+    await eventually(lambda: api.list_calls == 2, within_s=2)
+    await eventually(lambda: len(sink.of_type(EventType.RELIST_FINISHED)) == 2, within_s=2)
     assert w.stats.restart_reasons == {"publish-failed": 1}
 
 
@@ -174,9 +174,9 @@ async def test_requested_relist_interrupts_the_watch_without_backoff(
     sleep = FakeSleep()
     w = _watcher(api, RecordingSink(), sleep)
     running.append(asyncio.create_task(w.run()))
-    await wait_until(lambda: len(api.watch_calls) == 1)
+    await eventually(lambda: len(api.watch_calls) == 1, within_s=2)
     w.request_relist()
-    await wait_until(lambda: len(api.watch_calls) == 2)
+    await eventually(lambda: len(api.watch_calls) == 2, within_s=2)
     assert (api.list_calls, sleep.delays) == (2, [])
 
 
@@ -211,7 +211,7 @@ async def test_cancel_stops_the_watcher() -> None:
     api = FakeKindApi(listings=[("100", [])])
     w = _watcher(api, RecordingSink(), FakeSleep())
     task = asyncio.create_task(w.run())
-    await wait_until(lambda: len(api.watch_calls) == 1)
+    await eventually(lambda: len(api.watch_calls) == 1, within_s=2)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
