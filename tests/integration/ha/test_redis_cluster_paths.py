@@ -16,10 +16,10 @@ from redis.exceptions import ClusterDownError, SlotNotCoveredError, TryAgainErro
 from ripple_common.redis_client import is_cluster, redis_client
 from ripple_common.resources import Resource, TypeUrl
 from ripple_common.store_contract import KeyLayout
+from ripple_translator.hosts import ClaimStatus, HostNotice, HostState
 from ripple_translator.inputs import RedisInputStore
 from ripple_translator.loader import RedisTenantLoader
 from ripple_translator.store import KafkaOffset, RedisTenantStore
-from ripple_translator.store.model import ClaimStatus, HostNotice, HostState
 from ripple_xds.snapshot import SnapshotCache
 from ripple_xds.source import RedisSource
 from tests.integration.ha.conftest import HaStack

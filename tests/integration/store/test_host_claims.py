@@ -13,8 +13,8 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from ripple_translator.store import ClaimStatus, HostNotice, HostState, HostView, RedisTenantStore
-from ripple_translator.store.model import from_micros
+from ripple_translator.hosts import ClaimStatus, HostNotice, HostState, HostView, from_micros
+from ripple_translator.store import RedisTenantStore
 from ripple_translator.store.redis_store import CLAIM_HOST_LUA
 
 

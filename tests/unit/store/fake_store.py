@@ -9,17 +9,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ripple_common.resources import Resource
-from ripple_translator.store import (
-    ChangeEntry,
-    Checkpoint,
-    HostClaim,
+from ripple_translator.hosts import (
+    ClaimOutcome,
     HostNotice,
+    HostRecord,
     HostState,
     HostView,
-    KafkaOffset,
-    VersionConflictError,
+    claim_host,
+    withdraw_host,
 )
-from ripple_translator.store.model import HostRecord, ResourceKey, claim_host, withdraw_host
+from ripple_translator.store import ChangeEntry, Checkpoint, KafkaOffset, VersionConflictError
+from ripple_translator.store.model import ResourceKey
 from ripple_translator.store.redis_store import change_entry, write_args
 
 
@@ -82,7 +82,7 @@ class FakeTenantStore:
             )
         return version
 
-    async def claim_hosts(self, tenant: str, hosts: Iterable[str]) -> dict[str, HostClaim]:
+    async def claim_hosts(self, tenant: str, hosts: Iterable[str]) -> dict[str, ClaimOutcome]:
         return await self.claim(tenant, hosts)
 
     def now(self) -> int:
@@ -100,10 +100,10 @@ class FakeTenantStore:
         hosts: Iterable[str],
         *,
         record: Mapping[str, HostState] | None = None,
-    ) -> dict[str, HostClaim]:
+    ) -> dict[str, ClaimOutcome]:
         if record is not None:
             self.host_states[tenant] = dict(record)
-        out: dict[str, HostClaim] = {}
+        out: dict[str, ClaimOutcome] = {}
         for host in sorted(set(hosts)):
             self.records[host], out[host] = claim_host(
                 self.records.get(host, HostRecord()), tenant, host=host, now=self.now()

@@ -8,15 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from ripple_common.resources import Resource, TypeUrl
+from ripple_translator.hosts import ClaimStatus, from_micros, to_micros
 from ripple_translator.store import (
-    ClaimStatus,
     KafkaOffset,
     TenantStore,
     VersionConflictError,
     apply_diff,
     diff_resources,
 )
-from ripple_translator.store.model import from_micros, to_micros
 from ripple_translator.store.redis_store import change_entry, write_args
 from tests.unit.store.fake_store import FakeTenantStore
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ripple_translator.hosts import decide
-from ripple_translator.store import ClaimStatus, HostClaim, HostState, HostView
-from ripple_translator.store.model import (
+from ripple_translator.hosts import (
+    ClaimOutcome,
+    ClaimStatus,
     HostRecord,
+    HostState,
+    HostView,
     claim_host,
+    decide,
     first_claim,
     from_micros,
     host_stale,
     withdraw_host,
 )
-from ripple_translator.translate import HostClaim as AskedHost
-from ripple_translator.translate import ObjectRef, Severity
+from ripple_translator.translate import HostClaim, ObjectRef, Severity
 
 H = "a.example"
 S = 1_000_000  # one second in µs
@@ -33,7 +35,7 @@ class Host:
     def __init__(self) -> None:
         self.record = HostRecord()
 
-    def claim(self, tenant: str, at: float) -> HostClaim:
+    def claim(self, tenant: str, at: float) -> ClaimOutcome:
         self.record, claim = claim_host(self.record, tenant, host=H, now=T0 + round(at * S))
         return claim
 
@@ -185,12 +187,12 @@ def test_withdrawing_tells_the_owner_only_if_the_tenant_was_counted_as_serving()
 def test_decide_turns_a_held_host_into_an_error_and_a_recheck_after_the_hold() -> None:
     ref = ObjectRef("Ingress", "t", "web")
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    asked = [AskedHost("held.example", t0, ref), AskedHost("free.example", t0, ref)]
+    asked = [HostClaim("held.example", t0, ref), HostClaim("free.example", t0, ref)]
     outcome = decide(
         "t",
         asked=asked,
         outcomes={
-            "held.example": HostClaim(
+            "held.example": ClaimOutcome(
                 host="held.example",
                 status=ClaimStatus.LOST,
                 owner="o",
@@ -198,7 +200,7 @@ def test_decide_turns_a_held_host_into_an_error_and_a_recheck_after_the_hold() -
                 held_ms=1500,
                 promoted="p",
             ),
-            "free.example": HostClaim(
+            "free.example": ClaimOutcome(
                 host="free.example", status=ClaimStatus.OWNED, owner="t", owner_created_at=t0
             ),
         },

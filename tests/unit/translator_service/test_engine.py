@@ -11,8 +11,8 @@ from structlog.testing import capture_logs
 from ripple_common.envelope import EventType
 from ripple_common.resources import Resource
 from ripple_translator.engine import IO_ATTEMPTS, Engine, Record
+from ripple_translator.hosts import HostNotice
 from ripple_translator.inputs import PartitionCheckpoint
-from ripple_translator.store.model import HostNotice
 from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,

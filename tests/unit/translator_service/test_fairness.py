@@ -20,9 +20,10 @@ import pytest
 
 from ripple_common.resources import Resource
 from ripple_translator.engine import Engine
+from ripple_translator.hosts import ClaimOutcome, HostState
 from ripple_translator.inputs import InputCheckpoint
 from ripple_translator.scheduling import FairQueue, WriteSlots, pace_after
-from ripple_translator.store import HostClaim, HostState, KafkaOffset, PositionFencedError
+from ripple_translator.store import KafkaOffset, PositionFencedError
 from ripple_translator.store.model import ResourceKey
 from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
@@ -289,7 +290,7 @@ class CountingClaims(FakeStore):
         hosts: Iterable[str],
         *,
         record: Mapping[str, HostState] | None = None,
-    ) -> dict[str, HostClaim]:
+    ) -> dict[str, ClaimOutcome]:
         wanted = sorted(set(hosts))
         self.claimed.append(wanted)
         return await super().claim(tenant, wanted, record=record)

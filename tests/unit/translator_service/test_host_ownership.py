@@ -14,11 +14,16 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from ripple_translator.engine import Engine
-from ripple_translator.hosts import HostPolicy, decide
-from ripple_translator.store import ClaimStatus, HostClaim, HostState, HostView
-from ripple_translator.store.model import host_stale
-from ripple_translator.translate import Diagnostic, ObjectRef, Severity
-from ripple_translator.translate import HostClaim as AskedHost
+from ripple_translator.hosts import (
+    ClaimOutcome,
+    ClaimStatus,
+    HostPolicy,
+    HostState,
+    HostView,
+    decide,
+    host_stale,
+)
+from ripple_translator.translate import Diagnostic, HostClaim, ObjectRef, Severity
 from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
@@ -300,15 +305,15 @@ async def test_a_diagnostic_is_logged_once_when_it_appears_and_once_when_resolve
 def test_decide_withdraws_every_lost_host_and_releases_hosts_no_longer_asked_for() -> None:
     ref = ObjectRef("Ingress", "t", "web")
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
-    asked = [AskedHost("lost.example", t0, ref), AskedHost("mine.example", t0, ref)]
+    asked = [HostClaim("lost.example", t0, ref), HostClaim("mine.example", t0, ref)]
     outcome = decide(
         "t",
         asked=asked,
         outcomes={
-            "lost.example": HostClaim(
+            "lost.example": ClaimOutcome(
                 host="lost.example", status=ClaimStatus.LOST, owner="o", owner_created_at=t0
             ),
-            "mine.example": HostClaim(
+            "mine.example": ClaimOutcome(
                 host="mine.example",
                 status=ClaimStatus.OWNED,
                 owner="t",

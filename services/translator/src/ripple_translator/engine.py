@@ -47,14 +47,14 @@ import structlog
 
 from ripple_common.envelope import Envelope, EnvelopeError, EventType
 from ripple_common.telemetry import context_from_headers
+from ripple_translator.hosts import HostArbiter, HostNotice, HostRegistry
 from ripple_translator.inputs import InputStore, PartitionCheckpoint
 from ripple_translator.loader import StoreTenantLoader, TenantLoader
 from ripple_translator.metrics import TranslatorStats
 from ripple_translator.oversized import as_removal, too_large_diagnostic
 from ripple_translator.ownership import Ownership, PartitionRun
 from ripple_translator.slot import TenantSlot, TopicPartition, loaded_slot
-from ripple_translator.store import HostNotice, HostRegistry, TenantStore
-from ripple_translator.store.model import host_stale
+from ripple_translator.store import TenantStore
 from ripple_translator.tenants import (
     CLUSTER_KINDS,
     PartitionObjects,
@@ -109,7 +109,6 @@ class Engine:
     ) -> None:
         self._store = store
         self._inputs = inputs
-        self._hosts = hosts
         self.stats = stats or TranslatorStats()
         self._after_assign_tasks: set[asyncio.Task[None]] = set()
         self._loader = loader or StoreTenantLoader(store, inputs)
@@ -117,12 +116,21 @@ class Engine:
         self._owned = Ownership()
         self._config = config or WriterConfig()
         self._on_diagnostics = on_diagnostics
+        self._arbiter = (
+            HostArbiter(
+                hosts,
+                policy=self._config.host_policy,
+                grace_s=self._config.host_release_grace_s,
+            )
+            if hosts is not None
+            else None
+        )
         self._writer = TenantWriter(
             store=store,
             inputs=inputs,
             ownership=self._owned,
             config=self._config,
-            hosts=hosts,
+            arbiter=self._arbiter,
             on_diagnostics=on_diagnostics,
             stats=self.stats,
         )
@@ -177,17 +185,12 @@ class Engine:
         """Re-translate the tenants whose recorded host states no longer match Redis (a
         notice sent while no translator held them); returns them. Runs after an assignment,
         once the tenants are registered (a notice sent later reaches the follower)."""
-        if self._hosts is None or not tenants:
+        if self._arbiter is None or not tenants:
             return []
         stale: list[str] = []
         for i in range(0, len(tenants), LOAD_BATCH):
             batch = tenants[i : i + LOAD_BATCH]
-            states = await self._io(partial(self._hosts.load_host_states, batch))
-            hosts = {h for by_host in states.values() for h in by_host}
-            views = await self._io(partial(self._hosts.host_views, hosts)) if hosts else {}
-            for tenant, by_host in states.items():
-                if any(host_stale(tenant, st, views[h]) for h, st in by_host.items()):
-                    stale.append(tenant)
+            stale += await self._io(partial(self._arbiter.stale, batch))
         if stale:
             log.info("hosts.stale", tenants=stale[:20], count=len(stale))
             self.wake([HostNotice(tenant=t, host="", why="stale") for t in stale])

@@ -25,8 +25,7 @@ from ripple_common.telemetry import init_tracing
 from ripple_translator.consumer import GroupTuning, KafkaEventSource
 from ripple_translator.engine import Engine, Record
 from ripple_translator.events import KubeEventPoster
-from ripple_translator.host_notices import NoticeFollower
-from ripple_translator.hosts import HostPolicy
+from ripple_translator.hosts import HostPolicy, NoticeFollower
 from ripple_translator.inputs import RedisInputStore
 from ripple_translator.loader import RedisTenantLoader
 from ripple_translator.metrics import MetricsView, TranslatorStats, readiness, render_metrics

@@ -8,8 +8,8 @@
   touched, their lowest offset, their trace contexts and propagation marks). The engine adds
   to it; the writer `take`s it as one value and, if the write fails, `put_back`s it (merged
   with what arrived meanwhile).
-- `HostCache` (immutable): the last host arbitration, reused while nothing changed hands;
-  only the writer's arbitration computes a new one.
+- `hosts.HostCache` (immutable): the last host arbitration, reused while nothing changed
+  hands; only the arbiter computes a new one.
 
 `TenantSlot` holds the three, the tenant's objects and its write task. Its methods are the
 only way either module changes it.
@@ -25,41 +25,15 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from ripple_common.store_contract import Marks
-from ripple_translator.hosts import HostOutcome
+from ripple_translator.hosts import HostCache
 from ripple_translator.inputs import InputCheckpoint
-from ripple_translator.store import Checkpoint, Diff, HostClaim, HostState, apply_diff
+from ripple_translator.store import Checkpoint, Diff, apply_diff
 from ripple_translator.store.model import ResourceKey
 from ripple_translator.tenants import ObjectKey, TenantObjects
 from ripple_translator.translate import Diagnostic
 
 TopicPartition = tuple[str, int]
 MAX_TRACE_CONTEXTS = 32  # per write: the parent and up to 31 span links
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HostCache:
-    """The tenant's last host arbitration: the host states it recorded (None: not loaded
-    yet), the hosts withheld (the next translation's first guess), the claims it made and
-    their outcomes. Reused while the tenant asks for the same hosts and no notice says a
-    host changed hands (`stale`)."""
-
-    states: Mapping[str, HostState] | None = None
-    withheld: frozenset[str] = frozenset()
-    claims: tuple[tuple[str, object, object], ...] | None = None
-    outcome: HostOutcome | None = None
-    stale: bool = True
-    # The outcome of the last claim of each host (reused for the hosts whose claim did not
-    # change while no notice says a host changed hands).
-    claimed: Mapping[str, HostClaim] = field(default_factory=dict)
-
-    def made_stale(self) -> HostCache:
-        """A host of the tenant changed hands: every outcome must be claimed again."""
-        return replace(self, stale=True)
-
-    def reloaded(self) -> HostCache:
-        """After a reload: the recorded states are read again, every host claimed again
-        (what was withheld stays the first guess)."""
-        return replace(self, states=None, claimed={}, stale=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,7 +27,7 @@ notice), so a flood does not re-claim thousands of hosts per write.
 
 A write takes the slot's pending batch as one value (`slot.TenantSlot.take`), writes it, then
 replaces the slot's stored baseline with the new one; a write that fails puts the batch back
-whole (`put_back`: merged with what arrived meanwhile). The host arbitration (`HostArbiter`)
+whole (`put_back`: merged with what arrived meanwhile). The host arbitration (`hosts.HostArbiter`)
 returns the tenant's new host cache as a value too.
 
 Fencing: a write from a Kafka position older than the one the tenant's stored version covers
@@ -55,18 +55,16 @@ from opentelemetry.util.types import AttributeValue
 from ripple_common.sealing import Sealer
 from ripple_common.store_contract import Marks
 from ripple_common.telemetry import context_to_fields
-from ripple_translator.hosts import HostOutcome, HostPolicy, decide, wanted_hosts
+from ripple_translator.hosts import HostArbiter, HostOutcome, HostPolicy
 from ripple_translator.inputs import InputStore
 from ripple_translator.metrics import TranslatorStats
 from ripple_translator.ownership import Ownership
 from ripple_translator.scheduling import WriteSlots, pace_after
 from ripple_translator.seal import seal_secrets
-from ripple_translator.slot import HostCache, Pending, TenantSlot, span_context
+from ripple_translator.slot import Pending, TenantSlot, span_context
 from ripple_translator.store import (
     AnnounceError,
     Diff,
-    HostRegistry,
-    HostState,
     KafkaOffset,
     PositionFencedError,
     TenantStore,
@@ -76,7 +74,6 @@ from ripple_translator.store import (
 from ripple_translator.store.model import ResourceKey
 from ripple_translator.tenants import JsonObject, ObjectKey, TenantObjects, encode_key
 from ripple_translator.translate import Diagnostic, TranslateOptions, Translation, translate
-from ripple_translator.translate import HostClaim as AskedHost
 from ripple_translator.translate.naming import NamingError
 from ripple_translator.unseal import open_secret
 
@@ -170,7 +167,7 @@ class TenantWriter:
         inputs: InputStore,
         ownership: Ownership,
         config: WriterConfig,
-        hosts: HostRegistry | None = None,
+        arbiter: HostArbiter | None = None,
         on_diagnostics: DiagnosticSink | None = None,
         stats: TranslatorStats | None = None,
     ) -> None:
@@ -179,11 +176,8 @@ class TenantWriter:
         # Whether a slot is still ours, and its partition's IngressClasses.
         self._ownership = ownership
         self._config = config
-        self._arbiter = (
-            HostArbiter(hosts, policy=config.host_policy, grace_s=config.host_release_grace_s)
-            if hosts is not None
-            else None
-        )
+        # Host ownership across tenants (None: no arbitration, only the policy applies).
+        self._arbiter = arbiter
         self._on_diagnostics = on_diagnostics
         self.stats = stats or TranslatorStats()
         # Write slots, granted in fair order (`scheduling.FairQueue`).
@@ -562,86 +556,6 @@ class TenantWriter:
             slot.baseline, input_offset=max(slot.baseline.input_offset, offset.offset)
         )
         return version
-
-
-class HostArbiter:
-    """The writer's host arbitration (docs/host-ownership.md): before a version is written,
-    claim the hosts the translation asks for (`arbitrate`); after it is written, withdraw and
-    release hosts, record the states and send the notices (`settle`). Each returns the
-    tenant's new `HostCache`; the pure rules are `hosts.decide`."""
-
-    def __init__(self, registry: HostRegistry, *, policy: HostPolicy, grace_s: float) -> None:
-        self._registry = registry
-        self._policy = policy
-        self._grace_s = grace_s
-
-    async def arbitrate(
-        self, tenant: str, cache: HostCache, asked: Sequence[AskedHost]
-    ) -> tuple[HostOutcome, HostCache]:
-        """Claim the hosts the translation asks for (one pipelined round trip)."""
-        wanted = wanted_hosts(tenant, asked, self._policy)
-        allowed = set(wanted)
-        key = tuple((a.host, a.created, a.ingress) for a in asked if a.host in allowed)
-        if not cache.stale and cache.outcome is not None and key == cache.claims:
-            # Nothing to claim anew: ownership only changes hands with a notice to us.
-            last = cache.outcome
-            return HostOutcome(
-                withheld=last.withheld,
-                diagnostics=last.diagnostics,
-                stop_serving=frozenset(),
-                release=frozenset(),
-                notices=(),
-                states=last.states,
-            ), cache
-        states = cache.states
-        if states is None:
-            loaded = await self._registry.load_host_states([tenant])
-            states = dict(loaded.get(tenant, {}))
-        new = [h for h in wanted if h not in states]
-        pending: dict[str, HostState] | None = None
-        if new:
-            # Record new hosts before claiming them (as lost until decided; same round
-            # trip), so a crash after the claim cannot leak a claim nobody releases.
-            pending = {**states, **dict.fromkeys(new, HostState.LOST)}
-        # Only the hosts whose claim changed are claimed again, unless a notice (or a
-        # reload) made every outcome stale: ownership only changes hands with a notice. A
-        # host the tenant does not serve (lost, held for its owner, or still served by
-        # another) is claimed again at every write, so its diagnostic says who has it now
-        # (an owner taking back a held host sends no notice): losers are few, a flooding
-        # tenant's served hosts are not claimed again.
-        unchanged = set(key) & set(cache.claims or ()) if not cache.stale else set()
-        reuse = {k[0] for k in unchanged if k[0] in cache.claimed and cache.claimed[k[0]].servable}
-        to_claim = [h for h in wanted if h not in reuse]
-        claimed = await self._registry.claim(tenant, to_claim, record=pending)
-        if pending is not None:
-            states = pending
-        outcomes = {h: replace(cache.claimed[h], promoted=None) for h in reuse}
-        outcomes.update(claimed)
-        # Stale until settled: a write that fails before `settle` claims everything again.
-        cache = replace(cache, states=states, claims=key, stale=True, claimed=outcomes)
-        return decide(tenant, asked=asked, outcomes=outcomes, previous=states), cache
-
-    async def settle(self, tenant: str, cache: HostCache, outcome: HostOutcome) -> HostCache:
-        """After the version is written: withdraw and release hosts, record the states,
-        notify the tenants whose hosts changed hands."""
-        notices = await self._registry.withdraw(
-            tenant,
-            stop_serving=outcome.stop_serving,
-            release=outcome.release,
-            hold_s=self._grace_s,
-        )
-        if outcome.states != cache.states:
-            await self._registry.save_host_states(tenant, outcome.states)
-        cache = replace(cache, states=dict(outcome.states), outcome=outcome, stale=False)
-        notices = [*outcome.notices, *notices]
-        if notices:
-            await self._registry.notify(notices)
-            log.info(
-                "hosts.notified",
-                tenant=tenant,
-                notices=[f"{n.tenant} {n.why} {n.host}" for n in notices[:MAX_LOGGED_DIAGNOSTICS]],
-            )
-        return cache
 
 
 def _log_diagnostic_changes(

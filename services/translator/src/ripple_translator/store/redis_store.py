@@ -27,18 +27,20 @@ from ripple_common.store_contract import (
     KeyLayout,
     parse_tenant_state,
 )
-from ripple_translator.store.model import (
-    AnnounceError,
-    Checkpoint,
+from ripple_translator.hosts.model import (
+    ClaimOutcome,
     ClaimStatus,
-    HostClaim,
     HostNotice,
     HostState,
     HostView,
+)
+from ripple_translator.hosts.rules import from_micros
+from ripple_translator.store.model import (
+    AnnounceError,
+    Checkpoint,
     PositionFencedError,
     ResourceKey,
     VersionConflictError,
-    from_micros,
 )
 
 # KEYS: tenant_keys(t). ARGV: expected, topic, partition, offset, then ops:
@@ -76,7 +78,7 @@ return {1, v}
 # KEYS: host hash, its serving, waiting and claims keys (one slot: the host's hash tag).
 # ARGV: tenant. Reply: {status, owner, owner's claim time (epoch µs), promoted tenant or '',
 # other tenants serving, ms the owner's hold lasts (-1: not held)}.
-# `model.claim_host` is the same rule in Python: the claim time is Redis's clock when the
+# `hosts.claim_host` is the same rule in Python: the claim time is Redis's clock when the
 # tenant first claims the host (kept in :claims while the claim stands); the owner keeps the
 # host (a loser never takes it); a host without owner goes to the first standing claim. A
 # granted claim adds the tenant to the serving set (before its scope is written) and reports
@@ -136,7 +138,7 @@ return {'owned', me, owner[2], '', others, -1}
 # serving the host), hold (ms an owned host released here is held for the tenant; 0: freed
 # at once). Reply: {released (1/0), tenants to notify: the waiting claimants of a released
 # host, or the owner if the tenant was in the serving set (the owner may serve now)}. Called
-# after the tenant's version without the host's scope is written. `model.withdraw_host` is
+# after the tenant's version without the host's scope is written. `hosts.withdraw_host` is
 # the same in Python. A hold is the owner hash's expiry: when it ends the host has no owner
 # and the next claim gives it to the first standing claim.
 WITHDRAW_HOST_LUA = """
@@ -299,7 +301,7 @@ class RedisTenantStore:
             resource_versions={(r.type_url, r.name): r.version for r in state.resources},
         )
 
-    async def claim_hosts(self, tenant: str, hosts: Iterable[str]) -> dict[str, HostClaim]:
+    async def claim_hosts(self, tenant: str, hosts: Iterable[str]) -> dict[str, ClaimOutcome]:
         return await self.claim(tenant, hosts)
 
     async def release_hosts(self, tenant: str, hosts: Iterable[str]) -> set[str]:
@@ -326,7 +328,7 @@ class RedisTenantStore:
         hosts: Iterable[str],
         *,
         record: Mapping[str, HostState] | None = None,
-    ) -> dict[str, HostClaim]:
+    ) -> dict[str, ClaimOutcome]:
         wanted = sorted(set(hosts))
         if not wanted and record is None:
             return {}
@@ -339,11 +341,11 @@ class RedisTenantStore:
         )
         if record is not None:
             replies = replies[2 if record else 1 :]
-        out: dict[str, HostClaim] = {}
+        out: dict[str, ClaimOutcome] = {}
         for host, (status, owner, owner_micros, promoted, others, held_ms) in zip(
             wanted, replies, strict=True
         ):
-            out[host] = HostClaim(
+            out[host] = ClaimOutcome(
                 host=host,
                 status=ClaimStatus(_text(status)),
                 owner=_text(owner),

@@ -17,7 +17,8 @@ from ripple_common.store_contract import (
     TenantState,
     parse_tenant_state,
 )
-from ripple_translator.store import HostState, RedisTenantStore
+from ripple_translator.hosts import HostState
+from ripple_translator.store import RedisTenantStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,23 +1,36 @@
-"""The host-notice follower: reads `P.hostevents` (store.HostRegistry) and wakes the owned
-tenants it names, so a tenant displaced from a host (or free to take one up) is re-translated
-by whichever translator owns it (docs/host-ownership.md). A lifecycle resource."""
+"""The host-notice follower: reads `P.hostevents` (`HostRegistry`) and wakes the owned tenants
+it names (`Engine.wake`), so a tenant displaced from a host (or free to take one up) is
+re-translated by whichever translator owns it (docs/host-ownership.md). A lifecycle
+resource."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
+from typing import Protocol
 
 import structlog
 
-from ripple_translator.engine import Engine
-from ripple_translator.store import HostRegistry
+from ripple_translator.hosts.model import HostNotice, HostRegistry
 
 log = structlog.get_logger("ripple_translator.host_notices")
 
 
+class Wakeable(Protocol):
+    def wake(self, notices: Sequence[HostNotice]) -> int:
+        """Re-translate the owned tenants the notices name; returns how many."""
+        ...
+
+
 class NoticeFollower:
     def __init__(
-        self, registry: HostRegistry, engine: Engine, *, block_ms: int = 1000, retry_s: float = 1.0
+        self,
+        registry: HostRegistry,
+        engine: Wakeable,
+        *,
+        block_ms: int = 1000,
+        retry_s: float = 1.0,
     ) -> None:
         self._registry = registry
         self._engine = engine
