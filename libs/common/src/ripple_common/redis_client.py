@@ -64,9 +64,10 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 # (MaxConnectionsError) instead of waiting, so the cap is never set below its default.
 CLUSTER_MIN_CONNECTIONS_PER_NODE = 100
 
-# A failover (the cluster's node timeout, then the replica's election) takes seconds: the
-# cluster client retries a command on connection errors, re-reading the slot map, for about
-# this long before it gives up.
+# A failover (the cluster's node timeout, then the replica's election; a Sentinel's promotion)
+# takes seconds: the cluster client retries a command on connection errors, re-reading the
+# slot map, and the Sentinel master's client reconnecting, for about this long before it gives
+# up (redis-py's own retry; `SlotTransaction` retries with `ripple_common.backoff`).
 CLUSTER_RETRIES = 12
 CLUSTER_BACKOFF_CAP_S = 1.0
 CLUSTER_BACKOFF_BASE_S = 0.05
@@ -207,7 +208,10 @@ def redis_client(
         target.master,
         redis_class=aioredis.Redis,
         db=target.db,
-        retry=Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), CLUSTER_RETRIES),
+        retry=Retry(
+            ExponentialWithJitterBackoff(cap=CLUSTER_BACKOFF_CAP_S, base=CLUSTER_BACKOFF_BASE_S),
+            CLUSTER_RETRIES,
+        ),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         **extra,
     )
