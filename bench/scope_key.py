@@ -31,7 +31,8 @@ import aiohttp
 from google.protobuf import json_format
 
 from bench.harness import Measurement, cli, summarize
-from ripple_xds.scope_key import SCOPE_FILTER, SCOPE_KEY_HEADER, SERVED_KEY, scope_filter_config
+from ripple_common.gateway_contract import SCOPE_FILTER, SCOPE_KEY_HEADER, SERVED_KEY
+from ripple_xds.scope_key import scope_filter_config
 
 REQUESTS = 10000
 CONCURRENCY = 8

@@ -55,10 +55,10 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2, scoped_route_
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from bench.harness import Measurement, summarize
+from ripple_common.gateway_contract import SCOPE_FILTER, SERVED_KEY
 from ripple_common.resources import Resource, TypeUrl
 from ripple_translator.store import KafkaOffset, KeyLayout, RedisTenantStore
 from ripple_xds.gateway import ads_config_source
-from ripple_xds.scope_key import SCOPE_FILTER, SERVED_KEY
 from scripts.stack_env import load_stack_env
 from tests.integration.loopback import Backend, free_port
 from tests.integration.xds_service.support import (

@@ -110,7 +110,9 @@ async def test_hosts_without_a_usable_certificate_and_unknown_hosts_get_the_fake
 
         # The host gets its own certificate once it has one; the others keep the fake one.
         own = certs.self_signed(HOST_A)
-        a_resources = tenant_resources(A, [HOST_A], backend_port=backend_port)
+        a_resources = certs.choose(
+            tenant_resources(A, [HOST_A], backend_port=backend_port), {HOST_A: f"{A}/{A}/tls-a"}
+        )
         a_resources.append(certs.secret(f"{A}/{A}/tls-a", own))
         await write_tenant(store, A, a_resources)
 

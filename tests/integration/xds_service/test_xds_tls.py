@@ -57,11 +57,12 @@ SEALER = Sealer(KEY)
 def tls_tenant(
     tenant: str, hosts: list[str], pems: dict[str, certs.Pem], *, backend_port: int
 ) -> list[Resource]:
-    """The tenant's routes and, per TLS host, a Secret (sealed key) naming that host."""
-    resources = tenant_resources(tenant, hosts, backend_port=backend_port)
+    """The tenant's routes and, per TLS host, a Secret (sealed key) naming that host, chosen
+    for it."""
+    names = {host: f"{tenant}/{tenant}/tls-{host.split('.')[0]}" for host in pems}
+    resources = certs.choose(tenant_resources(tenant, hosts, backend_port=backend_port), names)
     for host, pem in pems.items():
-        name = f"{tenant}/{tenant}/tls-{host.split('.')[0]}"
-        resources.append(seal_secret(certs.secret(name, pem), SEALER))
+        resources.append(seal_secret(certs.secret(names[host], pem), SEALER))
     return resources
 
 

@@ -679,7 +679,7 @@ def test_https_listener_certificates_are_bound_to_their_hostnames() -> None:
                 "wild",
                 protocol="HTTPS",
                 port=443,
-                hostname="*.example.org",
+                hostname="*.example.com",
                 certificates=["web-tls"],
             ),
         ]
@@ -688,11 +688,11 @@ def test_https_listener_certificates_are_bound_to_their_hostnames() -> None:
 
     assert t.hosts == (HOST,)
     assert [(b.host, b.secret) for b in t.tls] == [
-        ("*.example.org", "t1/shop/web-tls"),
+        ("*.example.com", "t1/shop/web-tls"),
         (HOST, "t1/shop/web-tls"),
     ]
     assert names(t, TypeUrl.SECRET) == ["t1/shop/web-tls"]
-    assert {c.host for c in t.claims} == {HOST, "*.example.org"}
+    assert {c.host for c in t.claims} == {HOST, "*.example.com"}
     assert not t.diagnostics
 
 

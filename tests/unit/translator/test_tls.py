@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from ripple_common import gateway_contract as contract
 from ripple_common.resources import TypeUrl
 from ripple_translator.translate import Reason, Severity, Translation
 from tests.unit.translator import decode, k8s
+from tests.unit.xds import certs
 
 TLS = [{"hosts": ["shop.example.com"], "secretName": "web-tls"}]
 
@@ -142,3 +144,82 @@ def test_wildcard_certificate_covers_a_subdomain_for_the_redirect() -> None:
 
     assert [b.host for b in t.tls] == ["*.example.com"]
     assert len(https_redirects(t)) == 1
+
+
+# --- one decision: the certificate the gateway serves is the one reported here ------------------
+
+WILD = certs.self_signed("*.example.com")
+EXACT = certs.self_signed("shop.example.com")
+
+
+def _secret(name: str, pem: certs.Pem) -> dict[str, Any]:
+    return k8s.tls_secret(name, cert=pem.certificate.decode(), key=pem.private_key.decode())
+
+
+def _served_with(t: Translation, host: str = "shop.example.com") -> str | None:
+    """The Secret the gateway serves `host` with: the one on its virtual host."""
+    metadata = decode.vhost(t, host).metadata.filter_metadata
+    if contract.TLS_METADATA not in metadata:
+        return None
+    value: str = metadata[contract.TLS_METADATA].fields[contract.TLS_SECRET_KEY].string_value
+    return value
+
+
+def test_the_virtual_host_names_the_secret_the_translator_chose() -> None:
+    """Older Ingress with a wildcard certificate, younger with an exact one (an exact SAN would
+    have won at the gateway before): the older's, reported on the younger, and served."""
+    t = k8s.run(
+        k8s.ingress("a", tls=[{"hosts": ["shop.example.com"], "secretName": "wild"}]),
+        k8s.ingress(
+            "b",
+            rules=[k8s.rule("shop.example.com", k8s.path("/b"))],
+            tls=[{"hosts": ["shop.example.com"], "secretName": "exact"}],
+            created="2024-02-01T00:00:00Z",
+        ),
+        secrets=[_secret("wild", WILD), _secret("exact", EXACT)],
+    )
+
+    assert [(b.host, b.secret) for b in t.tls] == [("shop.example.com", "t1/shop/wild")]
+    assert _served_with(t) == "t1/shop/wild"
+    [d] = decode.diags(t, Reason.SETTING_CONFLICT)
+    assert (d.object.name, d.severity) == ("b", Severity.WARNING)
+    assert "already uses Secret t1/shop/wild of the older Ingress shop/a" in d.message
+    assert decode.names(t, TypeUrl.SECRET) == ["t1/shop/wild"]
+
+
+def test_a_certificate_that_does_not_name_the_host_is_not_used_for_it() -> None:
+    """As ingress-nginx: the older Ingress's Secret names another host, so the younger's
+    (which names it) serves the host; the older gets a Warning."""
+    t = k8s.run(
+        k8s.ingress("a", tls=[{"hosts": ["shop.example.com"], "secretName": "other"}]),
+        k8s.ingress(
+            "b",
+            rules=[k8s.rule("shop.example.com", k8s.path("/b"))],
+            tls=[{"hosts": ["shop.example.com"], "secretName": "exact"}],
+            created="2024-02-01T00:00:00Z",
+        ),
+        secrets=[_secret("other", certs.self_signed("other.example.org")), _secret("exact", EXACT)],
+    )
+
+    assert [(b.host, b.secret) for b in t.tls] == [("shop.example.com", "t1/shop/exact")]
+    assert _served_with(t) == "t1/shop/exact"
+    [d] = decode.diags(t, Reason.CERTIFICATE_HOST_MISMATCH)
+    assert (d.object.name, d.severity) == ("a", Severity.WARNING)
+    assert "does not name TLS host shop.example.com (its DNS names: other.example.org)" in (
+        d.message
+    )
+    assert decode.names(t, TypeUrl.SECRET) == ["t1/shop/exact"]
+
+
+def test_a_host_without_a_binding_is_served_with_its_wildcards_secret() -> None:
+    t = k8s.run(
+        k8s.ingress(tls=[{"hosts": ["*.example.com"], "secretName": "wild"}]),
+        secrets=[_secret("wild", WILD)],
+    )
+
+    assert [b.host for b in t.tls] == ["*.example.com"]
+    assert _served_with(t) == "t1/shop/wild"
+
+
+def test_a_host_without_a_certificate_names_none() -> None:
+    assert _served_with(k8s.run(k8s.ingress())) is None

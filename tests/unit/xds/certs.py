@@ -1,10 +1,12 @@
 """Test certificates made with `cryptography`: a self-signed certificate per set of DNS
-names, and the Secret resource (`<tenant>/<ns>/<secret>`) the translator would write."""
+names, the Secret resource (`<tenant>/<ns>/<secret>`) the translator would write, and the
+tenant's RouteConfiguration naming the Secret each host is served with (`chosen`)."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -12,8 +14,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from envoy.config.core.v3 import base_pb2
+from envoy.config.route.v3 import route_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
 
+from ripple_common.gateway_contract import TLS_METADATA, TLS_SECRET_KEY
 from ripple_common.resources import Resource, TypeUrl
 
 
@@ -110,3 +114,34 @@ def secret(name: str, pem: Pem) -> Resource:
         ),
     )
     return Resource(TypeUrl.SECRET, name, message.SerializeToString())
+
+
+def chosen(tenant: str, hosts: Mapping[str, str]) -> Resource:
+    """The tenant's RouteConfiguration (`<tenant>/routes`) reduced to what the HTTPS listener
+    reads of it: a virtual host per host naming the Secret the translator chose for it."""
+    config = route_pb2.RouteConfiguration(name=f"{tenant}/routes")
+    for host, secret_name in hosts.items():
+        vhost = config.virtual_hosts.add(name=host, domains=[host])
+        vhost.metadata.filter_metadata[TLS_METADATA].fields[
+            TLS_SECRET_KEY
+        ].string_value = secret_name
+    return Resource(TypeUrl.ROUTE, config.name, config.SerializeToString(deterministic=True))
+
+
+def choose(resources: Sequence[Resource], hosts: Mapping[str, str]) -> list[Resource]:
+    """A tenant's translated `resources` with its RouteConfiguration's virtual hosts naming the
+    Secret that serves each of `hosts` (host -> Secret resource), as the translator writes its
+    choice (for xds tests that add Secrets to a translation of their own)."""
+    out = []
+    for resource in resources:
+        if resource.type_url is not TypeUrl.ROUTE:
+            out.append(resource)
+            continue
+        config = route_pb2.RouteConfiguration.FromString(resource.body)
+        for vhost in config.virtual_hosts:
+            if vhost.name in hosts:
+                tls = vhost.metadata.filter_metadata[TLS_METADATA].fields[TLS_SECRET_KEY]
+                tls.string_value = hosts[vhost.name]
+        body = config.SerializeToString(deterministic=True)
+        out.append(Resource(TypeUrl.ROUTE, resource.name, body))
+    return out

@@ -1,5 +1,6 @@
-"""The gateway's HTTPS listener: one filter chain per TLS host (exact SNI), the certificate
-of the host's own tenant by SDS, derived from the Secrets' DNS names and the scopes."""
+"""The gateway's HTTPS listener: one filter chain per TLS host (exact SNI), by SDS the
+certificate the translator chose for the host (on its virtual host), of the host's own tenant,
+for the hosts the tenant routes."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ripple_xds.https import (
     HttpsSettings,
     TlsHosts,
     bindings,
-    certificate_names,
+    chosen_certificates,
     scope_host,
 )
 from ripple_xds.identity import Gateway
@@ -53,34 +54,37 @@ def test_scope_names_give_tenant_and_host() -> None:
     assert scope_host("ripple-scope") is None
 
 
-def test_certificate_names_are_the_dns_sans() -> None:
-    pem = certs.self_signed("A.example.com", "*.shop.example.com")
-    body = certs.secret("t1/ns/s", pem).body
-    assert certificate_names(body) == {"a.example.com", "*.shop.example.com"}
-
-
-def test_hosts_get_their_own_tenants_certificate_exact_before_wildcard() -> None:
-    secrets = {
-        "t1/ns/wild": frozenset({"*.example.com"}),
-        "t1/ns/exact": frozenset({"a.example.com"}),
-        "t2/ns/steal": frozenset({"b.example.com", "a.example.com"}),
+def test_the_translators_choice_is_read_from_the_virtual_hosts() -> None:
+    body = certs.chosen("t1", {"a.example.com": "t1/ns/a", "*.shop.example.com": "t1/ns/w"}).body
+    assert chosen_certificates(body) == {
+        "a.example.com": "t1/ns/a",
+        "*.shop.example.com": "t1/ns/w",
     }
-    hosts = {"t1": ["a.example.com", "c.example.com", "d.other.com"], "t2": ["x.example.com"]}
-    assert bindings(secrets, hosts) == {
-        "a.example.com": "t1/ns/exact",
-        "c.example.com": "t1/ns/wild",
+    assert chosen_certificates(b"\xff not a proto") == {}
+
+
+def test_hosts_get_the_chosen_secret_of_their_own_tenant_when_routed_and_present() -> None:
+    chosen = {
+        "t1/routes": {"a.example.com": "t1/ns/a", "c.example.com": "t1/ns/gone"},
+        "t2/routes": {"x.example.com": "t1/ns/a", "y.example.com": "t2/ns/y"},
     }
+    hosts = {"t1": {"a.example.com", "c.example.com"}, "t2": {"x.example.com"}}
+    secrets = {"t1/ns/a", "t2/ns/y"}
+    # t1/ns/gone is not in the cache, t2 names t1's Secret, t2 does not route y.example.com.
+    assert bindings(chosen, hosts, secrets) == {"a.example.com": "t1/ns/a"}
 
 
-def test_equal_candidates_pick_the_smallest_secret_name() -> None:
-    secrets = {"t1/ns/b": frozenset({"a.x"}), "t1/ns/a": frozenset({"a.x"})}
-    assert bindings(secrets, {"t1": ["a.x"]}) == {"a.x": "t1/ns/a"}
+def test_a_host_two_tenants_route_takes_the_smallest_tenants_choice() -> None:
+    chosen = {"t2/routes": {"a.x": "t2/ns/s"}, "t1/routes": {"a.x": "t1/ns/s"}}
+    hosts = {"t1": {"a.x"}, "t2": {"a.x"}}
+    assert bindings(chosen, hosts, {"t1/ns/s", "t2/ns/s"}) == {"a.x": "t1/ns/s"}
 
 
 def test_listener_has_one_chain_per_bound_host_and_none_without_hosts() -> None:
     tls = TlsHosts(SETTINGS)
     assert tls.listener() is None
     tls.secret("t1/ns/s", certs.secret("t1/ns/s", certs.self_signed("a.x", "b.x")).body)
+    assert tls.route("t1/routes", certs.chosen("t1", {"a.x": "t1/ns/s", "b.x": "t1/ns/s"}).body)
     tls.scope("t1/scope/a.x", present=True)
     tls.scope("t1/scope/b.x", present=True)
     tls.scope("t1/scope/c.x", present=True)
@@ -96,11 +100,22 @@ def test_listener_has_one_chain_per_bound_host_and_none_without_hosts() -> None:
     assert tls.listener() is None
 
 
+def test_a_route_change_matters_only_when_the_choice_changes() -> None:
+    tls = TlsHosts(SETTINGS)
+    body = certs.chosen("t1", {"a.x": "t1/ns/s"}).body
+    assert tls.route("t1/routes", body)
+    assert not tls.route("t1/routes", body)
+    assert not tls.route("t2/routes", certs.chosen("t2", {}).body)
+    assert tls.route("t1/routes", None)
+    assert not tls.route("t1/routes", None)
+
+
 def test_encoding_is_deterministic() -> None:
     def build() -> bytes:
         tls = TlsHosts(SETTINGS)
         for host in ("b.x", "a.x"):
             tls.scope(f"t1/scope/{host}", present=True)
+        tls.route("t1/routes", certs.chosen("t1", {"b.x": "t1/ns/s", "a.x": "t1/ns/s"}).body)
         tls.secret("t1/ns/s", certs.secret("t1/ns/s", pem).body)
         listener = tls.listener()
         assert listener is not None
@@ -115,7 +130,7 @@ def test_feed_rebuilds_the_listener_once_per_burst() -> None:
     scheduled: list[Callable[[], None]] = []
     feed = HttpsFeed(cache, SETTINGS, schedule=scheduled.append)
     pem = certs.self_signed("a.x")
-    cache.apply(upserts=[_scope("t1/scope/a.x")])
+    cache.apply(upserts=[_scope("t1/scope/a.x"), certs.chosen("t1", {"a.x": "t1/ns/s"})])
     cache.apply(upserts=[certs.secret("t1/ns/s", pem)])
     assert len(scheduled) == 1
     scheduled.pop()()
@@ -131,10 +146,37 @@ def test_feed_rebuilds_the_listener_once_per_burst() -> None:
     assert not scheduled
 
 
+def test_feed_follows_the_translators_choice() -> None:
+    """The translator moves a host to another of its tenant's Secrets: the chain follows."""
+    cache = SnapshotCache()
+    scheduled: list[Callable[[], None]] = []
+    feed = HttpsFeed(cache, SETTINGS, schedule=scheduled.append)
+    pem = certs.self_signed("a.x")
+    cache.apply(
+        upserts=[
+            _scope("t1/scope/a.x"),
+            certs.secret("t1/ns/one", pem),
+            certs.secret("t1/ns/two", pem),
+            certs.chosen("t1", {"a.x": "t1/ns/two"}),
+        ]
+    )
+    scheduled.pop()()
+    entry = cache.get(TypeUrl.LISTENER, HTTPS_LISTENER)
+    assert entry is not None
+    assert _chains(entry.resource) == {"a.x": "t1/ns/two"}
+    cache.apply(upserts=[certs.chosen("t1", {"a.x": "t1/ns/one"})])
+    scheduled.pop()()
+    entry = cache.get(TypeUrl.LISTENER, HTTPS_LISTENER)
+    assert entry is not None
+    assert _chains(entry.resource) == {"a.x": "t1/ns/one"}
+    feed.close()
+
+
 @pytest.mark.parametrize("port", [0, 70000])
 def test_bad_port_is_refused(port: int) -> None:
     tls = TlsHosts(HttpsSettings(address="127.0.0.1", port=port))
     tls.scope("t1/scope/a.x", present=True)
+    tls.route("t1/routes", certs.chosen("t1", {"a.x": "t1/ns/s"}).body)
     tls.secret("t1/ns/s", certs.secret("t1/ns/s", certs.self_signed("a.x")).body)
     with pytest.raises(ValueError, match="out of range"):
         tls.listener()
@@ -149,6 +191,8 @@ def test_each_gateway_has_its_own_listener_with_its_tenants_hosts() -> None:
         upserts=[
             _scope("t1/scope/a.x"),
             _scope("t2/scope/b.x"),
+            certs.chosen("t1", {"a.x": "t1/ns/s"}),
+            certs.chosen("t2", {"b.x": "t2/ns/s"}),
             certs.secret("t1/ns/s", certs.self_signed("a.x")),
             certs.secret("t2/ns/s", certs.self_signed("b.x")),
         ]

@@ -34,8 +34,11 @@ def mismatched(host: str) -> certs.Pem:
     return certs.Pem(certificate=good.certificate, private_key=other.private_key, der=good.der)
 
 
-def _scope(name: str) -> Resource:
-    return Resource(TypeUrl.SCOPED_ROUTE, name, b"\x0a\x01x")
+def _host(tenant: str, host: str) -> list[Resource]:
+    """`host` routed for `tenant`, served with its Secret `<tenant>/ns/s` (the translator's
+    choice)."""
+    scope = Resource(TypeUrl.SCOPED_ROUTE, f"{tenant}/scope/{host}", b"\x0a\x01x")
+    return [scope, certs.chosen(tenant, {host: f"{tenant}/ns/s"})]
 
 
 def _server_names(cache: SnapshotCache) -> list[str]:
@@ -101,9 +104,9 @@ def test_other_tenants_new_https_hosts_are_served_beside_a_rejected_secret() -> 
         while scheduled:
             scheduled.pop()()
 
-    write(_scope("t1/scope/a.x"), certs.secret("t1/ns/s", certs.self_signed("a.x")))
-    write(_scope("t2/scope/b.x"), seal_secret(certs.secret("t2/ns/s", mismatched("b.x")), SEALER))
-    write(_scope("t3/scope/c.x"), certs.secret("t3/ns/s", certs.self_signed("c.x")))
+    write(*_host("t1", "a.x"), certs.secret("t1/ns/s", certs.self_signed("a.x")))
+    write(*_host("t2", "b.x"), seal_secret(certs.secret("t2/ns/s", mismatched("b.x")), SEALER))
+    write(*_host("t3", "c.x"), certs.secret("t3/ns/s", certs.self_signed("c.x")))
 
     assert _server_names(cache) == ["a.x", "c.x"]
     assert cache.get(TypeUrl.SECRET, "t2/ns/s") is None
@@ -130,8 +133,8 @@ def _nack(type_url: TypeUrl, names: tuple[str, ...], error: str) -> Nack:
 
 def test_a_nacked_secret_leaves_the_listener_until_its_content_changes() -> None:
     cache, feed, scheduled = _feed()
-    cache.apply(upserts=[_scope("t1/scope/a.x"), certs.secret("t1/ns/s", certs.self_signed("a.x"))])
-    cache.apply(upserts=[_scope("t2/scope/b.x"), certs.secret("t2/ns/s", certs.self_signed("b.x"))])
+    cache.apply(upserts=[*_host("t1", "a.x"), certs.secret("t1/ns/s", certs.self_signed("a.x"))])
+    cache.apply(upserts=[*_host("t2", "b.x"), certs.secret("t2/ns/s", certs.self_signed("b.x"))])
     _run(scheduled)
     assert _server_names(cache) == ["a.x", "b.x"]
 
@@ -151,7 +154,7 @@ def test_a_nack_of_several_tenants_secrets_blames_only_the_one_its_error_names()
     for tenant, host in (("t1", "a.x"), ("t2", "b.x")):
         cache.apply(
             upserts=[
-                _scope(f"{tenant}/scope/{host}"),
+                *_host(tenant, host),
                 certs.secret(f"{tenant}/ns/s", certs.self_signed(host)),
             ]
         )
@@ -167,13 +170,13 @@ def test_a_nack_of_several_tenants_secrets_blames_only_the_one_its_error_names()
 
 def test_a_nacked_listener_blames_the_secret_its_error_names() -> None:
     cache, feed, scheduled = _feed()
-    cache.apply(upserts=[_scope("t1/scope/a.x"), certs.secret("t1/ns/s", certs.self_signed("a.x"))])
+    cache.apply(upserts=[*_host("t1", "a.x"), certs.secret("t1/ns/s", certs.self_signed("a.x"))])
     _run(scheduled)
     cache.apply(
         upserts=[
-            _scope("t2/scope/b.x"),
+            *_host("t2", "b.x"),
             certs.secret("t2/ns/s", certs.self_signed("b.x")),
-            _scope("t3/scope/c.x"),
+            *_host("t3", "c.x"),
             certs.secret("t3/ns/s", certs.self_signed("c.x")),
         ]
     )
@@ -189,9 +192,9 @@ def test_a_nacked_listener_blames_the_secret_its_error_names() -> None:
 
 def test_a_nacked_listener_naming_nothing_blames_the_newest_chains() -> None:
     cache, feed, scheduled = _feed()
-    cache.apply(upserts=[_scope("t1/scope/a.x"), certs.secret("t1/ns/s", certs.self_signed("a.x"))])
+    cache.apply(upserts=[*_host("t1", "a.x"), certs.secret("t1/ns/s", certs.self_signed("a.x"))])
     _run(scheduled)
-    cache.apply(upserts=[_scope("t2/scope/b.x"), certs.secret("t2/ns/s", certs.self_signed("b.x"))])
+    cache.apply(upserts=[*_host("t2", "b.x"), certs.secret("t2/ns/s", certs.self_signed("b.x"))])
     _run(scheduled)
 
     assert feed.nacked(_nack(TypeUrl.LISTENER, (HTTPS_LISTENER,), "bad listener")) == ("t2",)
@@ -219,8 +222,8 @@ def test_propagation_hands_every_nack_to_its_listeners() -> None:
 
 def test_a_nacked_listener_naming_nothing_blames_no_one_when_several_tenants_were_added() -> None:
     cache, feed, scheduled = _feed()
-    cache.apply(upserts=[_scope("t1/scope/a.x"), certs.secret("t1/ns/s", certs.self_signed("a.x"))])
-    cache.apply(upserts=[_scope("t2/scope/b.x"), certs.secret("t2/ns/s", certs.self_signed("b.x"))])
+    cache.apply(upserts=[*_host("t1", "a.x"), certs.secret("t1/ns/s", certs.self_signed("a.x"))])
+    cache.apply(upserts=[*_host("t2", "b.x"), certs.secret("t2/ns/s", certs.self_signed("b.x"))])
     _run(scheduled)
 
     assert feed.nacked(_nack(TypeUrl.LISTENER, (HTTPS_LISTENER,), "bad listener")) == ()

@@ -10,7 +10,8 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
-from ripple_translator.translate import envoy, plan
+from ripple_common import gateway_contract as contract
+from ripple_translator.translate import plan
 from ripple_translator.translate.default_backend import parse_default_backend
 from ripple_translator.translate.validate import check_host
 from ripple_xds import scope_key
@@ -23,24 +24,25 @@ def _scripts() -> list[tuple[str, str]]:
     assert listener.filter_chains[0].filters[0].typed_config.Unpack(manager)
     scripts = []
     for f in manager.http_filters:
-        if f.name == scope_key.SCOPE_FILTER:
+        if f.name == contract.SCOPE_FILTER:
             config = lua_pb2.Lua()
             assert f.typed_config.Unpack(config)
             scripts.append((f.name, config.default_source_code.inline_string))
     return scripts
 
 
-def test_the_translator_and_the_gateway_agree_on_names() -> None:
-    assert envoy.SCOPE_KEY_HEADER == scope_key.SCOPE_KEY_HEADER
-    assert envoy.CATCH_ALL_KEY == scope_key.CATCH_ALL_KEY == plan.GATEWAY_ERROR_PAGE
-    assert plan.ERROR_PAGE_HEADER == scope_key.ERROR_PAGE_HEADER
-    assert envoy.REDIRECT_HEADER == scope_key.REDIRECT_HEADER
-    assert envoy.REDIRECT_TOKEN == scope_key.REDIRECT_TOKEN
+def test_the_scripts_embed_the_contracts_names() -> None:
+    """One definition of each name the translator and the gateway share (gateway_contract)."""
+    assert plan.GATEWAY_ERROR_PAGE == contract.CATCH_ALL_KEY
+    assert f'local PAGE = "{contract.ERROR_PAGE_HEADER}"' in scope_key.SCOPE_SCRIPT
+    assert f'local PASS = "{contract.REDIRECT_HEADER}"' in scope_key.SCOPE_SCRIPT
+    token = f"%DYNAMIC_METADATA({contract.SCOPE_FILTER}:{contract.TOKEN_KEY})%"
+    assert token == contract.REDIRECT_TOKEN
 
 
 def test_the_catch_all_key_is_no_host() -> None:
     """A tenant's host can never be the catch-all key (hosts are DNS names)."""
-    assert check_host(scope_key.CATCH_ALL_KEY) is not None
+    assert check_host(contract.CATCH_ALL_KEY) is not None
 
 
 def test_two_scripts_exact_or_wildcard_then_the_catch_all() -> None:
@@ -49,7 +51,7 @@ def test_two_scripts_exact_or_wildcard_then_the_catch_all() -> None:
     assert second == scope_key.CATCH_ALL_SCRIPT
     # The catch-all script only moves a request whose key resolved to no served virtual host.
     assert 'get("served") ~= nil then\n    return' in second
-    assert f'replace("{scope_key.SCOPE_KEY_HEADER}", "_")' in second
+    assert f'replace("{contract.SCOPE_KEY_HEADER}", "_")' in second
 
 
 def test_the_first_script_drops_a_clients_marker_unless_the_redirect_proves_itself() -> None:

@@ -1,9 +1,9 @@
 """The gateway's request body limit (ingress-nginx's proxy-body-size), per route.
 
-A Lua filter (`BODY_LIMIT_FILTER`) after the scope-key filter reads the limit the translator
-puts on a route, `filter_metadata[BODY_LIMIT_FILTER][MAX_BYTES_KEY]`, and answers 413 to a
-request whose Content-Length is larger, before anything reaches the backend. Routes without
-the metadata pass untouched; the body is never buffered.
+A Lua filter (`gateway_contract.BODY_LIMIT_FILTER`) after the scope-key filter reads the limit
+the translator puts on a route, `filter_metadata[BODY_LIMIT_FILTER][MAX_BYTES_KEY]`, and
+answers 413 to a request whose Content-Length is larger, before anything reaches the backend.
+Routes without the metadata pass untouched; the body is never buffered.
 
 Why not Envoy's buffer filter: it would have to be disabled by default and enabled per route,
 and Envoy decides which filters run when the stream starts, from the route the request's
@@ -19,8 +19,7 @@ from typing import Any, Final
 
 from envoy.extensions.filters.http.lua.v3 import lua_pb2
 
-BODY_LIMIT_FILTER: Final = "ripple.body_limit"
-MAX_BYTES_KEY: Final = "max_request_bytes"
+from ripple_common.gateway_contract import MAX_BYTES_KEY
 
 BODY_LIMIT_SCRIPT: Final = f"""\
 -- ripple: proxy-body-size (ripple_xds.body_limit)

@@ -1,13 +1,14 @@
 """The gateway's listeners: what every Envoy of a gateway shares, whatever the tenants.
 
-The plain-HTTP listener routes by scoped RDS: the scope key is the `x-ripple-scope` header,
+The plain-HTTP listener routes by scoped RDS: the scope key is the `SCOPE_KEY_HEADER` header,
 which the first HTTP filter sets to the request's host without its port, or to the host's
 one-label wildcard when no scope of the exact host exists (`scope_key`). Each host's
 ScopedRouteConfiguration (written by the translator) points at its tenant's
 RouteConfiguration. Adding a host adds one scope; changing a tenant's routes touches only that
 tenant's RouteConfiguration (see the scaling rules in DESIGN.md).
 
-The HTTP filter chain holds, in order, the scope-key Lua filter and its catch-all twin (a host
+The HTTP filter chain holds, in order (the names the translator's routes refer to are
+`ripple_common.gateway_contract`'s), the scope-key Lua filter and its catch-all twin (a host
 without a scope: the gateway's default backend), the custom_response filter
 (empty: custom-http-errors routes give it the codes to re-route to their error page), the CORS,
 RBAC and local rate limit filters (empty: the translator configures them per route through
@@ -49,22 +50,27 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.extensions.http.original_ip_detection.custom_header.v3 import custom_header_pb2
 
-from ripple_common.resources import Resource, TypeUrl
-from ripple_xds.body_limit import BODY_LIMIT_FILTER, body_limit_filter_config
-from ripple_xds.scope_key import (
+from ripple_common.gateway_contract import (
+    BODY_LIMIT_FILTER,
+    CORS_FILTER,
+    CUSTOM_RESPONSE_FILTER,
+    LOCAL_RATELIMIT_FILTER,
+    RATE_LIMIT_STAT_PREFIX,
+    RBAC_FILTER,
+    ROUTER_FILTER,
     SCOPE_FILTER,
     SCOPE_KEY_HEADER,
-    catch_all_filter_config,
-    scope_filter_config,
+    STATEFUL_SESSION_FILTER,
 )
+from ripple_common.resources import Resource, TypeUrl
+from ripple_xds.body_limit import body_limit_filter_config
+from ripple_xds.scope_key import catch_all_filter_config, scope_filter_config
 
 HTTP_LISTENER: Final = "ripple-http"
 SCOPED_ROUTES: Final = "ripple-scopes"
 HCM_FILTER: Final = "envoy.filters.network.http_connection_manager"
 PROXY_PROTOCOL_FILTER: Final = "envoy.filters.listener.proxy_protocol"
 HEADER_MUTATION_FILTER: Final = "envoy.filters.http.header_mutation"
-STATEFUL_SESSION_FILTER: Final = "envoy.filters.http.stateful_session"
-CUSTOM_RESPONSE_FILTER: Final = "envoy.filters.http.custom_response"
 CUSTOM_HEADER_DETECTION: Final = "envoy.http.original_ip_detection.custom_header"
 XFF: Final = "x-forwarded-for"
 ORIGINAL_XFF: Final = "x-original-forwarded-for"
@@ -107,18 +113,18 @@ def http_filters(client: ClientAddress = EDGE) -> list[tuple[str, Any, bool]]:
     return [
         # custom-http-errors: routes give it the codes to re-route to their error page.
         (CUSTOM_RESPONSE_FILTER, custom_response_pb2.CustomResponse(), False),
-        ("envoy.filters.http.cors", cors_pb2.Cors(), False),
-        ("envoy.filters.http.rbac", rbac_pb2.RBAC(), False),
+        (CORS_FILTER, cors_pb2.Cors(), False),
+        (RBAC_FILTER, rbac_pb2.RBAC(), False),
         (
-            "envoy.filters.http.local_ratelimit",
-            local_rate_limit_pb2.LocalRateLimit(stat_prefix="ripple_limit_rps"),
+            LOCAL_RATELIMIT_FILTER,
+            local_rate_limit_pb2.LocalRateLimit(stat_prefix=RATE_LIMIT_STAT_PREFIX),
             False,
         ),
         (BODY_LIMIT_FILTER, body_limit_filter_config(), False),
         (HEADER_MUTATION_FILTER, forwarded_for_mutation(client), False),
         # affinity-mode persistent: routes give it a cookie-based session state.
         (STATEFUL_SESSION_FILTER, stateful_session_pb2.StatefulSession(), False),
-        ("envoy.filters.http.router", router_pb2.Router(), False),
+        (ROUTER_FILTER, router_pb2.Router(), False),
     ]
 
 

@@ -2,19 +2,23 @@
 certificate comes by SDS (the tenant's Secret resource, `<tenant>/<namespace>/<secret>`);
 behind TLS, the same scoped-RDS HTTP connection manager as the plain-HTTP listener.
 
-Which host gets which certificate: the translator writes each tenant's Secrets and scopes
-(`<tenant>/scope/<host>`), not the host -> Secret bindings, so they are derived here: a host
-is served with a Secret of ITS OWN tenant whose certificate names it (a DNS SAN, exact or a
-one-label `*.` wildcard). A certificate never makes a server name out of a host its tenant
-does not route, so one tenant's certificate cannot take another tenant's host; chains match
-exact server names only. Several Secrets of a tenant naming a host: an exact SAN beats a
-wildcard, then the smallest Secret name wins (deterministic: every replica builds the same
-bytes, hence the same version).
+Which host gets which certificate is the translator's choice (the one place that decides it,
+`ripple_translator.translate.tls`, whose diagnostics name it): it writes the Secret resource on
+the host's virtual host in the tenant's RouteConfiguration,
+``filter_metadata[TLS_METADATA][TLS_SECRET_KEY]`` (`ripple_common.gateway_contract`), and this
+module serves exactly that. It only refuses what must never be served: a Secret of another
+tenant than the RouteConfiguration's (one tenant's certificate cannot take another's host), a
+host its tenant does not route (no scope `<tenant>/scope/<host>`), a Secret not in the cache
+(refused by `secrets.SecretOpener`) or quarantined (below): such a host gets the default
+certificate. Chains match exact server names (a ``*.`` host's chain is Envoy's wildcard match);
+a host routed by two tenants at once (an ownership handover) takes the smallest tenant's choice,
+so every replica builds the same bytes, hence the same version.
 
-`TlsHosts` keeps what the listener is built from (per Secret its DNS names, per tenant its
-hosts) and is fed by name as the cache changes; parsing a certificate happens once per Secret
-change. With gateways configured (`identity.GatewayPolicy`), each gateway has its own HTTPS listener
-(`ripple-https.<gateway>`) holding only its tenants' hosts.
+`TlsHosts` keeps what the listener is built from (the Secrets present, per tenant its hosts,
+per RouteConfiguration its hosts' Secrets) and is fed by name as the cache changes; a
+RouteConfiguration is read once per change. With gateways configured
+(`identity.GatewayPolicy`), each gateway has its own HTTPS listener (`ripple-https.<gateway>`)
+holding only its tenants' hosts.
 
 The default certificate (`default_certificate`: configured, or generated at start as
 ingress-nginx's fake certificate) is the listener's `default_filter_chain`: a client whose SNI
@@ -38,17 +42,19 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import structlog
-from cryptography import x509
 from envoy.config.core.v3 import address_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+from google.protobuf.message import DecodeError
 
+from ripple_common.gateway_contract import TLS_METADATA, TLS_SECRET_KEY, TLS_TRANSPORT_SOCKET
 from ripple_common.resources import Resource, TypeUrl
 from ripple_xds.gateway import (
     EDGE,
@@ -67,7 +73,6 @@ _log = structlog.get_logger(__name__)
 
 HTTPS_LISTENER: Final = HTTPS_LISTENER_PREFIX  # the default gateway's
 TLS_INSPECTOR: Final = "envoy.filters.listener.tls_inspector"
-TLS_TRANSPORT_SOCKET: Final = "envoy.transport_sockets.tls"
 SCOPE_MARKER: Final = "/scope/"
 DEFAULT_CHAIN: Final = "default"
 
@@ -80,48 +85,40 @@ def scope_host(name: str) -> tuple[str, str] | None:
     return tenant, host
 
 
-def certificate_names(secret_body: bytes) -> frozenset[str]:
-    """The DNS names (lower case) of the leaf certificate of a serialized Secret; empty when
-    it holds no parsable certificate."""
-    secret = secret_pb2.Secret.FromString(secret_body)
-    source = secret.tls_certificate.certificate_chain
-    pem = source.inline_bytes or source.inline_string.encode()
-    if not pem:
-        return frozenset()
+def chosen_certificates(route_body: bytes) -> dict[str, str]:
+    """host -> Secret resource: the translator's choice on each virtual host of a serialized
+    RouteConfiguration (a virtual host is named after its host); empty when it has none."""
     try:
-        leaf = x509.load_pem_x509_certificates(pem)[0]
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except (ValueError, x509.ExtensionNotFound) as exc:
-        _log.warning("certificate without usable DNS names", secret=secret.name, error=str(exc))
-        return frozenset()
-    return frozenset(n.lower() for n in san.value.get_values_for_type(x509.DNSName))
-
-
-def covers(names: frozenset[str], host: str) -> int:
-    """2: an exact DNS name covers `host`; 1: a one-label wildcard does; 0: none."""
-    if host in names:
-        return 2
-    _, dot, parent = host.partition(".")
-    return 1 if dot and f"*.{parent}" in names else 0
+        config = route_pb2.RouteConfiguration.FromString(route_body)
+    except DecodeError as exc:
+        _log.warning("route configuration does not parse", error=str(exc))
+        return {}
+    chosen: dict[str, str] = {}
+    for vhost in config.virtual_hosts:
+        metadata = vhost.metadata.filter_metadata
+        if TLS_METADATA not in metadata:
+            continue
+        value = metadata[TLS_METADATA].fields.get(TLS_SECRET_KEY)
+        if value is not None and value.string_value:
+            chosen[vhost.name] = value.string_value
+    return chosen
 
 
 def bindings(
-    secrets: Mapping[str, frozenset[str]], hosts: Mapping[str, Iterable[str]]
+    chosen: Mapping[str, Mapping[str, str]],
+    hosts: Mapping[str, Collection[str]],
+    secrets: Collection[str],
 ) -> dict[str, str]:
-    """host -> Secret name: each host of a tenant bound to the best Secret of that tenant
-    (see the module doc)."""
-    by_tenant: dict[str, list[tuple[str, frozenset[str]]]] = {}
-    for name, names in secrets.items():
-        tenant = tenant_of(name)
-        if tenant is not None and names:
-            by_tenant.setdefault(tenant, []).append((name, names))
+    """host -> Secret name: the translator's choice (`chosen`: per RouteConfiguration, host ->
+    Secret) for each host its tenant routes (`hosts`: per tenant), with a Secret of that tenant
+    among `secrets` (see the module doc)."""
     bound: dict[str, str] = {}
-    for tenant, candidates in by_tenant.items():
-        for host in hosts.get(tenant, ()):
-            ranked = [(-covers(names, host), name) for name, names in candidates]
-            best = min(ranked)
-            if best[0] < 0:
-                bound[host] = best[1]
+    for route in sorted(chosen):
+        tenant = tenant_of(route)
+        routed = hosts.get(tenant, ()) if tenant is not None else ()
+        for host, secret in chosen[route].items():
+            if host in routed and tenant_of(secret) == tenant and secret in secrets:
+                bound.setdefault(host, secret)
     return bound
 
 
@@ -197,23 +194,33 @@ class TlsHosts:
 
     def __init__(self, settings: HttpsSettings) -> None:
         self._settings = settings
-        self._secrets: dict[str, frozenset[str]] = {}
-        self._digests: dict[str, bytes] = {}  # Secret -> digest of its content
+        self._digests: dict[str, bytes] = {}  # Secret present -> digest of its content
         self._quarantined: dict[str, bytes] = {}  # Secret -> the content Envoy rejected
         self._hosts: dict[str, set[str]] = {}
+        self._chosen: dict[str, dict[str, str]] = {}  # RouteConfiguration -> host -> Secret
 
     def secret(self, name: str, body: bytes | None) -> None:
         """Secret `name` is now `body` (None: removed). New content lifts a quarantine."""
         if body is None:
-            self._secrets.pop(name, None)
             self._digests.pop(name, None)
             self._quarantined.pop(name, None)
             return
         digest = hashlib.blake2b(body, digest_size=16).digest()
-        self._secrets[name] = certificate_names(body)
         self._digests[name] = digest
         if self._quarantined.get(name, digest) != digest:
             del self._quarantined[name]
+
+    def route(self, name: str, body: bytes | None) -> bool:
+        """RouteConfiguration `name` is now `body` (None: removed); whether its hosts'
+        certificates changed."""
+        chosen = chosen_certificates(body) if body is not None else {}
+        if chosen == self._chosen.get(name, {}):
+            return False
+        if chosen:
+            self._chosen[name] = chosen
+        else:
+            del self._chosen[name]
+        return True
 
     def quarantine(self, name: str) -> bool:
         """Leave Secret `name` out of every listener until its content changes; False when
@@ -247,9 +254,9 @@ class TlsHosts:
         """host -> Secret of the hosts of `gateway`'s tenants."""
         hosts = {t: h for t, h in self._hosts.items() if gateway.allows_tenant(t)}
         if not self._quarantined:
-            return bindings(self._secrets, hosts)
-        usable = {n: v for n, v in self._secrets.items() if n not in self._quarantined}
-        return bindings(usable, hosts)
+            return bindings(self._chosen, hosts, self._digests.keys())
+        usable = {n for n in self._digests if n not in self._quarantined}
+        return bindings(self._chosen, hosts, usable)
 
     def listener(self, gateway: Gateway = DEFAULT_GATEWAY) -> Resource | None:
         """`gateway`'s HTTPS listener (named `gateway.https_listener`)."""
@@ -266,9 +273,10 @@ class TlsHosts:
 
 class HttpsFeed:
     """Keeps the HTTPS listener in `cache` up to date: subscribed to the cache, it feeds
-    `TlsHosts` with the Secrets and scopes that changed and rebuilds the listener once per
-    burst of changes (`schedule` runs the rebuild later, e.g. `loop.call_soon`: a load of
-    thousands of tenants rebuilds it a few times, not once per tenant)."""
+    `TlsHosts` with the Secrets, scopes and RouteConfigurations that changed and rebuilds the
+    listener once per burst of changes (`schedule` runs the rebuild later, e.g.
+    `loop.call_soon`: a load of thousands of tenants rebuilds it a few times, not once per
+    tenant)."""
 
     def __init__(
         self,
@@ -314,6 +322,10 @@ class HttpsFeed:
             present = self._cache.get(TypeUrl.SCOPED_ROUTE, name) is not None
             self._hosts.scope(name, present=present)
             touched = True
+        for name in change.names.get(TypeUrl.ROUTE, ()):
+            entry = self._cache.get(TypeUrl.ROUTE, name)
+            body = entry.resource.body if entry is not None else None
+            touched = self._hosts.route(name, body) or touched
         if touched and not self._pending:
             self._pending = True
             self._schedule(self.rebuild)

@@ -3,7 +3,8 @@
 Envoy's scoped routes match scope keys exactly (envoyproxy/envoy#19098), so a `*.foo.com`
 scope is never found from the `:authority` header itself. The HTTP connection manager
 therefore keys scopes on a header the gateway writes, `SCOPE_KEY_HEADER`, and the first HTTP
-filter, a small Lua script (`SCOPE_FILTER`), sets it per request:
+filter, a small Lua script (`SCOPE_FILTER`), sets it per request (the names are
+`ripple_common.gateway_contract`'s, shared with the translator):
 
 1. the host: `:authority` lowercased, without its port; a client's own value of the header is
    always replaced, so a client cannot pick another tenant's scope;
@@ -30,7 +31,7 @@ configured one (RIPPLE_TRANSLATOR_DEFAULT_BACKEND_SERVICE), else no scope and En
 The error-page marker (`ERROR_PAGE_HEADER`, custom-http-errors' internal redirect) is removed
 from every client request. The redirect itself passes this filter again (Envoy re-runs the
 filter chain of a recreated stream): it is recognised by `REDIRECT_HEADER`, whose value the
-redirect policy copies from this stream's dynamic metadata (`TOKEN_KEY`): a random token
+redirect policy copies from this stream's dynamic metadata (`REDIRECT_TOKEN`): a random token
 drawn once per Lua VM (per worker), which no client sees; such a request keeps the scope
 key and marker the redirect set. A client cannot send the token: it never leaves Envoy.
 """
@@ -41,15 +42,15 @@ from typing import Any, Final
 
 from envoy.extensions.filters.http.lua.v3 import lua_pb2
 
-SCOPE_KEY_HEADER: Final = "x-ripple-scope"
-SCOPE_FILTER: Final = "ripple.scope"
-SERVED_KEY: Final = "served"
-CATCH_ALL_KEY: Final = "_"
-ERROR_PAGE_HEADER: Final = "x-ripple-error-page"
-REDIRECT_HEADER: Final = "x-ripple-redirect"
-TOKEN_KEY: Final = "token"
-# The redirect policy's value of REDIRECT_HEADER (an Envoy header formatter).
-REDIRECT_TOKEN: Final = f"%DYNAMIC_METADATA({SCOPE_FILTER}:{TOKEN_KEY})%"
+from ripple_common.gateway_contract import (
+    CATCH_ALL_KEY,
+    ERROR_PAGE_HEADER,
+    REDIRECT_HEADER,
+    SCOPE_FILTER,
+    SCOPE_KEY_HEADER,
+    SERVED_KEY,
+    TOKEN_KEY,
+)
 
 SCOPE_SCRIPT: Final = f"""\
 -- ripple: the scope key, exact host first, then its one-label wildcard (ripple_xds.scope_key)

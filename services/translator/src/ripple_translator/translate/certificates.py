@@ -11,7 +11,8 @@ can serve them:
   2048 bits or more, ECDSA on P-256, P-384 or P-521, or Ed25519;
 - the key matches the leaf's public key.
 
-A leaf that is not yet valid or has expired is served (clients decide), with a warning.
+A leaf that is not yet valid or has expired is served (clients decide), with a warning. The
+leaf's DNS names (`PairCheck.names`) say which hosts it may serve (`names_host`).
 """
 
 from __future__ import annotations
@@ -44,11 +45,13 @@ class Validity(enum.StrEnum):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PairCheck:
     """The verdict on a certificate chain and key: `problem` is why Envoy would reject them
-    (None: servable); `validity` and `note` tell about the leaf's validity period."""
+    (None: servable); `validity` and `note` tell about the leaf's validity period; `names` are
+    the leaf's DNS names (subjectAltName, lower case)."""
 
     problem: str | None
     validity: Validity = Validity.VALID
     note: str = ""
+    names: frozenset[str] = frozenset()
 
     @property
     def ok(self) -> bool:
@@ -74,7 +77,25 @@ def check_pair(certificate: str, private_key: str, *, now: datetime) -> PairChec
             problem="tls.key does not match the certificate in tls.crt (its public key differs "
             "from the certificate's); Envoy would reject the pair (KEY_VALUES_MISMATCH)"
         )
-    return _validity(leaf, now)
+    return _validity(leaf, now, _dns_names(leaf))
+
+
+def names_host(names: frozenset[str], host: str) -> bool:
+    """Whether a certificate with DNS names `names` serves `host` (exact, or a ``*.`` host
+    itself): one of its names is the host, or the host's one-label wildcard (as a TLS client
+    checks a server name; ingress-nginx serves a host only with a certificate naming it)."""
+    if host in names:
+        return True
+    _, dot, parent = host.partition(".")
+    return bool(dot) and f"*.{parent}" in names
+
+
+def _dns_names(leaf: x509.Certificate) -> frozenset[str]:
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except (x509.ExtensionNotFound, ValueError):
+        return frozenset()
+    return frozenset(n.lower() for n in san.value.get_values_for_type(x509.DNSName))
 
 
 def _leaf(certificate: str) -> tuple[x509.Certificate | None, str]:
@@ -129,21 +150,23 @@ def _key_type_problem(key: _PrivateKey) -> str | None:
     return None
 
 
-def _validity(leaf: x509.Certificate, now: datetime) -> PairCheck:
+def _validity(leaf: x509.Certificate, now: datetime, names: frozenset[str]) -> PairCheck:
     before, after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
     if now < before:
         return PairCheck(
             problem=None,
             validity=Validity.NOT_YET_VALID,
             note=f"the certificate in tls.crt is not valid before {before.isoformat()}",
+            names=names,
         )
     if now > after:
         return PairCheck(
             problem=None,
             validity=Validity.EXPIRED,
             note=f"the certificate in tls.crt expired at {after.isoformat()}",
+            names=names,
         )
-    return PairCheck(problem=None)
+    return PairCheck(problem=None, names=names)
 
 
 def _spki(public_key: CertificatePublicKeyTypes) -> bytes:

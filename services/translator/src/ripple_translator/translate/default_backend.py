@@ -1,10 +1,10 @@
 """The gateway's default backend: ingress-nginx's ``--default-backend-service=<ns>/<svc>``.
 
 A request for a host no Ingress or HTTPRoute serves (no exact scope, no wildcard scope) is
-sent by the gateway's scope filter to the catch-all scope key ``_`` (`envoy.CATCH_ALL_KEY`,
-nginx's default server name, never a valid host). When the operator names a Service
-(`RIPPLE_TRANSLATOR_DEFAULT_BACKEND_SERVICE`), the translator of the tenant owning that
-Service's namespace writes, beside the tenant's own resources:
+sent by the gateway's scope filter to the catch-all scope key ``_``
+(`gateway_contract.CATCH_ALL_KEY`, nginx's default server name, never a valid host). When the
+operator names a Service (`RIPPLE_TRANSLATOR_DEFAULT_BACKEND_SERVICE`), the translator of the
+tenant owning that Service's namespace writes, beside the tenant's own resources:
 
 - the Service port's Cluster and ClusterLoadAssignment (the usual names, shared with the
   tenant's own routes to it);
@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ripple_common.gateway_contract import CATCH_ALL_KEY
 from ripple_common.resources import Resource
 from ripple_translator.translate import envoy, naming
 from ripple_translator.translate.annotations import ClusterSettings
@@ -103,7 +104,7 @@ def plan_default_backend(
         target=resolved,
         resources=(
             envoy.catch_all_route_config(name, cluster=resolved.cluster),
-            envoy.scope(name, route_config=name, host=envoy.CATCH_ALL_KEY),
+            envoy.scope(name, route_config=name, host=CATCH_ALL_KEY),
         ),
         diagnostics=(),
     )

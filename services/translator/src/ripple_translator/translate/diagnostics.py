@@ -40,6 +40,7 @@ class Reason(enum.StrEnum):
     INVALID_SECRET = "InvalidSecret"
     CERTIFICATE_EXPIRED = "CertificateExpired"
     CERTIFICATE_NOT_YET_VALID = "CertificateNotYetValid"
+    CERTIFICATE_HOST_MISMATCH = "CertificateHostMismatch"
     CONFIG_MAP_NOT_FOUND = "ConfigMapNotFound"
     CATCH_ALL_UNSUPPORTED = "CatchAllUnsupported"
     HOST_NOT_ALLOWED = "HostNotAllowed"

@@ -4,23 +4,18 @@ The xds-protos stubs are untyped, so proto objects stay inside this module: ever
 function takes typed plan values and returns a `Resource` (or bytes). Serialization is
 deterministic (map fields sorted), so equal input gives byte-identical resources.
 
-Filter names used in ``typed_per_filter_config`` (the listener's HttpConnectionManager must
-carry filters with these names, configured to do nothing by default):
-`RBAC_FILTER` and `LOCAL_RATELIMIT_FILTER`. CORS is plain routes and response headers (see
-`ingress`), as ingress-nginx's template answers it. A route's body limit is route
-metadata under `BODY_LIMIT_FILTER`, read by the gateway's Lua filter of that name.
-
-Scope selection (the xds gateway's `ripple_xds.scope_key`, which these names must match): the
-gateway keys scopes on the `SCOPE_KEY_HEADER` it writes (the exact host, else the host's
-one-label ``*.`` wildcard when no exact scope exists). Every virtual host carries the marker
-``filter_metadata[SCOPE_FILTER][SERVED_KEY]`` so that the gateway knows an exact host is served
-(its owner keeps it, even for paths it does not route); every RouteConfiguration strips the
-header before the upstream.
+The names shared with the gateway's listeners (the filters routes configure through
+``typed_per_filter_config``, the scope-key header, the metadata the gateway's Lua filters read,
+the Secret each host is served with over HTTPS) are `ripple_common.gateway_contract`'s. CORS is
+plain routes and response headers (see `ingress`), as ingress-nginx's template answers it.
+Every virtual host carries the scope filter's served marker (its owner keeps an exact host,
+even for paths it does not route) and, when it has a certificate, the Secret that serves it
+(`TlsChoice`); every RouteConfiguration strips the scope-key header before the upstream.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -42,6 +37,25 @@ from envoy.type.matcher.v3 import regex_pb2, status_code_input_pb2, string_pb2
 from envoy.type.v3 import http_status_pb2, percent_pb2, token_bucket_pb2
 from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
 
+from ripple_common.gateway_contract import (
+    BODY_LIMIT_FILTER,
+    CATCH_ALL_KEY,
+    CUSTOM_RESPONSE_FILTER,
+    ERROR_PAGE_HEADER,
+    LOCAL_RATELIMIT_FILTER,
+    MAX_BYTES_KEY,
+    RATE_LIMIT_STAT_PREFIX,
+    RBAC_FILTER,
+    REDIRECT_HEADER,
+    REDIRECT_TOKEN,
+    SCOPE_FILTER,
+    SCOPE_KEY_HEADER,
+    SERVED_KEY,
+    STATEFUL_SESSION_FILTER,
+    TLS_METADATA,
+    TLS_SECRET_KEY,
+    TLS_TRANSPORT_SOCKET,
+)
 from ripple_common.resources import Resource, TypeUrl
 from ripple_translator.translate.annotations import (
     ClusterSettings,
@@ -54,7 +68,6 @@ from ripple_translator.translate.annotations import (
 )
 from ripple_translator.translate.backends import LocalityEndpoints
 from ripple_translator.translate.plan import (
-    ERROR_PAGE_HEADER,
     GATEWAY_ERROR_PAGE,
     Action,
     Forward,
@@ -68,31 +81,14 @@ from ripple_translator.translate.plan import (
 )
 from ripple_translator.translate.validate import envoy_literal
 
-RBAC_FILTER: Final = "envoy.filters.http.rbac"
-LOCAL_RATELIMIT_FILTER: Final = "envoy.filters.http.local_ratelimit"
-# affinity-mode persistent: the gateway's stateful-session filter, configured per route.
-STATEFUL_SESSION_FILTER: Final = "envoy.filters.http.stateful_session"
+# affinity-mode persistent: the session state of the gateway's stateful-session filter.
 SESSION_COOKIE: Final = "envoy.http.stateful_session.cookie"
-# custom-http-errors: the gateway's custom_response filter, configured per route.
-CUSTOM_RESPONSE_FILTER: Final = "envoy.filters.http.custom_response"
-# The gateway's body-limit Lua filter and the route metadata key it reads (ripple_xds.body_limit).
-BODY_LIMIT_FILTER: Final = "ripple.body_limit"
-MAX_BYTES_KEY: Final = "max_request_bytes"
 # Client addresses with a token bucket of their own, per route (least recently used go).
 RATE_LIMIT_CLIENTS: Final = 10_000
 UNLIMITED_TOKENS: Final = 2**31 - 1
 # nginx never passes these to the next upstream unless proxy-next-upstream has non_idempotent.
 NON_IDEMPOTENT_METHODS: Final = "POST|LOCK|PATCH"
 HTTP_PROTOCOL_OPTIONS: Final = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-TLS_TRANSPORT_SOCKET: Final = "envoy.transport_sockets.tls"
-SCOPE_KEY_HEADER: Final = "x-ripple-scope"
-SCOPE_FILTER: Final = "ripple.scope"
-SERVED_KEY: Final = "served"
-# custom-http-errors' redirect proves itself to the scope filter with the filter's per-VM token
-# (ripple_xds.scope_key.REDIRECT_HEADER/REDIRECT_TOKEN); the catch-all scope key.
-REDIRECT_HEADER: Final = "x-ripple-redirect"
-REDIRECT_TOKEN: Final = f"%DYNAMIC_METADATA({SCOPE_FILTER}:token)%"
-CATCH_ALL_KEY: Final = GATEWAY_ERROR_PAGE
 
 _LB: Final = {
     LbPolicy.ROUND_ROBIN: cluster_pb2.Cluster.ROUND_ROBIN,
@@ -199,7 +195,19 @@ def scope(name: str, *, route_config: str, host: str) -> Resource:
     return _resource(TypeUrl.SCOPED_ROUTE, name, msg)
 
 
-def route_config(name: str, virtual_hosts: Sequence[VirtualHostSpec]) -> Resource:
+def no_certificate(host: str) -> str | None:
+    return None
+
+
+def route_config(
+    name: str,
+    virtual_hosts: Sequence[VirtualHostSpec],
+    *,
+    certificate: Callable[[str], str | None] = no_certificate,
+) -> Resource:
+    """The tenant's routes, one virtual host per host; `certificate` names the Secret resource
+    that serves a host over HTTPS (`tls.TlsPlan.secret_for`), which the gateway serves for
+    that host's SNI (`gateway_contract.TLS_METADATA`)."""
     msg = route_pb2.RouteConfiguration(
         name=name,
         ignore_port_in_host_matching=True,
@@ -208,6 +216,10 @@ def route_config(name: str, virtual_hosts: Sequence[VirtualHostSpec]) -> Resourc
     for vh in virtual_hosts:
         vhost = msg.virtual_hosts.add(name=vh.host, domains=[vh.host])
         vhost.metadata.filter_metadata[SCOPE_FILTER].fields[SERVED_KEY].bool_value = True
+        secret = certificate(vh.host)
+        if secret is not None:
+            served_with = vhost.metadata.filter_metadata[TLS_METADATA].fields[TLS_SECRET_KEY]
+            served_with.string_value = secret
         if vh.retry is not None:
             vhost.retry_policy.CopyFrom(_retry_policy(vh.retry))
         for spec in vh.routes:
@@ -476,7 +488,7 @@ def _local_rate_limit(limit: RateLimit) -> Any:
         )
     )
     config = local_rate_limit_pb2.LocalRateLimit(
-        stat_prefix="ripple_limit_rps",
+        stat_prefix=RATE_LIMIT_STAT_PREFIX,
         status=http_status_pb2.HttpStatus(code=http_status_pb2.ServiceUnavailable),
         filter_enabled=everything,
         filter_enforced=everything,

@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from ripple_common.gateway_contract import ERROR_PAGE_HEADER
 from ripple_translator.translate import validate
 from ripple_translator.translate.annotations import (
     DEFAULT_RETRY,
@@ -44,7 +45,6 @@ from ripple_translator.translate.model import (
     ServiceBackend,
 )
 from ripple_translator.translate.plan import (
-    ERROR_PAGE_HEADER,
     GATEWAY_ERROR_PAGE,
     Accepted,
     Action,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from ripple_common.gateway_contract import CATCH_ALL_KEY
 from ripple_translator.translate.annotations import (
     HashPolicy,
     IngressAnnotations,
@@ -35,11 +36,10 @@ class Accepted:
         return f"{self.ingress.meta.namespace}/{self.ingress.meta.name}"
 
 
-# custom-http-errors: marks a request re-routed to its path's error page (the default backend).
-ERROR_PAGE_HEADER = "x-ripple-error-page"
 # error_page: the gateway's default backend (RIPPLE_TRANSLATOR_DEFAULT_BACKEND_SERVICE), reached
-# through the catch-all scope key, which is this value (`default_backend`).
-GATEWAY_ERROR_PAGE = "_"
+# through the catch-all scope key, which is this value (`default_backend`). A request re-routed
+# to its path's error page is marked with `gateway_contract.ERROR_PAGE_HEADER`.
+GATEWAY_ERROR_PAGE = CATCH_ALL_KEY
 
 
 class MatchKind(enum.StrEnum):

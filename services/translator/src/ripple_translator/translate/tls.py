@@ -1,8 +1,15 @@
 """TLS: the Secrets the tenant's Ingresses reference, and which host uses which certificate.
 
 Each ``spec.tls`` entry binds its hosts (all the Ingress's rule hosts when it lists none) to a
-Secret in the Ingress's namespace. A host bound twice keeps the older Ingress's Secret. The
-bindings go to the listener builder (SNI filter chains), the Secrets become SDS resources.
+Secret in the Ingress's namespace. This is the one place that decides which certificate serves
+a host over HTTPS (the xds server serves exactly this choice, written on the host's virtual
+host: `gateway_contract.TLS_METADATA`), as ingress-nginx decides it: Ingresses oldest first, a
+host takes the first Secret whose certificate names it (`certificates.names_host`: a DNS name
+that is the host or its one-label wildcard); a Secret whose certificate does not name the host
+is not used for it (a Warning; a later Ingress's may be), and a host bound already keeps the
+older Ingress's Secret (a Warning on the younger). Gateways' HTTPS listeners come after the
+Ingresses (`plan_gateway_tls`). A host with no binding of its own is served with its one-label
+wildcard's (`TlsPlan.secret_for`). The Secrets bound become SDS resources.
 
 Each Secret a served object uses is checked as Envoy will (`certificates.check_pair`): one
 that Envoy would reject is left out (an Error on the Secret, a Warning on each Ingress or
@@ -18,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ripple_translator.translate import naming, validate
-from ripple_translator.translate.certificates import PairCheck, Validity, check_pair
+from ripple_translator.translate.certificates import PairCheck, Validity, check_pair, names_host
 from ripple_translator.translate.diagnostics import Diagnostic, ObjectRef, Reason, error, warning
 from ripple_translator.translate.gateway_model import Gateway, Listener
 from ripple_translator.translate.model import TlsSecret
@@ -44,14 +51,89 @@ class TlsMaterial:
 
 @dataclass(frozen=True, slots=True)
 class TlsPlan:
-    bindings: tuple[TlsBinding, ...]
+    bindings: tuple[TlsBinding, ...]  # sorted
     secrets: tuple[TlsMaterial, ...]  # sorted by name
     diagnostics: tuple[Diagnostic, ...]
+    _by_host: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_host", {b.host: b.secret for b in self.bindings})
+
+    def secret_for(self, host: str) -> str | None:
+        """The Secret resource serving `host` over HTTPS: its own binding, else its one-label
+        wildcard's (the gateway's SNI match does the same); None: no certificate."""
+        own = self._by_host.get(host)
+        if own is not None:
+            return own
+        _, dot, parent = host.partition(".")
+        return self._by_host.get(f"*.{parent}") if dot else None
 
     def has_certificate(self, host: str) -> bool:
         """Whether a binding covers `host`, directly or by a one-label wildcard."""
-        parent = host.split(".", 1)[1] if "." in host else ""
-        return any(b.host in (host, f"*.{parent}") for b in self.bindings)
+        return self.secret_for(host) is not None
+
+
+@dataclass(slots=True)
+class _Binder:
+    """host -> Secret, first come first served (callers go oldest first)."""
+
+    diags: list[Diagnostic]
+    bound: dict[str, tuple[str, str]] = field(default_factory=dict)  # host -> (Secret, by)
+    used: dict[str, TlsMaterial] = field(default_factory=dict)
+
+    @classmethod
+    def after(cls, plan: TlsPlan, by: str) -> _Binder:
+        binder = cls(list(plan.diagnostics))
+        binder.bound = {b.host: (b.secret, by) for b in plan.bindings}
+        binder.used = {m.name: m for m in plan.secrets}
+        return binder
+
+    def bind(
+        self,
+        host: str,
+        material: TlsMaterial,
+        *,
+        secret: TlsSecret,
+        names: frozenset[str],
+        user: ObjectRef,
+        by: str,
+        what: str = "",
+    ) -> None:
+        """Bind `host` to `material` (Secret `secret`, DNS names `names`) for `user`, `by`
+        naming it in a later conflict; `what` starts the diagnostics' messages."""
+        previous = self.bound.get(host)
+        if previous is not None:
+            if previous[0] != material.name:
+                self.diags.append(
+                    warning(
+                        user,
+                        Reason.SETTING_CONFLICT,
+                        f"{what}TLS host {host} already uses Secret {previous[0]} of "
+                        f"{previous[1]}; {secret.meta.name} is not used",
+                    )
+                )
+            return
+        if not names_host(names, host):
+            shown = ", ".join(sorted(names)[:5]) or "none"
+            self.diags.append(
+                warning(
+                    user,
+                    Reason.CERTIFICATE_HOST_MISMATCH,
+                    f"{what}the certificate of Secret {secret.meta.namespace}/{secret.meta.name} "
+                    f"does not name TLS host {host} (its DNS names: {shown}); it does not "
+                    "serve that host",
+                )
+            )
+            return
+        self.bound[host] = (material.name, by)
+        self.used[material.name] = material
+
+    def plan(self) -> TlsPlan:
+        return TlsPlan(
+            bindings=tuple(sorted(TlsBinding(h, s) for h, (s, _) in self.bound.items())),
+            secrets=tuple(sorted(self.used.values())),
+            diagnostics=tuple(self.diags),
+        )
 
 
 def plan_tls(
@@ -64,10 +146,9 @@ def plan_tls(
 ) -> TlsPlan:
     """The bindings and Secrets of the Ingresses' ``spec.tls`` (see the module doc); `now`
     (default: the current time) is what the certificates' validity is checked against."""
-    diags: list[Diagnostic] = []
+    binder = _Binder([])
+    diags = binder.diags
     checks = SecretChecks(now=now)
-    bound: dict[str, tuple[str, Accepted]] = {}
-    used: dict[str, TlsMaterial] = {}
     for acc in ingresses:
         meta = acc.ingress.meta
         for entry in acc.ingress.tls:
@@ -93,9 +174,8 @@ def plan_tls(
                 continue
             if not checks.usable(secret, user=meta.ref, diags=diags):
                 continue
-            assert secret.certificate is not None
-            assert secret.private_key is not None
-            name = naming.secret_name(tenant, meta.namespace, entry.secret_name)
+            material = _material(tenant, secret)
+            names = checks.check(secret).names
             hosts = entry.hosts or tuple(r.host for r in acc.ingress.rules if r.host)
             for host in dict.fromkeys(h.lower() for h in hosts):
                 if validate.check_host(host):
@@ -113,24 +193,22 @@ def plan_tls(
                         )
                     )
                     continue
-                previous = bound.get(host)
-                if previous is None:
-                    bound[host] = (name, acc)
-                    used[name] = TlsMaterial(name, secret.certificate, secret.private_key)
-                elif previous[0] != name:
-                    diags.append(
-                        warning(
-                            meta.ref,
-                            Reason.SETTING_CONFLICT,
-                            f"TLS host {host} already uses Secret {previous[0]} of the older "
-                            f"Ingress {previous[1].label}; {entry.secret_name} is not used",
-                        )
-                    )
-    return TlsPlan(
-        bindings=tuple(sorted(TlsBinding(h, s) for h, (s, _) in bound.items())),
-        secrets=tuple(sorted(used.values())),
-        diagnostics=tuple(diags),
-    )
+                binder.bind(
+                    host,
+                    material,
+                    secret=secret,
+                    names=names,
+                    user=meta.ref,
+                    by=f"the older Ingress {acc.label}",
+                )
+    return binder.plan()
+
+
+def _material(tenant: str, secret: TlsSecret) -> TlsMaterial:
+    assert secret.certificate is not None
+    assert secret.private_key is not None
+    name = naming.secret_name(tenant, secret.meta.namespace, secret.meta.name)
+    return TlsMaterial(name, secret.certificate, secret.private_key)
 
 
 def check_secret(secret: TlsSecret, *, now: datetime) -> PairCheck:
@@ -198,12 +276,12 @@ def plan_gateway_tls(
     now: datetime | None = None,
 ) -> TlsPlan:
     """`plan` plus the certificates of the Gateways' HTTPS listeners (``tls.mode`` Terminate):
-    the first ``certificateRefs`` Secret (same namespace) is bound to the listener's hostname.
-    A host `plan` (the Ingresses) already binds keeps its Secret; then the older Gateway's."""
-    diags = list(plan.diagnostics)
+    the first ``certificateRefs`` Secret (same namespace) is bound to the listener's hostname
+    when its certificate names it. A host `plan` (the Ingresses) already binds keeps its Secret;
+    then the older Gateway's."""
+    binder = _Binder.after(plan, "an Ingress")
+    diags = binder.diags
     checks = SecretChecks(now=now)
-    bound = {b.host: (b.secret, "an Ingress") for b in plan.bindings}
-    used = {m.name: m for m in plan.secrets}
     for gateway in sorted(gateways, key=lambda g: g.meta.age_key):
         ref = gateway.meta.ref
         label = f"Gateway {gateway.meta.namespace}/{gateway.meta.name}"
@@ -226,7 +304,8 @@ def plan_gateway_tls(
                     )
                 )
                 continue
-            if not checks.usable(secret, user=ref, diags=diags, what=f"listener {lis.name}: "):
+            what = f"listener {lis.name}: "
+            if not checks.usable(secret, user=ref, diags=diags, what=what):
                 continue
             host = lis.hostname
             if validate.check_host(host):
@@ -244,27 +323,16 @@ def plan_gateway_tls(
                     )
                 )
                 continue
-            name = naming.secret_name(tenant, gateway.meta.namespace, secret.meta.name)
-            previous = bound.get(host)
-            if previous is None:
-                bound[host] = (name, label)
-                assert secret.certificate is not None
-                assert secret.private_key is not None
-                used[name] = TlsMaterial(name, secret.certificate, secret.private_key)
-            elif previous[0] != name:
-                diags.append(
-                    warning(
-                        ref,
-                        Reason.SETTING_CONFLICT,
-                        f"listener {lis.name}: TLS host {host} already uses Secret {previous[0]} "
-                        f"of {previous[1]}; {secret.meta.name} is not used",
-                    )
-                )
-    return TlsPlan(
-        bindings=tuple(sorted(TlsBinding(h, s) for h, (s, _) in bound.items())),
-        secrets=tuple(sorted(used.values())),
-        diagnostics=tuple(diags),
-    )
+            binder.bind(
+                host,
+                _material(tenant, secret),
+                secret=secret,
+                names=checks.check(secret).names,
+                user=ref,
+                by=label,
+                what=what,
+            )
+    return binder.plan()
 
 
 def _listener_tls_problem(

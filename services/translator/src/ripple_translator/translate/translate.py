@@ -192,7 +192,9 @@ def translate(
         )
     route_config = naming.route_config_name(tenant)
     if virtual_hosts:
-        resources.append(envoy.route_config(route_config, virtual_hosts))
+        resources.append(
+            envoy.route_config(route_config, virtual_hosts, certificate=tls.secret_for)
+        )
     for vh in virtual_hosts:
         resources.append(
             envoy.scope(naming.scope_name(tenant, vh.host), route_config=route_config, host=vh.host)
