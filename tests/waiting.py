@@ -21,9 +21,19 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar, cast, overload
+from typing import TypedDict, TypeVar, Unpack, cast, overload
 
 T = TypeVar("T")
+
+
+class Options(TypedDict, total=False):
+    """The options every wait takes besides its check and `within_s`."""
+
+    every_s: float  # the longest pause between checks (default 0.05)
+    what: str | None  # what is awaited, for the failure (default: the check's own text)
+    detail: Callable[[], str] | None  # more for the failure, e.g. a log tail
+    ignoring: tuple[type[BaseException], ...]  # exception types that mean "not yet"
+
 
 FIRST_DELAY_S = 0.001
 _UNSEEN = object()
@@ -65,18 +75,33 @@ def _expression(text: str) -> str:
 
 @dataclass
 class _Poll:
-    """The bookkeeping shared by the async and the blocking forms."""
+    """The bookkeeping shared by every form: time, pauses, the last value seen."""
 
     what: str
     within_s: float
     every_s: float
     detail: Callable[[], str] | None
+    ignoring: tuple[type[BaseException], ...]
     started: float = field(default_factory=time.monotonic)
     delay_s: float = FIRST_DELAY_S
     last: object = _UNSEEN
 
-    def seen(self, value: object) -> None:
+    @classmethod
+    def of(cls, check: Callable[..., object], within_s: float, options: Options) -> _Poll:
+        return cls(
+            what=options.get("what") or describe(check),
+            within_s=within_s,
+            every_s=options.get("every_s", 0.05),
+            detail=options.get("detail"),
+            ignoring=options.get("ignoring", ()),
+        )
+
+    def done(self, value: T | None, until: Callable[[T], object]) -> bool:
+        """Whether `value` ends the wait (None never does); else it is the last seen."""
+        if value is not None and until(value):
+            return True
         self.last = value
+        return False
 
     def next_delay(self) -> float:
         """The pause before the next check; raises once the time is up."""
@@ -103,11 +128,8 @@ async def eventually(
     check: Callable[[], Awaitable[T | None]],
     *,
     within_s: float,
-    every_s: float = ...,
-    what: str | None = ...,
-    detail: Callable[[], str] | None = ...,
-    ignoring: tuple[type[BaseException], ...] = ...,
     until: Callable[[T], object] = ...,
+    **options: Unpack[Options],
 ) -> T: ...
 
 
@@ -116,11 +138,8 @@ async def eventually(
     check: Callable[[], T | None],
     *,
     within_s: float,
-    every_s: float = ...,
-    what: str | None = ...,
-    detail: Callable[[], str] | None = ...,
-    ignoring: tuple[type[BaseException], ...] = ...,
     until: Callable[[T], object] = ...,
+    **options: Unpack[Options],
 ) -> T: ...
 
 
@@ -128,11 +147,8 @@ async def eventually(
     check: Callable[[], T | Awaitable[T | None] | None],
     *,
     within_s: float,
-    every_s: float = 0.05,
-    what: str | None = None,
-    detail: Callable[[], str] | None = None,
-    ignoring: tuple[type[BaseException], ...] = (),
     until: Callable[[T], object] = bool,
+    **options: Unpack[Options],
 ) -> T:
     """Call `check` (plain or async) until `until(value)` holds (by default: the value is
     truthy; None is never a success); return that value.
@@ -140,17 +156,16 @@ async def eventually(
     Fails after `within_s` with `what` (default: the check's own text), the last value seen
     and `detail()` (e.g. a log tail). Exceptions of the `ignoring` types count as "not yet";
     any other exception ends the wait at once."""
-    poll = _Poll(what or describe(check), within_s, every_s, detail)
+    poll = _Poll.of(check, within_s, options)
     while True:
         try:
             result = check()
             value = cast(T | None, await result) if inspect.isawaitable(result) else result
-        except ignoring as exc:
-            poll.seen(exc)
+        except poll.ignoring as exc:
+            poll.last = exc
         else:
-            if value is not None and until(value):
-                return value
-            poll.seen(value)
+            if poll.done(value, until):
+                return cast(T, value)
         await asyncio.sleep(poll.next_delay())
 
 
@@ -158,47 +173,39 @@ def eventually_blocking(
     check: Callable[[], T | None],
     *,
     within_s: float,
-    every_s: float = 0.05,
-    what: str | None = None,
-    detail: Callable[[], str] | None = None,
-    ignoring: tuple[type[BaseException], ...] = (),
     until: Callable[[T], object] = bool,
+    **options: Unpack[Options],
 ) -> T:
     """`eventually` for plain tests and threads: the same contract, sleeping the thread."""
-    poll = _Poll(what or describe(check), within_s, every_s, detail)
+    poll = _Poll.of(check, within_s, options)
     while True:
         try:
             value = check()
-        except ignoring as exc:
-            poll.seen(exc)
+        except poll.ignoring as exc:
+            poll.last = exc
         else:
-            if value is not None and until(value):
-                return value
-            poll.seen(value)
+            if poll.done(value, until):
+                return cast(T, value)
         time.sleep(poll.next_delay())
 
 
 async def until_stable(
-    read: Callable[[], T | Awaitable[T]],
+    read: Callable[[], T],
     *,
     stable_for_s: float,
     within_s: float,
-    every_s: float = 0.05,
-    what: str | None = None,
-    accept: Callable[[T], bool] = bool,
-    detail: Callable[[], str] | None = None,
+    accept: Callable[[T], object] = bool,
+    **options: Unpack[Options],
 ) -> T:
     """Read until the value is accepted and has not changed for `stable_for_s`; return it.
 
     For a settle with no event to wait on (prefer a fence where one can be written)."""
-    poll = _Poll(what or describe(read), within_s, every_s, detail)
+    poll = _Poll.of(read, within_s, options)
     since = time.monotonic()
     while True:
-        result = read()
-        value = cast(T, await result) if inspect.isawaitable(result) else result
+        value = read()
         if poll.last is _UNSEEN or value != poll.last:
-            poll.seen(value)
-            since = time.monotonic()
+            poll.last, since = value, time.monotonic()
         elif accept(value) and time.monotonic() - since >= stable_for_s:
             return value
         await asyncio.sleep(poll.next_delay())
