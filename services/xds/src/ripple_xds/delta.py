@@ -46,15 +46,14 @@ from ripple_xds.protocol import (
     Barrier,
     DeferredRemovals,
     HeldSet,
-    Nonces,
+    ProtocolStream,
     Sent,
     Step,
-    flush_in_order,
     parse_type_url,
     rewarm_endpoints,
     settle,
 )
-from ripple_xds.snapshot import CacheView, Entry
+from ripple_xds.snapshot import Entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,20 +120,8 @@ class _TypeState:
         )
 
 
-class DeltaStream:
+class DeltaStream(ProtocolStream[_TypeState, DeltaResponse]):
     """Protocol state of one DeltaAggregatedResources stream."""
-
-    def __init__(self, cache: CacheView) -> None:
-        self._cache = cache
-        self._types: dict[TypeUrl, _TypeState] = {}
-        self._nonces = Nonces()
-
-    def subscribed(self, type_url: TypeUrl) -> tuple[bool, frozenset[str]]:
-        """(wildcard, names) the client subscribes to for `type_url`."""
-        state = self._types.get(type_url)
-        if state is None:
-            return False, frozenset()
-        return state.wildcard, frozenset(state.names)
 
     def on_request(self, request: DeltaRequest) -> Step[DeltaResponse]:
         type_url = parse_type_url(request.type_url)
@@ -162,14 +149,6 @@ class DeltaStream:
         return Step(
             responses=self._flush(), acks=answer.acks, nacks=answer.nacks, stale_nonce=stale
         )
-
-    def on_change(self, names: Mapping[TypeUrl, Collection[str]]) -> Step[DeltaResponse]:
-        """The cache changed these names (upserted or removed)."""
-        for type_url, changed in names.items():
-            state = self._types.get(type_url)
-            if state is not None:
-                state.dirty.update(changed)
-        return Step(responses=self._flush())
 
     # -- subscriptions --------------------------------------------------------------------
 
@@ -217,19 +196,8 @@ class DeltaStream:
 
     # -- responses ------------------------------------------------------------------------
 
-    def _flush(self) -> tuple[DeltaResponse, ...]:
-        return flush_in_order(
-            self._types,
-            take=self._take,
-            holds_removals=lambda type_url, _state: type_url in WARMING_TYPES,
-        )
-
-    def _take(self, state: _TypeState, defer: Barrier | None) -> DeltaResponse | None:
-        state.flushed += 1
-        response = self._respond(state, defer)
-        if response is None:
-            state.answered = state.flushed  # nothing to wait for
-        return response
+    def _holds_removals(self, type_url: TypeUrl, state: _TypeState) -> bool:
+        return type_url in WARMING_TYPES
 
     def _respond(self, state: _TypeState, defer: Barrier | None) -> DeltaResponse | None:
         """The response for the pending changes of `state`; with `defer`, removals of held

@@ -7,12 +7,12 @@ Pure logic: no grpc, no protobuf."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from ripple_common.resources import PUSH_ORDER, TypeUrl
-from ripple_xds.snapshot import Entry, item_token
+from ripple_xds.snapshot import CacheView, Entry, item_token
 
 # Types a client may subscribe to with a wildcard (legacy: a first request naming nothing).
 # Envoy does so for listeners and clusters, and for scoped route configurations (its first
@@ -295,6 +295,61 @@ def flush_in_order(
         if response is not None:
             responses.append(response)
     return tuple(responses)
+
+
+class TypeState(Flushable, Protocol):
+    """What the shared stream logic reads of a type's state: its subscription, besides what
+    make before break reads."""
+
+    wildcard: bool
+    names: set[str]
+
+
+T = TypeVar("T", bound=TypeState)
+
+
+class ProtocolStream(Generic[T, R]):
+    """What the SotW and Delta state machines of one stream share: the per-type states (made
+    at a type's first request), the stream's nonces, the subscriptions, cache changes marking
+    names dirty, and one make-before-break flush (`flush_in_order`). A subclass says how a
+    type's pending changes become a response (`_respond`) and whether a type's removals wait
+    for the routing responses (`_holds_removals`)."""
+
+    def __init__(self, cache: CacheView) -> None:
+        self._cache = cache
+        self._types: dict[TypeUrl, T] = {}
+        self._nonces = Nonces()
+
+    def subscribed(self, type_url: TypeUrl) -> tuple[bool, frozenset[str]]:
+        """(wildcard, names) the client subscribes to for `type_url`."""
+        state = self._types.get(type_url)
+        if state is None:
+            return False, frozenset()
+        return state.wildcard, frozenset(state.names)
+
+    def on_change(self, names: Mapping[TypeUrl, Collection[str]]) -> Step[R]:
+        """The cache changed these names (upserted or removed)."""
+        for type_url, changed in names.items():
+            state = self._types.get(type_url)
+            if state is not None:
+                state.dirty.update(changed)
+        return Step(responses=self._flush())
+
+    def _flush(self) -> tuple[R, ...]:
+        return flush_in_order(self._types, take=self._take, holds_removals=self._holds_removals)
+
+    def _take(self, state: T, defer: Barrier | None) -> R | None:
+        state.flushed += 1
+        response = self._respond(state, defer)
+        if response is None:
+            state.answered = state.flushed  # nothing to wait for
+        return response
+
+    def _respond(self, state: T, defer: Barrier | None) -> R | None:
+        raise NotImplementedError
+
+    def _holds_removals(self, type_url: TypeUrl, state: T) -> bool:
+        raise NotImplementedError
 
 
 class _EndpointState(Protocol):

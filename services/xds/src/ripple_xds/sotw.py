@@ -35,7 +35,7 @@ Rules (envoyproxy/envoy docs/root/api-docs/xds_protocol.rst):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ripple_common.resources import TypeUrl
@@ -48,16 +48,15 @@ from ripple_xds.protocol import (
     Barrier,
     DeferredRemovals,
     HeldSet,
-    Nonces,
+    ProtocolStream,
     Sent,
     Step,
     digest_of_entries,
-    flush_in_order,
     parse_type_url,
     rewarm_endpoints,
     settle,
 )
-from ripple_xds.snapshot import CacheView, Entry
+from ripple_xds.snapshot import Entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,20 +128,8 @@ class _TypeState:
         return self.dirty_all or self.force or any(map(self.relevant, self.dirty))
 
 
-class SotwStream:
+class SotwStream(ProtocolStream[_TypeState, SotwResponse]):
     """Protocol state of one StreamAggregatedResources stream."""
-
-    def __init__(self, cache: CacheView) -> None:
-        self._cache = cache
-        self._types: dict[TypeUrl, _TypeState] = {}
-        self._nonces = Nonces()
-
-    def subscribed(self, type_url: TypeUrl) -> tuple[bool, frozenset[str]]:
-        """(wildcard, names) the client subscribes to for `type_url`."""
-        state = self._types.get(type_url)
-        if state is None:
-            return False, frozenset()
-        return state.wildcard, frozenset(state.names)
 
     def on_request(self, request: SotwRequest) -> Step[SotwResponse]:
         type_url = parse_type_url(request.type_url)
@@ -163,14 +150,6 @@ class SotwStream:
         if first and request.version_info:
             self._resume(state, request.version_info)
         return Step(responses=self._flush(), acks=answer.acks, nacks=answer.nacks)
-
-    def on_change(self, names: Mapping[TypeUrl, Collection[str]]) -> Step[SotwResponse]:
-        """The cache changed these names (upserted or removed)."""
-        for type_url, changed in names.items():
-            state = self._types.get(type_url)
-            if state is not None:
-                state.dirty.update(changed)
-        return Step(responses=self._flush())
 
     # -- subscriptions --------------------------------------------------------------------
 
@@ -219,19 +198,8 @@ class SotwStream:
 
     # -- responses ------------------------------------------------------------------------
 
-    def _flush(self) -> tuple[SotwResponse, ...]:
-        return flush_in_order(
-            self._types,
-            take=self._take,
-            holds_removals=lambda _type_url, state: state.keeps_removals,
-        )
-
-    def _take(self, state: _TypeState, defer: Barrier | None) -> SotwResponse | None:
-        state.flushed += 1
-        response = self._respond(state, defer)
-        if response is None:
-            state.answered = state.flushed  # nothing to wait for
-        return response
+    def _holds_removals(self, type_url: TypeUrl, state: _TypeState) -> bool:
+        return state.keeps_removals
 
     def _relevant_entries(self, state: _TypeState) -> list[Entry]:
         names = self._cache.names(state.type_url) if state.wildcard else state.names
