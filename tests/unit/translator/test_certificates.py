@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from ripple_common.resources import TypeUrl
 from ripple_translator.translate import Reason, Severity
-from ripple_translator.translate.certificates import Validity, check_pair
+from ripple_translator.translate.certificates import Validity, check_pair, names_host
 from tests.unit.translator import decode, gwapi, k8s
 
 NOW = datetime.datetime.now(datetime.UTC)
@@ -244,3 +244,42 @@ def test_a_gateway_listener_with_a_mismatched_secret_gets_no_certificate() -> No
     assert t.tls == ()
     kinds = sorted(d.object.kind for d in decode.diags(t, Reason.INVALID_SECRET))
     assert kinds == ["Gateway", "Secret"]
+
+
+# -- which hosts a certificate serves -------------------------------------------------------------
+
+
+def test_the_names_are_the_dns_sans_else_the_common_name() -> None:
+    key = ec_key()
+    with_san = check_pair(cert_pem(key, "Shop.example.com"), key_pem(key), now=NOW)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "legacy.example.com")])
+    cn_only = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - DAY)
+        .not_valid_after(NOW + DAY)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+
+    assert with_san.names == {"shop.example.com"}
+    assert check_pair(cn_only, key_pem(key), now=NOW).names == {"legacy.example.com"}
+
+
+@pytest.mark.parametrize(
+    ("host", "served"),
+    [
+        ("a.example.com", True),
+        ("b.example.com", True),  # the wildcard
+        ("*.example.com", True),  # the wildcard host itself
+        ("x.a.example.com", False),  # one label only
+        ("example.com", False),
+        ("a.example.org", False),
+    ],
+)
+def test_a_certificate_serves_the_hosts_it_names(host: str, served: bool) -> None:
+    assert names_host(frozenset({"a.example.com", "*.example.com"}), host) is served

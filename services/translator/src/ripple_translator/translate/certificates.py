@@ -46,7 +46,7 @@ class Validity(enum.StrEnum):
 class PairCheck:
     """The verdict on a certificate chain and key: `problem` is why Envoy would reject them
     (None: servable); `validity` and `note` tell about the leaf's validity period; `names` are
-    the leaf's DNS names (subjectAltName, lower case)."""
+    the leaf's DNS names (subjectAltName, else its common name; lower case)."""
 
     problem: str | None
     validity: Validity = Validity.VALID
@@ -91,11 +91,20 @@ def names_host(names: frozenset[str], host: str) -> bool:
 
 
 def _dns_names(leaf: x509.Certificate) -> frozenset[str]:
+    """The leaf's DNS subjectAltNames; without any, its subject common name (ingress-nginx
+    falls back to it too)."""
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        names = san.value.get_values_for_type(x509.DNSName)
     except (x509.ExtensionNotFound, ValueError):
-        return frozenset()
-    return frozenset(n.lower() for n in san.value.get_values_for_type(x509.DNSName))
+        names = []
+    if not names:
+        try:
+            common = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        except ValueError:
+            common = []
+        names = [str(a.value) for a in common]
+    return frozenset(n.lower() for n in names)
 
 
 def _leaf(certificate: str) -> tuple[x509.Certificate | None, str]:
