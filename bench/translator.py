@@ -45,10 +45,10 @@ from bench.harness import Measurement
 from ripple_common.envelope import CLUSTER_TENANT, Envelope, EventType
 from ripple_common.logs import configure_logging
 from ripple_translator.engine import Engine, Record
-from ripple_translator.inputs import RedisInputStore
-from ripple_translator.loader import RedisTenantLoader
 from ripple_translator.service import RedisClient
 from ripple_translator.store import KeyLayout, RedisTenantStore
+from ripple_translator.store.inputs import RedisPartitionStore
+from ripple_translator.store.loader import RedisTenantLoader
 from ripple_translator.tenants import TenantObjects
 from ripple_translator.translate import DEFAULT_CONTROLLER, translate
 from ripple_translator.writer import WriterConfig
@@ -269,7 +269,7 @@ async def load_into_redis(
     store = RedisTenantStore(client, layout=layout)
     engine = Engine(
         store=store,
-        inputs=RedisInputStore(client, layout=layout),
+        partitions=RedisPartitionStore(client, layout=layout),
         config=WriterConfig(),
         loader=RedisTenantLoader(client, layout=layout),
         hosts=store if hosts else None,

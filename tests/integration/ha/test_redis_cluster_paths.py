@@ -17,9 +17,9 @@ from ripple_common.redis_client import is_cluster, redis_client
 from ripple_common.resources import Resource, TypeUrl
 from ripple_common.store_contract import KeyLayout
 from ripple_translator.hosts import ClaimStatus, HostNotice, HostState
-from ripple_translator.inputs import RedisInputStore
-from ripple_translator.loader import RedisTenantLoader
-from ripple_translator.store import KafkaOffset, RedisTenantStore
+from ripple_translator.store import InputChanges, KafkaOffset, RedisTenantStore
+from ripple_translator.store.inputs import RedisPartitionStore
+from ripple_translator.store.loader import RedisTenantLoader
 from ripple_xds.snapshot import SnapshotCache
 from ripple_xds.source import RedisSource
 from tests.integration.ha.conftest import HaStack
@@ -90,11 +90,18 @@ async def test_tenant_versions_hosts_and_notices_on_a_cluster(
     assert read == notices
     assert (await store.owners(["a.example"]))["a.example"] is None
 
-    # The translator's input store and loader (scripts in a cluster pipeline).
-    inputs = RedisInputStore(cluster, layout=layout)
-    assert await inputs.write_inputs("t2", {}, [], offset=at(3))
-    await inputs.add_tenant("ripple.events", 0, "t2")
-    assert "t2" in (await inputs.load_partition("ripple.events", 0)).tenants
+    # The translator's inputs (written by the version script: one slot with the version),
+    # partition store and loader (scripts in a cluster pipeline).
+    one = {"kind": "Service", "metadata": {"name": "web", "namespace": "t2"}}
+    changes = InputChanges(upserts={("Service", "t2", "web"): one})
+    v2 = await store.load_checkpoint("t2")
+    await store.write_version(
+        "t2", [], [], offset=at(3), expected_version=v2.version, trace_fields={}, inputs=changes
+    )
+    assert (await store.load_inputs("t2")).objects == {("Service", "t2", "web"): one}
+    partitions = RedisPartitionStore(cluster, layout=layout)
+    await partitions.add_tenant("ripple.events", 0, "t2")
+    assert "t2" in (await partitions.load_partition("ripple.events", 0)).tenants
     loaded = await RedisTenantLoader(cluster, layout=layout).load_tenants(tenants)
     assert [c.tenant for c, _ in loaded] == tenants
     assert loaded[2][1].offset == at(3)

@@ -34,10 +34,9 @@ from kubernetes_asyncio import client
 
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.sealing import SEALED_PREFIX
-from ripple_translator.inputs import RedisInputStore
 from ripple_translator.service import start_translator
 from ripple_translator.settings import TranslatorSettings
-from ripple_translator.store import KeyLayout
+from ripple_translator.store import KeyLayout, RedisTenantStore
 from scripts.stack_env import run_dir
 from tests.conftest import StackEnv
 from tests.integration.watcher.support import (
@@ -169,7 +168,7 @@ async def test_a_der_key_in_a_tls_secret_is_sealed_in_kafka_and_redis(
         poll_ms=50,
         sealing_key=settings.sealing_key,
     )
-    inputs = RedisInputStore(redis_client, layout=KeyLayout(prefix=prefix))
+    inputs = RedisTenantStore(redis_client, layout=KeyLayout(prefix=prefix))
     async with (
         envelope_log(settings.kafka_bootstrap, topic, partitions=PARTITIONS) as log,
         running_translator(translator),

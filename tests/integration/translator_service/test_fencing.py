@@ -17,6 +17,7 @@ import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -24,8 +25,6 @@ import redis.asyncio as aioredis
 from ripple_common.resources import Resource
 from ripple_translator.consumer import KafkaEventSource
 from ripple_translator.engine import Engine, Record
-from ripple_translator.inputs import RedisInputStore
-from ripple_translator.loader import RedisTenantLoader
 from ripple_translator.service import consume
 from ripple_translator.slot import TopicPartition
 from ripple_translator.store import (
@@ -36,6 +35,8 @@ from ripple_translator.store import (
     RedisTenantStore,
     VersionConflictError,
 )
+from ripple_translator.store.inputs import InputChanges, RedisPartitionStore
+from ripple_translator.store.loader import RedisTenantLoader
 from ripple_translator.store.model import ResourceKey
 from ripple_translator.tenants import TenantObjects
 from ripple_translator.translate import TranslateOptions
@@ -80,7 +81,7 @@ async def test_the_write_script_refuses_an_older_offset_of_the_same_partition(
     assert await store.write_version("t", up[2:3], (), offset=other, expected_version=2, **_T) == 3
 
 
-_T: dict[str, Mapping[str, str]] = {"trace_fields": {}}
+_T: dict[str, Any] = {"trace_fields": {}}
 
 
 async def _any_resources() -> list[Resource]:
@@ -141,6 +142,7 @@ class GatedStore(RedisTenantStore):
         offset: KafkaOffset,
         expected_version: int,
         trace_fields: Mapping[str, str],
+        inputs: InputChanges | None = None,
     ) -> int:
         hold = self.held is None and (
             (self.hold_first and bool(upserts or removals))
@@ -162,6 +164,7 @@ class GatedStore(RedisTenantStore):
                 offset=offset,
                 expected_version=expected_version,
                 trace_fields=trace_fields,
+                inputs=inputs,
             )
         finally:
             if hold:
@@ -192,7 +195,7 @@ class Expelled:
 def translator(client: aioredis.Redis, layout: KeyLayout, store: RedisTenantStore) -> Engine:
     return Engine(
         store=store,
-        inputs=RedisInputStore(client, layout=layout),
+        partitions=RedisPartitionStore(client, layout=layout),
         config=WriterConfig(retry_initial_s=0.05, retry_max_s=0.2, pace_factor=0),
         loader=RedisTenantLoader(client, layout=layout),
         hosts=store,

@@ -8,10 +8,9 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from ripple_translator.inputs import RedisInputStore
-from ripple_translator.loader import RedisTenantLoader
 from ripple_translator.service import RedisClient
 from ripple_translator.store import KafkaOffset, KeyLayout, RedisTenantStore
+from ripple_translator.store.loader import RedisTenantLoader
 from ripple_translator.tenants import JsonObject, ObjectKey, TenantObjects
 from ripple_translator.translate import TranslateOptions
 from ripple_translator.writer import plan_write
@@ -24,7 +23,6 @@ async def test_batched_loads_equal_the_per_tenant_loads(
 ) -> None:
     layout = KeyLayout(prefix=prefix)
     store = RedisTenantStore(redis_client, layout=layout)
-    inputs = RedisInputStore(redis_client, layout=layout)
     written = [f"t{i}" for i in range(5)]
     for i, tenant in enumerate(written):
         objects: dict[ObjectKey, JsonObject] = {
@@ -47,12 +45,12 @@ async def test_batched_loads_equal_the_per_tenant_loads(
             offset=offset,
             expected_version=0,
             trace_fields={},
+            inputs=plan.inputs,
         )
-        await inputs.write_inputs(tenant, plan.input_upserts, plan.input_removals, offset=offset)
     tenants = [*written, "never-written"]
     loader = RedisTenantLoader(redis_client, layout=layout)
     batched = await loader.load_tenants(tenants)
-    one_by_one = [(await store.load_checkpoint(t), await inputs.load_inputs(t)) for t in tenants]
+    one_by_one = [(await store.load_checkpoint(t), await store.load_inputs(t)) for t in tenants]
     assert batched == one_by_one
     assert [cp.tenant for cp, _ in batched] == tenants
     assert batched[0][0].version == 1

@@ -18,7 +18,15 @@ from ripple_translator.hosts import (
     claim_host,
     withdraw_host,
 )
-from ripple_translator.store import ChangeEntry, Checkpoint, KafkaOffset, VersionConflictError
+from ripple_translator.store import (
+    ChangeEntry,
+    Checkpoint,
+    InputChanges,
+    InputCheckpoint,
+    KafkaOffset,
+    VersionConflictError,
+)
+from ripple_translator.store.inputs import stale_inputs
 from ripple_translator.store.model import ResourceKey
 from ripple_translator.store.redis_store import change_entry, write_args
 
@@ -33,6 +41,7 @@ class _Tenant:
 class FakeTenantStore:
     def __init__(self) -> None:
         self.tenants: dict[str, _Tenant] = {}
+        self.inputs: dict[str, InputCheckpoint] = {}
         self.records: dict[str, HostRecord] = {}
         self._clock = 0
         self._offset = 0
@@ -49,13 +58,19 @@ class FakeTenantStore:
         offset: KafkaOffset,
         expected_version: int,
         trace_fields: Mapping[str, str],
+        inputs: InputChanges | None = None,
     ) -> int:
         state = self.tenants.setdefault(tenant, _Tenant())
         if state.version != expected_version:
             raise VersionConflictError(tenant, expected=expected_version, actual=state.version)
+        write_args(upserts, removals, offset=offset, expected_version=expected_version)
+        if inputs is not None:
+            stored = await self.load_inputs(tenant)
+            if not stale_inputs(stored.offset, offset):
+                objects = inputs.applied_to(stored.objects)
+                self.inputs[tenant] = InputCheckpoint(tenant=tenant, offset=offset, objects=objects)
         if not upserts and not removals:
             return state.version
-        write_args(upserts, removals, offset=offset, expected_version=expected_version)
         for resource in upserts:
             state.resources[(resource.type_url, resource.name)] = resource
         for key in removals:
@@ -73,6 +88,9 @@ class FakeTenantStore:
             offset=state.offset,
             resource_versions={k: r.version for k, r in state.resources.items()},
         )
+
+    async def load_inputs(self, tenant: str) -> InputCheckpoint:
+        return self.inputs.get(tenant, InputCheckpoint(tenant=tenant, offset=None))
 
     async def announce(self, tenant: str, *, trace_fields: Mapping[str, str]) -> int:
         version = self.tenants.get(tenant, _Tenant()).version

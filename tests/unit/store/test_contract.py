@@ -136,3 +136,21 @@ def test_fetch_names_args_and_reply() -> None:
     assert absent == [(RDS, "r2")]
     with pytest.raises(ContractError):
         parse_fetch_names(names, [b"9", *([] for _ in TYPE_ORDER)])
+
+
+def test_every_key_of_a_tenant_shares_its_slot_and_a_partition_has_its_own() -> None:
+    from redis.crc import key_slot
+
+    layout = KeyLayout(prefix="p")
+    tenant = [
+        *layout.tenant_keys("t"),
+        layout.inputs("t"),
+        layout.host_states("t"),
+    ]
+    assert {key_slot(k.encode()) for k in tenant} == {key_slot(b"{t}")}
+    host = layout.host_keys("h.example")
+    assert {key_slot(k.encode()) for k in host} == {key_slot(b"{h.example}")}
+    partition = [layout.partition("e", 3), layout.partition_tenants("e", 3)]
+    assert len({key_slot(k.encode()) for k in partition}) == 1
+    assert layout.partition("e", 3) == "p:{_p.e.3}:partition"
+    assert layout.host_notices == "p.hostevents"

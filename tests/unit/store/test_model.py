@@ -10,6 +10,7 @@ import pytest
 from ripple_common.resources import Resource, TypeUrl
 from ripple_translator.hosts import ClaimStatus, from_micros, to_micros
 from ripple_translator.store import (
+    InputChanges,
     KafkaOffset,
     TenantStore,
     VersionConflictError,
@@ -66,6 +67,7 @@ def test_write_args_layout_and_duplicate_rejection() -> None:
         "ripple.events",
         "0",
         "1",
+        "0",
         "u",
         rds_index,
         "a",
@@ -75,7 +77,24 @@ def test_write_args_layout_and_duplicate_rejection() -> None:
         "b",
     ]
     args2 = write_args([], [(CDS, "b")], offset=OFFSET, expected_version=0)
-    assert args2[4:] == ["r", cds_index, "b"]
+    assert args2[5:] == ["r", cds_index, "b"]
+    # The inputs ride in the same script: "1", then their own ops after the resources'.
+    svc = {"kind": "Service"}
+    changes = InputChanges(
+        upserts={("Service", "t", "web"): svc}, removals=(("Ingress", "t", "x"),)
+    )
+    args3 = write_args([], [(CDS, "b")], offset=OFFSET, expected_version=0, inputs=changes)
+    assert args3[4] == "1"
+    assert args3[5:] == [
+        "r",
+        cds_index,
+        "b",
+        "i",
+        "Service/t/web",
+        '{"kind":"Service"}',
+        "d",
+        "Ingress/t/x",
+    ]
     with pytest.raises(ValueError, match="twice"):
         write_args([r(CDS, "a")], [(CDS, "a")], offset=OFFSET, expected_version=0)
 

@@ -1,5 +1,5 @@
 """Test data and fakes of the translator service: envelopes, records, an in-memory
-`TenantStore` (with a gate to hold writes in flight) and an in-memory `InputStore`."""
+`TenantStore` (with a gate to hold writes in flight) and an in-memory `PartitionStore`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from typing import Any
 from ripple_common.envelope import CLUSTER_TENANT, Envelope, EventType
 from ripple_common.resources import Resource
 from ripple_translator.engine import Record
-from ripple_translator.inputs import InputCheckpoint, PartitionCheckpoint
-from ripple_translator.store import KafkaOffset
+from ripple_translator.store import InputChanges, KafkaOffset
+from ripple_translator.store.inputs import PartitionCheckpoint
 from ripple_translator.store.model import ResourceKey
-from ripple_translator.tenants import JsonObject, ObjectKey
 from ripple_translator.translate import DEFAULT_CONTROLLER
 from tests.unit.store.fake_store import FakeTenantStore
 
@@ -174,6 +173,7 @@ class FakeStore(FakeTenantStore):
         offset: KafkaOffset,
         expected_version: int,
         trace_fields: Mapping[str, str],
+        inputs: InputChanges | None = None,
     ) -> int:
         await self.gate.wait()
         if self.fail:
@@ -190,6 +190,7 @@ class FakeStore(FakeTenantStore):
             offset=offset,
             expected_version=expected_version,
             trace_fields=trace_fields,
+            inputs=inputs,
         )
 
     def names(self, tenant: str) -> set[str]:
@@ -200,38 +201,12 @@ class FakeStore(FakeTenantStore):
         )
 
 
-class FakeInputs:
-    """`InputStore` in memory (same fencing rule as the Redis script)."""
+class FakePartitions:
+    """`PartitionStore` in memory."""
 
     def __init__(self) -> None:
-        self.inputs: dict[str, InputCheckpoint] = {}
         self.partitions: dict[tuple[str, int], PartitionCheckpoint] = {}
         self.members: dict[tuple[str, int], set[str]] = {}
-
-    async def load_inputs(self, tenant: str) -> InputCheckpoint:
-        return self.inputs.get(tenant, InputCheckpoint(tenant=tenant, offset=None))
-
-    async def write_inputs(
-        self,
-        tenant: str,
-        upserts: Mapping[ObjectKey, JsonObject],
-        removals: Sequence[ObjectKey],
-        *,
-        offset: KafkaOffset,
-    ) -> bool:
-        cur = await self.load_inputs(tenant)
-        if (
-            cur.offset is not None
-            and (cur.offset.topic, cur.offset.partition) == (offset.topic, offset.partition)
-            and cur.offset.offset > offset.offset
-        ):
-            return False
-        objects = dict(cur.objects)
-        objects.update(upserts)
-        for key in removals:
-            objects.pop(key, None)
-        self.inputs[tenant] = InputCheckpoint(tenant=tenant, offset=offset, objects=objects)
-        return True
 
     async def load_partition(self, topic: str, partition: int) -> PartitionCheckpoint:
         saved = self.partitions.get(

@@ -10,7 +10,7 @@ from ripple_translator.engine import Engine
 from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
-    FakeInputs,
+    FakePartitions,
     FakeStore,
     cluster,
     event,
@@ -27,7 +27,7 @@ async def test_the_write_carries_the_api_time_of_the_oldest_pending_event() -> N
     store = FakeStore()
     engine = Engine(
         store=store,
-        inputs=FakeInputs(),
+        partitions=FakePartitions(),
         config=WriterConfig(retry_initial_s=0.01, retry_max_s=0.02),
     )
     await engine.assign([(TOPIC, 0)])

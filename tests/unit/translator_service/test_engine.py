@@ -12,11 +12,11 @@ from ripple_common.envelope import EventType
 from ripple_common.resources import Resource
 from ripple_translator.engine import IO_ATTEMPTS, Engine, Record
 from ripple_translator.hosts import HostNotice
-from ripple_translator.inputs import PartitionCheckpoint
+from ripple_translator.store.inputs import PartitionCheckpoint
 from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
-    FakeInputs,
+    FakePartitions,
     FakeStore,
     cluster,
     deleted,
@@ -32,10 +32,10 @@ TP = (TOPIC, 0)
 NGINX = "nginx.ingress.kubernetes.io/"
 
 
-def make(store: FakeStore | None = None, inputs: FakeInputs | None = None) -> Engine:
+def make(store: FakeStore | None = None, partitions: FakePartitions | None = None) -> Engine:
     return Engine(
         store=store or FakeStore(),
-        inputs=inputs or FakeInputs(),
+        partitions=partitions or FakePartitions(),
         config=WriterConfig(retry_initial_s=0.01, retry_max_s=0.02),
     )
 
@@ -195,8 +195,8 @@ async def test_ingress_class_change_retranslates_the_partition() -> None:
 
 
 async def test_restart_resumes_from_stored_inputs_and_skips_covered_events() -> None:
-    store, inputs = FakeStore(), FakeInputs()
-    first = make(store, inputs)
+    store, partitions = FakeStore(), FakePartitions()
+    first = make(store, partitions)
     await first.assign([TP])
     await first.handle(setup_records())
     await first.settle(timeout_s=5)
@@ -204,7 +204,7 @@ async def test_restart_resumes_from_stored_inputs_and_skips_covered_events() -> 
     versions = {t: s.version for t, s in store.tenants.items()}
     writes = len(store.writes)
 
-    second = make(store, inputs)
+    second = make(store, partitions)
     assert await second.assign([TP]) == {TP: None}
     slot = second.slot("a")
     assert slot is not None
@@ -227,8 +227,8 @@ async def test_restart_resumes_from_stored_inputs_and_skips_covered_events() -> 
 
 
 async def test_takeover_mid_relist_rewinds_to_its_start() -> None:
-    store, inputs = FakeStore(), FakeInputs()
-    first = make(store, inputs)
+    store, partitions = FakeStore(), FakePartitions()
+    first = make(store, partitions)
     await first.assign([TP])
     await first.handle(setup_records())
     await first.handle(
@@ -239,7 +239,7 @@ async def test_takeover_mid_relist_rewinds_to_its_start() -> None:
     )
     await first.drain(timeout_s=5)
 
-    second = make(store, inputs)
+    second = make(store, partitions)
     assert await second.assign([TP]) == {TP: 6}
     await second.handle(
         [
@@ -254,7 +254,7 @@ async def test_takeover_mid_relist_rewinds_to_its_start() -> None:
     assert "a/scope/one.a.example.com" in store.names("a")
     assert "b/scope/b.example.com" in store.names("b")
     assert await second.checkpoint() == {TP: 10}
-    assert inputs.partitions[TP].relists == ()
+    assert partitions.partitions[TP].relists == ()
 
 
 async def test_revoked_partition_stops_intake_and_returns_its_position() -> None:
@@ -291,7 +291,7 @@ async def test_untranslatable_tenant_is_logged_and_released(tenant: str) -> None
     assert await engine.checkpoint() == {TP: 1}
 
 
-class FlakyInputs(FakeInputs):
+class FlakyPartitions(FakePartitions):
     def __init__(self, failures: int) -> None:
         super().__init__()
         self.failures = failures
@@ -304,9 +304,9 @@ class FlakyInputs(FakeInputs):
 
 
 async def test_store_calls_of_the_engine_are_retried_then_raised() -> None:
-    engine = make(inputs=FlakyInputs(failures=2))
+    engine = make(partitions=FlakyPartitions(failures=2))
     assert await engine.assign([TP]) == {TP: None}
-    engine = make(inputs=FlakyInputs(failures=IO_ATTEMPTS))
+    engine = make(partitions=FlakyPartitions(failures=IO_ATTEMPTS))
     with pytest.raises(ConnectionError):
         await engine.assign([TP])
 
@@ -435,8 +435,8 @@ def _traceparent(trace_id: str, span_id: str) -> tuple[str, bytes]:
 
 
 async def test_stored_resources_of_an_older_release_are_rewritten_after_assignment() -> None:
-    store, inputs = FakeStore(), FakeInputs()
-    first = make(store, inputs)
+    store, partitions = FakeStore(), FakePartitions()
+    first = make(store, partitions)
     await first.assign([TP])
     await first.handle(setup_records())
     await first.settle(timeout_s=5)
@@ -447,7 +447,7 @@ async def test_stored_resources_of_an_older_release_are_rewritten_after_assignme
     store.tenants["a"].resources[key] = Resource(key[0], key[1], good.body + b"\x00")
     versions = {t: s.version for t, s in store.tenants.items()}
 
-    second = make(store, inputs)
+    second = make(store, partitions)
     with capture_logs() as logs:
         await second.assign([TP])
         assert await second.settle(timeout_s=5)

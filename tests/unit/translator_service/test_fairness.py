@@ -21,14 +21,14 @@ import pytest
 from ripple_common.resources import Resource
 from ripple_translator.engine import Engine
 from ripple_translator.hosts import ClaimOutcome, HostState
-from ripple_translator.inputs import InputCheckpoint
 from ripple_translator.scheduling import FairQueue, WriteSlots, pace_after
 from ripple_translator.store import KafkaOffset, PositionFencedError
+from ripple_translator.store.inputs import InputChanges, InputCheckpoint
 from ripple_translator.store.model import ResourceKey
 from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
-    FakeInputs,
+    FakePartitions,
     FakeStore,
     cluster,
     event,
@@ -147,6 +147,7 @@ class SlowStore(FakeStore):
         offset: KafkaOffset,
         expected_version: int,
         trace_fields: Mapping[str, str],
+        inputs: InputChanges | None = None,
     ) -> int:
         if tenant in self.slow:
             await asyncio.sleep(self.delay_s)
@@ -157,6 +158,7 @@ class SlowStore(FakeStore):
             offset=offset,
             expected_version=expected_version,
             trace_fields=trace_fields,
+            inputs=inputs,
         )
 
 
@@ -165,7 +167,7 @@ async def test_a_neighbours_single_change_is_written_before_the_floods_next_writ
     store = SlowStore(floods, delay_s=0.03)
     engine = Engine(
         store=store,
-        inputs=FakeInputs(),
+        partitions=FakePartitions(),
         config=WriterConfig(max_concurrent_writes=1, pace_factor=0, retry_initial_s=0.01),
     )
     await engine.assign([TP])
@@ -205,7 +207,7 @@ async def _ticks_during_a_big_write(*, offload_objects: int) -> int:
     store = FakeStore()
     engine = Engine(
         store=store,
-        inputs=FakeInputs(),
+        partitions=FakePartitions(),
         config=WriterConfig(offload_objects=offload_objects, pace_factor=0),
     )
     await engine.assign([TP])
@@ -246,9 +248,9 @@ async def test_the_check_after_an_assignment_translates_a_big_tenant_off_the_eve
 async def _ticks_during_a_takeover(*, offload_objects: int) -> int:
     """A big tenant written by one engine is taken over by another, which translates it again
     after the assignment (`retranslate_outdated`): the event loop's ticks meanwhile."""
-    store, inputs = FakeStore(), FakeInputs()
+    store, partitions = FakeStore(), FakePartitions()
     config = WriterConfig(offload_objects=offload_objects, pace_factor=0)
-    first = Engine(store=store, inputs=inputs, config=config)
+    first = Engine(store=store, partitions=partitions, config=config)
     await first.assign([TP])
     records = [record(0, cluster(ingress_class())), record(1, event("big", service("big")))]
     records += [
@@ -258,7 +260,7 @@ async def _ticks_during_a_takeover(*, offload_objects: int) -> int:
     await first.handle(records)
     assert await first.settle(timeout_s=60)
     await first.drain(timeout_s=5)
-    second = Engine(store=store, inputs=inputs, config=config)
+    second = Engine(store=store, partitions=partitions, config=config)
     ticks = 0
 
     async def ticker() -> None:
@@ -298,7 +300,7 @@ class CountingClaims(FakeStore):
 
 async def test_a_write_claims_only_the_hosts_whose_claim_changed() -> None:
     store = CountingClaims()
-    engine = Engine(store=store, inputs=FakeInputs(), hosts=store)
+    engine = Engine(store=store, partitions=FakePartitions(), hosts=store)
     await engine.assign([TP])
     await engine.handle([record(0, cluster(ingress_class())), record(1, event("t", service("t")))])
     for i in range(5):
@@ -335,6 +337,7 @@ class FencingStore(FakeStore):
         offset: KafkaOffset,
         expected_version: int,
         trace_fields: Mapping[str, str],
+        inputs: InputChanges | None = None,
     ) -> int:
         if offset.offset < self.stored_offset:
             self.fenced += 1
@@ -352,15 +355,16 @@ class FencingStore(FakeStore):
             offset=offset,
             expected_version=expected_version,
             trace_fields=trace_fields,
+            inputs=inputs,
         )
 
 
-class NewerInputs(FakeInputs):
+class NewerInputs(FencingStore):
     """Once `written` is set, the stored inputs of `t` cover offset 50 (another translator
     wrote them)."""
 
     def __init__(self, objects: Mapping[tuple[str, str, str], object]) -> None:
-        super().__init__()
+        super().__init__(stored_offset=50)
         self.newer = dict(objects)
         self.written = False
 
@@ -379,13 +383,14 @@ async def test_a_fenced_write_reloads_the_tenant_and_writes_nothing_older() -> N
         ("Service", "t", "web"): service("t"),
         ("Ingress", "t", "late"): ingress("t", "late", "late.t.io"),
     }
-    store = FencingStore(stored_offset=50)
-    inputs = NewerInputs(newer)
-    engine = Engine(store=store, inputs=inputs, config=WriterConfig(retry_initial_s=0.01))
+    store = NewerInputs(newer)
+    engine = Engine(
+        store=store, partitions=FakePartitions(), config=WriterConfig(retry_initial_s=0.01)
+    )
     await engine.assign([TP])
     await engine.handle([record(0, cluster(ingress_class()))])
     await engine.handle([record(10, event("t", ingress("t", "mine", "mine.t.io")))])
-    inputs.written = True  # before the write runs
+    store.written = True  # before the write runs
     assert await engine.settle(timeout_s=5)
     assert store.fenced == 1, "fenced once, not retried blindly"
     slot = engine.slot("t")

@@ -27,7 +27,7 @@ from ripple_translator.translate import Diagnostic, HostClaim, ObjectRef, Severi
 from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
-    FakeInputs,
+    FakePartitions,
     FakeStore,
     cluster,
     deleted,
@@ -57,15 +57,15 @@ class Translator:
         *,
         policy: HostPolicy | None = None,
         grace_s: float = 0.0,
-        inputs: FakeInputs | None = None,
+        partitions: FakePartitions | None = None,
     ) -> None:
         self.tp = (TOPIC, partition)
         self.partition = partition
         self.reported: list[tuple[str, Diagnostic]] = []
-        self.inputs = inputs or FakeInputs()
+        self.partitions = partitions or FakePartitions()
         self.engine = Engine(
             store=store,
-            inputs=self.inputs,
+            partitions=self.partitions,
             config=WriterConfig(
                 retry_initial_s=0.01,
                 retry_max_s=0.02,
@@ -201,7 +201,7 @@ async def test_a_translator_taking_the_waiting_tenant_over_waits_for_the_hold_ag
     assert store.host_states["second"] == {HOST: HostState.LOST}
     # its translator goes away, and the timer with it; another takes the partition over
     await other.engine.drain(timeout_s=5)
-    successor = Translator(store, other.partition, grace_s=0.5, inputs=other.inputs)
+    successor = Translator(store, other.partition, grace_s=0.5, partitions=other.partitions)
     await successor.engine.assign([successor.tp])
     await successor.engine.settle(timeout_s=5)  # the host check re-translated "second"
     await asyncio.sleep(0.7)

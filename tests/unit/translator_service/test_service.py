@@ -16,7 +16,7 @@ from ripple_translator.slot import TopicPartition
 from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
-    FakeInputs,
+    FakePartitions,
     FakeStore,
     cluster,
     event,
@@ -51,7 +51,7 @@ class FakeSource:
 
 async def test_loop_commits_after_writes_and_drains_on_stop() -> None:
     store = FakeStore()
-    engine = Engine(store=store, inputs=FakeInputs(), config=WriterConfig())
+    engine = Engine(store=store, partitions=FakePartitions(), config=WriterConfig())
     await engine.assign([TP])
     source = FakeSource(store)
     stopping = asyncio.Event()

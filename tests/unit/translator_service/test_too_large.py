@@ -16,7 +16,7 @@ from ripple_translator.translate.diagnostics import error
 from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
-    FakeInputs,
+    FakePartitions,
     FakeStore,
     cluster,
     event,
@@ -32,7 +32,7 @@ TP = (TOPIC, 0)
 def _engine(store: FakeStore, reported: list[tuple[str, Sequence[Diagnostic]]]) -> Engine:
     return Engine(
         store=store,
-        inputs=FakeInputs(),
+        partitions=FakePartitions(),
         config=WriterConfig(retry_initial_s=0.01, retry_max_s=0.02),
         on_diagnostics=lambda tenant, diags: reported.append((tenant, diags)),
     )

@@ -15,7 +15,7 @@ from ripple_translator.writer import WriterConfig
 from ripple_xds.secrets import SecretOpener
 from tests.unit.translator_service.support import (
     TOPIC,
-    FakeInputs,
+    FakePartitions,
     FakeStore,
     cluster,
     event,
@@ -57,8 +57,8 @@ def test_open_secret_round_trip_and_wrong_key() -> None:
 
 async def test_sealed_secret_serves_tls_and_stays_sealed_in_inputs() -> None:
     sealer = Sealer(os.urandom(32))
-    store, inputs = FakeStore(), FakeInputs()
-    engine = Engine(store=store, inputs=inputs, config=WriterConfig(sealer=sealer))
+    store, partitions = FakeStore(), FakePartitions()
+    engine = Engine(store=store, partitions=partitions, config=WriterConfig(sealer=sealer))
     await engine.assign([(TOPIC, 0)])
     web = ingress("a", "web", "a.example.com")
     web["spec"]["tls"] = [{"hosts": ["a.example.com"], "secretName": "web-tls"}]
@@ -74,7 +74,7 @@ async def test_sealed_secret_serves_tls_and_stays_sealed_in_inputs() -> None:
     await engine.settle(timeout_s=5)
     types = {key[0] for key in store.tenants["a"].resources}
     assert TypeUrl.SECRET in types
-    stored = inputs.inputs["a"].objects[("Secret", "a", "web-tls")]
+    stored = store.inputs["a"].objects[("Secret", "a", "web-tls")]
     assert stored["data"]["tls.key"] == sealed["data"]["tls.key"]
     (secret,) = (r for k, r in store.tenants["a"].resources.items() if k[0] is TypeUrl.SECRET)
     assert b"PRIVATE KEY" not in secret.body

@@ -12,13 +12,14 @@ import pytest
 
 from ripple_common.resources import Resource
 from ripple_translator.engine import LOAD_BATCH, LOAD_PIPELINES, Engine
-from ripple_translator.loader import StoreTenantLoader, TenantLoad
 from ripple_translator.store import KafkaOffset
+from ripple_translator.store.inputs import InputChanges
+from ripple_translator.store.loader import StoreTenantLoader, TenantLoad
 from ripple_translator.store.model import ResourceKey
 from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
     TOPIC,
-    FakeInputs,
+    FakePartitions,
     FakeStore,
     cluster,
     event,
@@ -48,6 +49,7 @@ class CountingStore(FakeStore):
         offset: KafkaOffset,
         expected_version: int,
         trace_fields: Mapping[str, str],
+        inputs: InputChanges | None = None,
     ) -> int:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
@@ -60,15 +62,16 @@ class CountingStore(FakeStore):
                 offset=offset,
                 expected_version=expected_version,
                 trace_fields=trace_fields,
+                inputs=inputs,
             )
         finally:
             self.in_flight -= 1
 
 
-def make(store: FakeStore, *, bound: int, inputs: FakeInputs | None = None) -> Engine:
+def make(store: FakeStore, *, bound: int, partitions: FakePartitions | None = None) -> Engine:
     return Engine(
         store=store,
-        inputs=inputs or FakeInputs(),
+        partitions=partitions or FakePartitions(),
         config=WriterConfig(retry_initial_s=0.01, retry_max_s=0.02, max_concurrent_writes=bound),
     )
 
@@ -168,7 +171,7 @@ async def test_a_tenant_in_retry_backoff_holds_no_write_slot() -> None:
     store = FakeStore()
     engine = Engine(
         store=store,
-        inputs=FakeInputs(),
+        partitions=FakePartitions(),
         config=WriterConfig(retry_initial_s=0.2, retry_max_s=0.2, max_concurrent_writes=1),
     )
     await engine.assign([TP])
@@ -189,8 +192,8 @@ def test_the_write_bound_must_be_positive() -> None:
 class CountingLoader(StoreTenantLoader):
     """Records the batch sizes and the batches in flight at once."""
 
-    def __init__(self, store: FakeStore, inputs: FakeInputs) -> None:
-        super().__init__(store, inputs)
+    def __init__(self, store: FakeStore) -> None:
+        super().__init__(store)
         self.batches: list[int] = []
         self.in_flight = 0
         self.peak = 0
@@ -207,21 +210,24 @@ class CountingLoader(StoreTenantLoader):
 
 
 async def test_assignment_loads_tenants_in_batches_and_partitions_concurrently() -> None:
-    store, inputs = FakeStore(), FakeInputs()
+    store, partitions = FakeStore(), FakePartitions()
     per_partition = LOAD_BATCH * 2 + 7
     tps = [(TOPIC, p) for p in range(3)]
     for tp in tps:
         for i in range(per_partition):
             name = f"p{tp[1]}-{tenant(i)}"
-            await inputs.add_tenant(tp[0], tp[1], name)
-            await inputs.write_inputs(
+            await partitions.add_tenant(tp[0], tp[1], name)
+            await store.write_version(
                 name,
-                {("Service", name, "web"): service(name)},
+                [],
                 [],
                 offset=KafkaOffset(topic=TOPIC, partition=tp[1], offset=i + 1),
+                expected_version=0,
+                trace_fields={},
+                inputs=InputChanges(upserts={("Service", name, "web"): service(name)}),
             )
-    loader = CountingLoader(store, inputs)
-    engine = Engine(store=store, inputs=inputs, config=WriterConfig(), loader=loader)
+    loader = CountingLoader(store)
+    engine = Engine(store=store, partitions=partitions, config=WriterConfig(), loader=loader)
     assert await engine.assign(tps) == dict.fromkeys(tps)
     assert engine.owned == frozenset(tps)
     assert sorted(loader.batches) == sorted([LOAD_BATCH, LOAD_BATCH, 7] * 3)
@@ -245,14 +251,14 @@ class FailingLoader(StoreTenantLoader):
 
 
 async def test_a_failed_partition_load_fails_the_assignment_and_keeps_nothing() -> None:
-    store, inputs = FakeStore(), FakeInputs()
+    store, partitions = FakeStore(), FakePartitions()
     for p in range(2):
-        await inputs.add_tenant(TOPIC, p, f"p{p}-x")
+        await partitions.add_tenant(TOPIC, p, f"p{p}-x")
     engine = Engine(
         store=store,
-        inputs=inputs,
+        partitions=partitions,
         config=WriterConfig(retry_initial_s=0.001, retry_max_s=0.001),
-        loader=FailingLoader(store, inputs),
+        loader=FailingLoader(store),
     )
     with pytest.raises(ConnectionError):
         await engine.assign([(TOPIC, 0), (TOPIC, 1)])

@@ -5,20 +5,27 @@ tenant atomically. Pure: no I/O (the Lua source is data).
 It lives in the shared library because both services depend on it and services never import
 each other; see docs/redis-layout.md.
 
-Layout (prefix `P`, default "ripple"; `{t}` is the tenant as a Redis Cluster hash tag, so all
-keys of one tenant live in one slot and one Lua script may touch them all):
+Every key is built by `KeyLayout` (prefix `P`, default "ripple"; `{t}` is the tenant as a
+Redis Cluster hash tag, so all keys of one tenant live in one slot and one Lua script may
+touch them all; docs/redis-layout.md describes each):
 
     P:{t}:meta          hash   version (int, monotonic, 0 = never written), topic, partition,
                                offset (the Kafka position the version covers: next offset to read)
     P:{t}:res:<short>   hash   resource name -> serialized Envoy proto, one hash per type
                                (<short> = TypeUrl.short: cds eds lds rds srds vhds sds)
+    P:{t}:input         hash   the tenant's sanitized objects and the Kafka position they cover
+                               (the translator's inputs, written by the same script as the version)
+    P:{t}:hosts         hash   host -> the state the tenant recorded (served, blocked, lost)
     P:host:{<host>}     hash   tenant, created (its claim time, Redis clock, epoch microseconds),
                                held (set while a released host is held for it): host owner;
                                beside it :serving, :waiting (sets), :claims (hash tenant ->
                                claim time) in the same slot (docs/host-ownership.md)
+    P:{_p.<topic>.<n>}:partition, :tenants  a Kafka partition's cluster state and tenants
     P.tenants           set    every tenant ever written (the readers' index; SADD after write)
     P.changes           stream one entry per tenant version (see `ChangeEntry`), XADD after the
                                tenant write, MAXLEN ~ configurable
+    P.hostevents        stream host notices (a tenant must re-translate: a host changed hands)
+    P.default-certificate      the gateway's generated default certificate (xds)
 
 `P.tenants` and `P.changes` sit in their own slots, so they are written after the atomic tenant
 script (at-least-once); readers tolerate duplicates and detect missed entries by version."""
@@ -80,8 +87,39 @@ class KeyLayout:
         """KEYS of the tenant scripts: meta, then one resource hash per type in TYPE_ORDER."""
         return [self.meta(tenant), *(self.resources(tenant, t) for t in TYPE_ORDER)]
 
+    def inputs(self, tenant: str) -> str:
+        """The translator's stored inputs of the tenant (same slot as its version)."""
+        return f"{self.prefix}:{{{_check_tag_part('tenant', tenant)}}}:input"
+
+    def host_states(self, tenant: str) -> str:
+        """What the tenant recorded about each host it asked for (same slot as its version)."""
+        return f"{self.prefix}:{{{_check_tag_part('tenant', tenant)}}}:hosts"
+
     def host(self, host: str) -> str:
         return f"{self.prefix}:host:{{{_check_tag_part('host', host)}}}"
+
+    def host_keys(self, host: str) -> list[str]:
+        """KEYS of the host scripts: the owner hash, the serving and waiting sets and the
+        claims hash (one slot: the host's hash tag)."""
+        key = self.host(host)
+        return [key, f"{key}:serving", f"{key}:waiting", f"{key}:claims"]
+
+    def partition(self, topic: str, partition: int) -> str:
+        """A Kafka partition's cluster state (IngressClasses, re-lists in progress). Tenant
+        names cannot start with "_", so this tag never meets a tenant's."""
+        return f"{self.prefix}:{{{self._partition_tag(topic, partition)}}}:partition"
+
+    def partition_tenants(self, topic: str, partition: int) -> str:
+        """The tenants ever written from a Kafka partition (same slot as its state)."""
+        return f"{self.prefix}:{{{self._partition_tag(topic, partition)}}}:tenants"
+
+    @staticmethod
+    def _partition_tag(topic: str, partition: int) -> str:
+        return f"_p.{_check_tag_part('topic', topic)}.{partition}"
+
+    @property
+    def host_notices(self) -> str:
+        return f"{self.prefix}.hostevents"
 
     @property
     def changes(self) -> str:

@@ -1,7 +1,7 @@
 """The translator's event engine: owned partitions, event routing, durable positions.
 
 No Kafka or Redis here: records come in as `Record`s, storage goes through the `TenantStore`
-and `InputStore` Protocols, and the consumer adapter commits what `checkpoint` returns.
+and `PartitionStore` Protocols, and the consumer adapter commits what `checkpoint` returns.
 
 Rebuilding memory on restart or reassignment
 --------------------------------------------
@@ -11,7 +11,8 @@ Replaying the partition from the start of retention is therefore unsound (and it
 with retention, not with the change). Instead the translator stores its INPUTS:
 
 - each tenant's sanitized objects go to `P:{t}:input` together with the Kafka position
-  (next offset) they cover, written after each tenant version (`inputs` module);
+  (next offset) they cover, written by the same script as each tenant version
+  (`store.inputs`);
 - each partition's cluster state (IngressClasses, the re-lists whose effect is not yet durable,
   the tenants ever written from it) goes to `P:{_p.<topic>.<n>}:...`.
 
@@ -48,13 +49,17 @@ import structlog
 from ripple_common.envelope import Envelope, EnvelopeError, EventType
 from ripple_common.telemetry import context_from_headers
 from ripple_translator.hosts import HostArbiter, HostNotice, HostRegistry
-from ripple_translator.inputs import InputStore, PartitionCheckpoint
-from ripple_translator.loader import StoreTenantLoader, TenantLoader
 from ripple_translator.metrics import TranslatorStats
 from ripple_translator.oversized import as_removal, too_large_diagnostic
 from ripple_translator.ownership import Ownership, PartitionRun
 from ripple_translator.slot import TenantSlot, TopicPartition, loaded_slot
-from ripple_translator.store import TenantStore
+from ripple_translator.store import (
+    PartitionCheckpoint,
+    PartitionStore,
+    StoreTenantLoader,
+    TenantLoader,
+    TenantStore,
+)
 from ripple_translator.tenants import (
     CLUSTER_KINDS,
     PartitionObjects,
@@ -100,7 +105,7 @@ class Engine:
         self,
         *,
         store: TenantStore,
-        inputs: InputStore,
+        partitions: PartitionStore,
         config: WriterConfig | None = None,
         loader: TenantLoader | None = None,
         hosts: HostRegistry | None = None,
@@ -108,10 +113,10 @@ class Engine:
         stats: TranslatorStats | None = None,
     ) -> None:
         self._store = store
-        self._inputs = inputs
+        self._partitions = partitions
         self.stats = stats or TranslatorStats()
         self._after_assign_tasks: set[asyncio.Task[None]] = set()
-        self._loader = loader or StoreTenantLoader(store, inputs)
+        self._loader = loader or StoreTenantLoader(store)
         self._load_slots = asyncio.Semaphore(LOAD_PIPELINES)
         self._owned = Ownership()
         self._config = config or WriterConfig()
@@ -127,7 +132,7 @@ class Engine:
         )
         self._writer = TenantWriter(
             store=store,
-            inputs=inputs,
+            partitions=partitions,
             ownership=self._owned,
             config=self._config,
             arbiter=self._arbiter,
@@ -243,7 +248,7 @@ class Engine:
     async def _load_partition(
         self, tp: TopicPartition
     ) -> tuple[PartitionRun, PartitionCheckpoint, list[TenantSlot]]:
-        saved = await self._io(partial(self._inputs.load_partition, tp[0], tp[1]))
+        saved = await self._io(partial(self._partitions.load_partition, tp[0], tp[1]))
         run = PartitionRun(
             tp=tp,
             objects=PartitionObjects(classes=dict(saved.classes)),
@@ -438,7 +443,7 @@ class Engine:
 
     async def _save(self, run: PartitionRun) -> None:
         checkpoint = run.checkpoint()
-        await self._io(partial(self._inputs.save_partition, checkpoint))
+        await self._io(partial(self._partitions.save_partition, checkpoint))
 
     async def _io(self, call: Callable[[], Awaitable[_T]]) -> _T:
         """Run a store call, retrying failures a few times before giving up (the service
@@ -459,7 +464,7 @@ class Engine:
         """One tenant (on its first event): both reads concurrently."""
         checkpoint, inputs = await asyncio.gather(
             self._io(partial(self._store.load_checkpoint, tenant)),
-            self._io(partial(self._inputs.load_inputs, tenant)),
+            self._io(partial(self._store.load_inputs, tenant)),
         )
         return loaded_slot(checkpoint, inputs, tp, registered=False)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ripple_translator.inputs import PartitionCheckpoint
 from ripple_translator.slot import TenantSlot, TopicPartition
+from ripple_translator.store import PartitionCheckpoint
 from ripple_translator.tenants import JsonObject, PartitionObjects
 
 

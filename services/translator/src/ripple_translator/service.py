@@ -26,13 +26,16 @@ from ripple_translator.consumer import GroupTuning, KafkaEventSource
 from ripple_translator.engine import Engine, Record
 from ripple_translator.events import KubeEventPoster
 from ripple_translator.hosts import HostPolicy, NoticeFollower
-from ripple_translator.inputs import RedisInputStore
-from ripple_translator.loader import RedisTenantLoader
 from ripple_translator.metrics import MetricsView, TranslatorStats, readiness, render_metrics
 from ripple_translator.reporting import EventReporter
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.slot import TopicPartition
-from ripple_translator.store import KeyLayout, RedisTenantStore
+from ripple_translator.store import (
+    KeyLayout,
+    RedisPartitionStore,
+    RedisTenantLoader,
+    RedisTenantStore,
+)
 from ripple_translator.translate import ClassPolicy, GatewayPolicy, TranslateOptions
 from ripple_translator.translate.default_backend import parse_default_backend
 from ripple_translator.writer import WriterConfig
@@ -223,7 +226,7 @@ async def start_translator(lc: Lifecycle, settings: TranslatorSettings) -> Consu
     store = RedisTenantStore(redis.client, layout=layout, stream_maxlen=settings.stream_maxlen)
     engine = Engine(
         store=store,
-        inputs=RedisInputStore(redis.client, layout=layout),
+        partitions=RedisPartitionStore(redis.client, layout=layout),
         config=writer_config(settings),
         loader=RedisTenantLoader(redis.client, layout=layout),
         hosts=store if settings.host_arbitration else None,

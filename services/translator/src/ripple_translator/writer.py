@@ -56,7 +56,6 @@ from ripple_common.sealing import Sealer
 from ripple_common.store_contract import Marks
 from ripple_common.telemetry import context_to_fields
 from ripple_translator.hosts import HostArbiter, HostOutcome, HostPolicy
-from ripple_translator.inputs import InputStore
 from ripple_translator.metrics import TranslatorStats
 from ripple_translator.ownership import Ownership
 from ripple_translator.scheduling import WriteSlots, pace_after
@@ -65,7 +64,9 @@ from ripple_translator.slot import Pending, TenantSlot, span_context
 from ripple_translator.store import (
     AnnounceError,
     Diff,
+    InputChanges,
     KafkaOffset,
+    PartitionStore,
     PositionFencedError,
     TenantStore,
     VersionConflictError,
@@ -94,8 +95,7 @@ class WritePlan:
 
     translation: Translation
     diff: Diff
-    input_upserts: Mapping[ObjectKey, JsonObject]
-    input_removals: tuple[ObjectKey, ...]
+    inputs: InputChanges
 
 
 def plan_write(
@@ -118,8 +118,10 @@ def plan_write(
     return WritePlan(
         translation=translation,
         diff=diff_resources(resource_versions, translation.resources),
-        input_upserts={k: objects.objects[k] for k in keys if k in objects.objects},
-        input_removals=tuple(k for k in keys if k not in objects.objects),
+        inputs=InputChanges(
+            upserts={k: objects.objects[k] for k in keys if k in objects.objects},
+            removals=tuple(k for k in keys if k not in objects.objects),
+        ),
     )
 
 
@@ -164,7 +166,7 @@ class TenantWriter:
         self,
         *,
         store: TenantStore,
-        inputs: InputStore,
+        partitions: PartitionStore,
         ownership: Ownership,
         config: WriterConfig,
         arbiter: HostArbiter | None = None,
@@ -172,7 +174,7 @@ class TenantWriter:
         stats: TranslatorStats | None = None,
     ) -> None:
         self._store = store
-        self._inputs = inputs
+        self._partitions = partitions
         # Whether a slot is still ours, and its partition's IngressClasses.
         self._ownership = ownership
         self._config = config
@@ -304,7 +306,7 @@ class TenantWriter:
     async def _reload(self, slot: TenantSlot, fenced: PositionFencedError) -> None:
         """After a fenced write: the stored version and inputs become the baseline."""
         checkpoint, inputs = await asyncio.gather(
-            self._store.load_checkpoint(slot.tenant), self._inputs.load_inputs(slot.tenant)
+            self._store.load_checkpoint(slot.tenant), self._store.load_inputs(slot.tenant)
         )
         position = slot.position
         replaced = slot.reload(checkpoint, inputs, fenced_below=fenced.stored_offset)
@@ -419,7 +421,7 @@ class TenantWriter:
             events=batch.events,
             upserts=len(plan.diff.upserts),
             removals=len(plan.diff.removals),
-            inputs_changed=len(plan.input_upserts) + len(plan.input_removals),
+            inputs_changed=len(plan.inputs.upserts) + len(plan.inputs.removals),
             resources=len(plan.translation.resources),
             diagnostics=len(diags),
             diagnostic_list=[
@@ -528,7 +530,7 @@ class TenantWriter:
         trace_fields: Mapping[str, str],
     ) -> int:
         if not slot.registered:
-            await self._inputs.add_tenant(slot.tp[0], slot.tp[1], slot.tenant)
+            await self._partitions.add_tenant(slot.tp[0], slot.tp[1], slot.tenant)
             slot.baseline = replace(slot.baseline, registered=True)
         try:
             version = await self._store.write_version(
@@ -538,6 +540,7 @@ class TenantWriter:
                 offset=offset,
                 expected_version=slot.version,
                 trace_fields=trace_fields,
+                inputs=plan.inputs,
             )
         except AnnounceError as exc:
             # Durable, only the change-stream entry is missing: announce it in full.
@@ -547,11 +550,6 @@ class TenantWriter:
             version = exc.version
         else:
             slot.baseline = slot.baseline.written(version, plan.diff)
-        written = await self._inputs.write_inputs(
-            slot.tenant, plan.input_upserts, plan.input_removals, offset=offset
-        )
-        if not written:
-            log.warning("tenant.inputs_stale", tenant=slot.tenant, offset=offset.offset)
         slot.baseline = replace(
             slot.baseline, input_offset=max(slot.baseline.input_offset, offset.offset)
         )

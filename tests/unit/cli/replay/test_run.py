@@ -11,7 +11,7 @@ from ripple_translator.hosts import HostPolicy
 from ripple_translator.translate import TranslateOptions
 from ripple_translator.writer import WriterConfig
 from tests.unit.translator_service.support import (
-    FakeInputs,
+    FakePartitions,
     FakeStore,
     cluster,
     deleted,
@@ -56,7 +56,9 @@ def replay(envelopes: list[Envelope], *, each_step: bool = True) -> PartitionRep
 async def test_replay_equals_what_the_translator_engine_stores() -> None:
     envelopes = history()
     store = FakeStore()
-    engine = Engine(store=store, inputs=FakeInputs(), config=WriterConfig(retry_initial_s=0.01))
+    engine = Engine(
+        store=store, partitions=FakePartitions(), config=WriterConfig(retry_initial_s=0.01)
+    )
     await engine.assign([("events", 0)])
     for offset, env in enumerate(envelopes):
         # One record at a time, settled: every intermediate state is written and compared too.

@@ -1,6 +1,23 @@
-"""Per-tenant resource storage (Redis): the translator's side of the Redis contract."""
+"""The translator's persistence layer (Redis; every key from `KeyLayout`, docs/redis-layout.md):
+
+- `model`: the `TenantStore` Protocol (a tenant's versions, resources and inputs), its values
+  and errors, the pure diffing;
+- `redis_store`: `RedisTenantStore` (the tenant's version and inputs in one Lua script, the
+  change stream; also the `hosts.HostRegistry` scripts);
+- `inputs`: the stored inputs' values and the partition state (`PartitionStore`,
+  `RedisPartitionStore`);
+- `loader`: many tenants in one round trip (`RedisTenantLoader`).
+"""
 
 from ripple_common.store_contract import ChangeEntry, KafkaOffset, KeyLayout
+from ripple_translator.store.inputs import (
+    InputChanges,
+    InputCheckpoint,
+    PartitionCheckpoint,
+    PartitionStore,
+    RedisPartitionStore,
+)
+from ripple_translator.store.loader import RedisTenantLoader, StoreTenantLoader, TenantLoader
 from ripple_translator.store.model import (
     AnnounceError,
     Checkpoint,
@@ -19,11 +36,19 @@ __all__ = [
     "ChangeEntry",
     "Checkpoint",
     "Diff",
+    "InputChanges",
+    "InputCheckpoint",
     "KafkaOffset",
     "KeyLayout",
+    "PartitionCheckpoint",
+    "PartitionStore",
     "PositionFencedError",
+    "RedisPartitionStore",
+    "RedisTenantLoader",
     "RedisTenantStore",
     "StoreError",
+    "StoreTenantLoader",
+    "TenantLoader",
     "TenantStore",
     "VersionConflictError",
     "apply_diff",

@@ -11,6 +11,7 @@ from typing import Protocol
 from ripple_common.resources import Resource, TypeUrl
 from ripple_common.store_contract import KafkaOffset
 from ripple_translator.hosts.model import ClaimOutcome
+from ripple_translator.store.inputs import InputChanges, InputCheckpoint
 
 ResourceKey = tuple[TypeUrl, str]
 
@@ -133,14 +134,21 @@ class TenantStore(Protocol):
         offset: KafkaOffset,
         expected_version: int,
         trace_fields: Mapping[str, str],
+        inputs: InputChanges | None = None,
     ) -> int:
         """Write one tenant version atomically (changed resources, removed names, version+1,
-        offset) if the tenant is at `expected_version` (else VersionConflictError, nothing
-        written), then announce it on the change stream. Returns the new version; an empty
-        diff writes nothing and returns the current version."""
+        offset, and the changed `inputs` with the position they cover, unless the stored
+        inputs cover a later offset of the same partition) if the tenant is at
+        `expected_version` (else VersionConflictError, nothing written), then announce it on
+        the change stream. Returns the new version; an empty diff writes only the inputs and
+        returns the current version."""
         ...
 
     async def load_checkpoint(self, tenant: str) -> Checkpoint: ...
+
+    async def load_inputs(self, tenant: str) -> InputCheckpoint:
+        """The tenant's stored objects and the position they cover."""
+        ...
 
     async def announce(self, tenant: str, *, trace_fields: Mapping[str, str]) -> int:
         """Append a `full` change entry at the tenant's current version (call after taking a

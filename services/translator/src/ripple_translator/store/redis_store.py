@@ -1,10 +1,11 @@
-"""Redis adapter of `TenantStore` (redis-py asyncio, Lua scripts). Layout and reasoning:
-`contract` and docs/redis-layout.md.
+"""Redis adapter of `TenantStore` and `HostRegistry` (redis-py asyncio, Lua scripts). Every key
+comes from `KeyLayout` (ripple_common.store_contract); reasoning: docs/redis-layout.md.
 
 One tenant version is one Lua script over the tenant's keys (one hash slot): it checks the
 expected version (fencing), HSETs/HDELs the changed resources, increments the version and sets
-the Kafka offset, all or nothing. The global `P.tenants` index and the `P.changes` entry live in
-other slots, so they follow in a second round trip (at-least-once). If the process dies in
+the Kafka offset, and applies the changed inputs with the position they cover, all or
+nothing. The global `P.tenants` index and the `P.changes` entry live in other slots, so they
+follow in a second round trip (at-least-once). If the process dies in
 between, readers learn of the version at the tenant's next entry (its version jumps) or at the
 `announce` the next owner sends after loading the checkpoint."""
 
@@ -15,6 +16,7 @@ from functools import partial
 from typing import Any
 
 import redis.asyncio as aioredis
+import structlog
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
@@ -35,6 +37,7 @@ from ripple_translator.hosts.model import (
     HostView,
 )
 from ripple_translator.hosts.rules import from_micros
+from ripple_translator.store.inputs import InputChanges, InputCheckpoint, input_ops, parse_inputs
 from ripple_translator.store.model import (
     AnnounceError,
     Checkpoint,
@@ -43,12 +46,16 @@ from ripple_translator.store.model import (
     VersionConflictError,
 )
 
-# KEYS: tenant_keys(t). ARGV: expected, topic, partition, offset, then ops:
-# "u", type index (0-based, TYPE_ORDER), name, body | "r", type index, name.
-# Reply: {1, new version}, or nothing written and {0, current version} (fenced: not at the
-# expected version) or {2, current version, stored offset} (fenced by position: the stored
-# version covers a later offset of the same topic and partition than this write; an equal
-# offset passes: a re-translation at the stored position).
+# KEYS: tenant_keys(t), then the tenant's input key (same slot). ARGV: expected, topic,
+# partition, offset, inputs ('1': write the inputs' position, '0': leave the input key alone),
+# then ops: "u", type index (0-based, TYPE_ORDER), name, body | "r", type
+# index, name (resources) | "i", field, body | "d", field (inputs).
+# Reply: {1, version, inputs written (1/0)}: the version is new if any resource changed (else
+# the current one: nothing but the inputs written); the inputs are left alone when they cover a
+# later offset of the same partition (a stale writer). Or nothing written and {0, current
+# version} (fenced: not at the expected version) or {2, current version, stored offset} (fenced
+# by position: the stored version covers a later offset of the same topic and partition than
+# this write; an equal offset passes: a re-translation at the stored position).
 # Every argument is validated before the first write, so no error can leave half a version.
 WRITE_VERSION_LUA = """
 local at = redis.call('HMGET', KEYS[1], 'version', 'topic', 'partition', 'offset')
@@ -59,20 +66,40 @@ end
 if cur ~= tonumber(ARGV[1]) then
   return {0, cur}
 end
-local i = 5
+local input = KEYS[#KEYS]
+local stored = redis.call('HMGET', input, '~topic', '~partition', '~offset')
+local fresh = ARGV[5] == '1' and not (stored[1] == ARGV[2] and stored[2] == ARGV[3]
+  and tonumber(stored[3]) > tonumber(ARGV[4]))
+local changed = false
+local i = 6
 while i <= #ARGV do
-  local key = KEYS[tonumber(ARGV[i + 1]) + 2]
-  if ARGV[i] == 'u' then
-    redis.call('HSET', key, ARGV[i + 2], ARGV[i + 3])
+  local op = ARGV[i]
+  if op == 'u' then
+    redis.call('HSET', KEYS[tonumber(ARGV[i + 1]) + 2], ARGV[i + 2], ARGV[i + 3])
+    changed = true
     i = i + 4
-  else
-    redis.call('HDEL', key, ARGV[i + 2])
+  elseif op == 'r' then
+    redis.call('HDEL', KEYS[tonumber(ARGV[i + 1]) + 2], ARGV[i + 2])
+    changed = true
     i = i + 3
+  elseif op == 'i' then
+    if fresh then redis.call('HSET', input, ARGV[i + 1], ARGV[i + 2]) end
+    i = i + 3
+  else
+    if fresh then redis.call('HDEL', input, ARGV[i + 1]) end
+    i = i + 2
   end
 end
-local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('HSET', KEYS[1], 'topic', ARGV[2], 'partition', ARGV[3], 'offset', ARGV[4])
-return {1, v}
+local v = cur
+if changed then
+  v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+  redis.call('HSET', KEYS[1], 'topic', ARGV[2], 'partition', ARGV[3], 'offset', ARGV[4])
+end
+if fresh then
+  redis.call('HSET', input, '~topic', ARGV[2], '~partition', ARGV[3], '~offset', ARGV[4])
+  return {1, v, 1}
+end
+return {1, v, 0}
 """
 
 # KEYS: host hash, its serving, waiting and claims keys (one slot: the host's hash tag).
@@ -168,6 +195,7 @@ return {0, {}}
 """
 
 _TYPE_INDEX = {t: i for i, t in enumerate(TYPE_ORDER)}
+log = structlog.get_logger("ripple_translator.store")
 
 
 def write_args(
@@ -176,6 +204,7 @@ def write_args(
     *,
     offset: KafkaOffset,
     expected_version: int,
+    inputs: InputChanges | None = None,
 ) -> list[bytes | str]:
     """ARGV of WRITE_VERSION_LUA. Rejects a (type, name) given twice before anything runs."""
     seen: set[ResourceKey] = set()
@@ -184,6 +213,7 @@ def write_args(
         offset.topic,
         str(offset.partition),
         str(offset.offset),
+        "0" if inputs is None else "1",
     ]
     for resource in upserts:
         key = (resource.type_url, resource.name)
@@ -196,6 +226,8 @@ def write_args(
             raise ValueError(f"{type_url.short} {name!r} given twice")
         seen.add((type_url, name))
         args += ["r", str(_TYPE_INDEX[type_url]), name]
+    if inputs is not None:
+        args += input_ops(inputs)
     return args
 
 
@@ -255,15 +287,12 @@ class RedisTenantStore:
         offset: KafkaOffset,
         expected_version: int,
         trace_fields: Mapping[str, str],
+        inputs: InputChanges | None = None,
     ) -> int:
-        keys = self._layout.tenant_keys(tenant)
-        if not upserts and not removals:
-            current, stored = await self._current_position(tenant)
-            _fence(tenant, offset, stored, expected=expected_version, actual=current)
-            if current != expected_version:
-                raise VersionConflictError(tenant, expected=expected_version, actual=current)
-            return current
-        args = write_args(upserts, removals, offset=offset, expected_version=expected_version)
+        keys = [*self._layout.tenant_keys(tenant), self._layout.inputs(tenant)]
+        args = write_args(
+            upserts, removals, offset=offset, expected_version=expected_version, inputs=inputs
+        )
         reply = await self._write(keys=keys, args=args)
         status, version = int(reply[0]), int(reply[1])
         if status == 2:
@@ -276,12 +305,16 @@ class RedisTenantStore:
             )
         if not status:
             raise VersionConflictError(tenant, expected=expected_version, actual=version)
-        entry = change_entry(tenant, int(version), upserts, removals, trace_fields)
+        if inputs is not None and not int(reply[2]):
+            log.warning("tenant.inputs_stale", tenant=tenant, offset=offset.offset)
+        if not upserts and not removals:
+            return version  # nothing but the inputs written: no new version to announce
+        entry = change_entry(tenant, version, upserts, removals, trace_fields)
         try:
             await self._publish(entry)
         except aioredis.RedisError as exc:
-            raise AnnounceError(tenant, int(version), exc) from exc
-        return int(version)
+            raise AnnounceError(tenant, version, exc) from exc
+        return version
 
     async def announce(self, tenant: str, *, trace_fields: Mapping[str, str]) -> int:
         version = await self._current_version(tenant)
@@ -293,13 +326,10 @@ class RedisTenantStore:
 
     async def load_checkpoint(self, tenant: str) -> Checkpoint:
         reply = await self._load(keys=self._layout.tenant_keys(tenant), args=[])
-        state = parse_tenant_state(tenant, reply)
-        return Checkpoint(
-            tenant=tenant,
-            version=state.version,
-            offset=state.offset,
-            resource_versions={(r.type_url, r.name): r.version for r in state.resources},
-        )
+        return checkpoint_of(tenant, reply)
+
+    async def load_inputs(self, tenant: str) -> InputCheckpoint:
+        return parse_inputs(tenant, await self._client.hgetall(self._layout.inputs(tenant)))
 
     async def claim_hosts(self, tenant: str, hosts: Iterable[str]) -> dict[str, ClaimOutcome]:
         return await self.claim(tenant, hosts)
@@ -312,15 +342,7 @@ class RedisTenantStore:
 
     def host_keys(self, host: str) -> list[str]:
         """The host's owner hash, serving set, waiting set and claims hash (one slot)."""
-        key = self._layout.host(host)
-        return [key, f"{key}:serving", f"{key}:waiting", f"{key}:claims"]
-
-    def host_states_key(self, tenant: str) -> str:
-        return f"{self._layout.prefix}:{{{tenant}}}:hosts"
-
-    @property
-    def notices_key(self) -> str:
-        return f"{self._layout.prefix}.hostevents"
+        return self._layout.host_keys(host)
 
     async def claim(
         self,
@@ -402,7 +424,7 @@ class RedisTenantStore:
             return {}
         async with self._client.pipeline(transaction=False) as pipe:
             for tenant in tenants:
-                pipe.hgetall(self.host_states_key(tenant))
+                pipe.hgetall(self._layout.host_states(tenant))
             replies = await pipe.execute()
         return {
             tenant: {_text(h): HostState(_text(s)) for h, s in raw.items()}
@@ -448,7 +470,7 @@ class RedisTenantStore:
         """DEL + HSET of the tenant's host states (one key: atomic on a MULTI pipeline;
         on a plain one, a crash between leaves the record empty, which only makes the next
         host check re-translate the tenant)."""
-        key = self.host_states_key(tenant)
+        key = self._layout.host_states(tenant)
         pipe.delete(key)
         if states:
             pipe.hset(key, mapping={h: str(s) for h, s in states.items()})
@@ -477,7 +499,7 @@ class RedisTenantStore:
         async with self._client.pipeline(transaction=False) as pipe:
             for n in notices:
                 pipe.xadd(
-                    self.notices_key,
+                    self._layout.host_notices,
                     {"tenant": n.tenant, "host": n.host, "why": n.why},
                     maxlen=self._maxlen,
                     approximate=True,
@@ -486,7 +508,7 @@ class RedisTenantStore:
 
     async def notices_position(self) -> str:
         """The id of the last notice (where a new follower starts), "0-0" if none."""
-        last = await self._client.xrevrange(self.notices_key, count=1)
+        last = await self._client.xrevrange(self._layout.host_notices, count=1)
         return _text(last[0][0]) if last else "0-0"
 
     async def read_notices(
@@ -494,7 +516,7 @@ class RedisTenantStore:
     ) -> tuple[str, list[HostNotice]]:
         """Notices after `position` (waiting up to `block_ms`); returns the new position."""
         reply: Any = await self._client.xread(
-            {self.notices_key: position}, block=block_ms, count=count
+            {self._layout.host_notices: position}, block=block_ms, count=count
         )
         out: list[HostNotice] = []
         for _stream, entries in reply or []:
@@ -519,17 +541,6 @@ class RedisTenantStore:
             h: (_text(o) if o is not None else None) for h, o in zip(wanted, replies, strict=True)
         }
 
-    async def _current_position(self, tenant: str) -> tuple[int, KafkaOffset | None]:
-        """The tenant's version and the Kafka position it covers (None: never written)."""
-        raw = await self._client.hmget(
-            self._layout.meta(tenant), ["version", "topic", "partition", "offset"]
-        )
-        version, topic, partition, offset = raw
-        if topic is None or partition is None or offset is None:
-            return (int(version) if version is not None else 0), None
-        at = KafkaOffset(topic=_text(topic), partition=int(partition), offset=int(offset))
-        return int(version) if version is not None else 0, at
-
     async def _current_version(self, tenant: str) -> int:
         raw = await self._client.hget(self._layout.meta(tenant), "version")
         return int(raw) if raw is not None else 0
@@ -546,22 +557,15 @@ class RedisTenantStore:
             await pipe.execute()
 
 
-def _fence(
-    tenant: str, offset: KafkaOffset, stored: KafkaOffset | None, *, expected: int, actual: int
-) -> None:
-    """WRITE_VERSION_LUA's position fence, for a write that stores nothing (an empty diff)."""
-    if (
-        stored is not None
-        and (stored.topic, stored.partition) == (offset.topic, offset.partition)
-        and stored.offset > offset.offset
-    ):
-        raise PositionFencedError(
-            tenant,
-            offset=offset.offset,
-            stored_offset=stored.offset,
-            expected=expected,
-            actual=actual,
-        )
+def checkpoint_of(tenant: str, reply: Sequence[object]) -> Checkpoint:
+    """A LOAD_TENANT_LUA reply as the translator's checkpoint."""
+    state = parse_tenant_state(tenant, reply)
+    return Checkpoint(
+        tenant=tenant,
+        version=state.version,
+        offset=state.offset,
+        resource_versions={(r.type_url, r.name): r.version for r in state.resources},
+    )
 
 
 def _text(value: object) -> str:
