@@ -13,7 +13,7 @@ import glob
 import os
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,9 +163,15 @@ def _h2_options() -> Any:
     return options
 
 
-def validate(envoy: str, resources: Sequence[Resource]) -> subprocess.CompletedProcess[str]:
-    """Run `envoy --mode validate` on a bootstrap holding `resources`."""
-    config = json_format.MessageToJson(bootstrap(resources))
+def validate(
+    envoy: str, resources: Sequence[Resource], *, runtime: Mapping[str, Any] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `envoy --mode validate` on a bootstrap holding `resources`, with the static runtime
+    keys `runtime` (e.g. ``re2.max_program_size.error_level``)."""
+    boot = bootstrap(resources)
+    if runtime:
+        boot.layered_runtime.layers.add(name="static").static_layer.update(dict(runtime))
+    config = json_format.MessageToJson(boot)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bootstrap.json"
         path.write_text(config)

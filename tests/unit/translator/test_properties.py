@@ -23,7 +23,7 @@ from ripple_translator.translate.validate import (
     ENVOY_MAX_PROGRAM_SIZE,
     check_host,
     check_re2,
-    estimate_program_size,
+    program_size,
 )
 from tests.unit.translator import envoy_check, k8s
 from tests.unit.translator.decode import cors, decode, of_type
@@ -244,7 +244,7 @@ def check_invariants(t: Translation) -> list[Any]:
                 assert sum(w.weight.value for w in route.route.weighted_clusters.clusters) > 0
         for regex in regexes(route):
             assert check_re2(regex) is None, regex
-            assert estimate_program_size(regex) <= ENVOY_MAX_PROGRAM_SIZE, regex
+            assert program_size(regex) <= ENVOY_MAX_PROGRAM_SIZE, regex
     return routes
 
 

@@ -904,7 +904,7 @@ def _check_group_refs(path: str, substitution: str) -> str | None:
     used = [int(m.group(1)) for m in _GROUP_REF.finditer(substitution.replace("\\\\", ""))]
     if not used:
         return None
-    groups = re.compile(validate.python_form(path)).groups
+    groups = validate.capture_groups(path)
     if max(used) > groups:
         return (
             f"rewrite-target refers to group {max(used)} but path {path!r} has only {groups} "

@@ -73,8 +73,8 @@ class TranslateOptions:
     # Whether this tenant may serve a host (exact or "*." wildcard). Cross-tenant ownership is
     # arbitrated outside (Redis); pass its verdict here. Denied hosts get a HostNotAllowed error.
     host_allowed: Callable[[str], bool] = allow_every_host
-    # Envoy's re2.max_program_size.error_level: regexes estimated larger are reported and left
-    # out instead of getting the tenant's RouteConfiguration rejected.
+    # Envoy's re2.max_program_size.error_level: regexes whose RE2 program is larger are
+    # reported and left out instead of getting the tenant's RouteConfiguration rejected.
     max_regex_program_size: int = validate.ENVOY_MAX_PROGRAM_SIZE
     # The gateway's default backend (ingress-nginx's --default-backend-service): the tenant
     # owning that Service writes the catch-all scope for hosts nobody serves.

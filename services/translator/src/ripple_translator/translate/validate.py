@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from re import _parser  # type: ignore[attr-defined]
 from typing import Any, Final
+
+import re2  # type: ignore[import-untyped]
 
 # Kubernetes host names: DNS-1123 subdomains, optionally with a leading "*." wildcard label.
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
@@ -20,9 +21,6 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _DURATION = re.compile(r"^(\d{1,12})(ms|s|m|h)?$")
 _DURATION_MS: Final = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 MAX_DURATION_MS: Final = 365 * 24 * 3_600_000
-# RE2 rejects counted repetitions above 1000.
-_RE2_MAX_REPEAT: Final = 1000
-_RE2_FLAGS: Final = frozenset("imsU-")
 # Envoy's default for the runtime key re2.max_program_size.error_level: a larger regex program
 # is rejected (and with it the whole RouteConfiguration).
 ENVOY_MAX_PROGRAM_SIZE: Final = 100
@@ -102,226 +100,95 @@ def parse_cidrs(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Netwo
 
 
 def check_re2(pattern: str) -> str | None:
-    """Reject what RE2 (Envoy's regex engine) rejects, as far as we can tell without RE2.
-
-    Catches Perl/Python-only syntax RE2 lacks (lookaround, backreferences, atomic groups,
-    possessive quantifiers, conditionals, comments, ``\\Z``), repeat counts above 1000, and
-    anything Python's `re` cannot compile once RE2-only syntax is translated for it. It cannot
-    check RE2's program-size limit.
-    """
-    try:
-        python_pattern = _re2_to_python(pattern)
-    except ValueError as exc:
-        return f"regex {pattern!r} is not RE2 syntax: {exc}"
-    try:
-        re.compile(python_pattern)
-    except re.error as exc:
-        return f"regex {pattern!r} is invalid: {exc}"
-    except (OverflowError, RecursionError):
-        return f"regex {pattern!r} is too large"
-    return None
+    """Reject what Envoy's RE2 rejects: the pattern is compiled by RE2 itself, as Envoy
+    compiles it (`_compile`), so the verdict is RE2's; the message explains the usual Perl or
+    Python syntax RE2 lacks (lookaround, backreferences, atomic groups, possessive
+    quantifiers, ...) and quotes RE2's own error."""
+    return _compile(pattern)[1]
 
 
-def python_form(pattern: str) -> str:
-    """A Python `re` pattern with the same groups as the RE2 `pattern` (which must be valid)."""
-    return _re2_to_python(pattern)
-
-
-def _re2_to_python(pattern: str) -> str:  # noqa: PLR0915 - one linear scanner
-    """Scan an RE2 pattern; raise ValueError on syntax RE2 rejects; return a Python equivalent.
-
-    The Python equivalent is only for a syntax check: it keeps the structure (groups,
-    quantifiers, classes) and replaces RE2-only escapes with something Python accepts.
-    """
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    in_class = False
-    prev_quantifier = False
-    while i < n:
-        c = pattern[i]
-        quantifier = False
-        if c == "\\":
-            if i + 1 >= n:
-                raise ValueError("trailing backslash")
-            e = pattern[i + 1]
-            if e.isdigit() and e != "0" and not in_class:
-                raise ValueError(f"backreference \\{e} is not supported")
-            if e == "Z":
-                raise ValueError("\\Z is not supported (use \\z or $)")
-            if e in "uUN":
-                raise ValueError(f"escape \\{e} is not supported")
-            if e == "z":
-                out.append(r"\Z")
-                i += 2
-            elif e in "pP":
-                # Unicode class: \pL or \p{Greek}; Python has none, any class stands in.
-                if i + 2 < n and pattern[i + 2] == "{":
-                    end = pattern.find("}", i + 3)
-                    if end < 0:
-                        raise ValueError("unterminated \\p{...}")
-                    i = end + 1
-                else:
-                    i += 3
-                out.append(r"\w")
-            elif e == "Q":
-                end = pattern.find("\\E", i + 2)
-                literal = pattern[i + 2 :] if end < 0 else pattern[i + 2 : end]
-                out.append(re.escape(literal))
-                i = n if end < 0 else end + 2
-            elif e == "C":
-                out.append(".")
-                i += 2
-            elif e == "x" and i + 2 < n and pattern[i + 2] == "{":
-                end = pattern.find("}", i + 3)
-                if end < 0:
-                    raise ValueError("unterminated \\x{...}")
-                try:
-                    code = int(pattern[i + 3 : end], 16)
-                except ValueError:
-                    raise ValueError("bad \\x{...} escape") from None
-                if code > 0x10FFFF:
-                    raise ValueError("\\x{...} is beyond Unicode")
-                out.append(f"\\U{code:08x}")
-                i = end + 1
-            else:
-                out.append(pattern[i : i + 2])
-                i += 2
-        elif in_class:
-            if c == "[" and pattern.startswith("[:", i):
-                end = pattern.find(":]", i + 2)
-                if end > 0:  # POSIX class [:alpha:]
-                    out.append(r"\w")
-                    i = end + 2
-                    continue
-            if c == "]":
-                in_class = False
-            out.append(c)
-            i += 1
-        elif c == "[":
-            in_class = True
-            out.append(c)
-            i += 1
-            # A ']' first in the class (after an optional '^') is a literal.
-            if i < n and pattern[i] == "^":
-                out.append("^")
-                i += 1
-            if i < n and pattern[i] == "]":
-                out.append(r"\]")
-                i += 1
-        elif c == "(" and pattern.startswith("(?", i):
-            i = _group_opening(pattern, i, out)
-        elif c in "*+?":
-            if c == "+" and prev_quantifier:
-                raise ValueError("possessive quantifiers are not supported")
-            quantifier = c != "?" or not prev_quantifier
-            out.append(c)
-            i += 1
-        elif c == "{":
-            m = re.match(r"\{(\d+)(,(\d*))?\}", pattern[i:])
-            if m:
-                if prev_quantifier:
-                    raise ValueError("a repetition cannot follow a repetition")
-                for bound in (m.group(1), m.group(3)):
-                    if bound and int(bound) > _RE2_MAX_REPEAT:
-                        raise ValueError(f"repeat count {bound} is above {_RE2_MAX_REPEAT}")
-                quantifier = True
-                out.append(m.group(0))
-                i += len(m.group(0))
-            else:
-                out.append(r"\{")
-                i += 1
-        else:
-            out.append(c)
-            i += 1
-        prev_quantifier = quantifier
-    if in_class:
-        raise ValueError("missing ']'")
-    return "".join(out)
-
-
-def _group_opening(pattern: str, i: int, out: list[str]) -> int:
-    """Handle ``(?...`` at `i`; append the Python form to `out`; return the next index."""
-    rest = pattern[i + 2 :]
-    for prefix, what in (
-        ("=", "lookahead"),
-        ("!", "negative lookahead"),
-        ("<=", "lookbehind"),
-        ("<!", "negative lookbehind"),
-        (">", "atomic groups"),
-        ("(", "conditionals"),
-        ("#", "comments"),
-    ):
-        if rest.startswith(prefix):
-            raise ValueError(f"{what} are not supported")
-    if rest.startswith("P<") or rest.startswith("<"):
-        start = i + (4 if rest.startswith("P<") else 3)
-        end = pattern.find(">", start)
-        if end < 0:
-            raise ValueError("unterminated group name")
-        out.append(f"(?P<{pattern[start:end]}>")
-        return end + 1
-    m = re.match(r"([A-Za-z-]*)([:)])", rest)
-    if not m:
-        raise ValueError(f"unknown group syntax {pattern[i : i + 4]!r}")
-    flags, close = m.group(1), m.group(2)
-    bad = set(flags) - _RE2_FLAGS
-    if bad:
-        raise ValueError(f"flag(s) {''.join(sorted(bad))!r} are not supported (only i, m, s, U)")
-    if close == ")":
-        # A bare flag group such as (?i): Python 3.11 only allows those at the start; the flags
-        # do not change what is valid syntax, so the check drops them.
-        return i + 2 + len(m.group(0))
-    out.append("(?:")
-    return i + 2 + len(m.group(0))
+def capture_groups(pattern: str) -> int:
+    """The number of capture groups of the RE2 `pattern` (which must be valid)."""
+    compiled, problem = _compile(pattern)
+    if compiled is None:
+        raise ValueError(problem)
+    groups: int = compiled.groups
+    return groups
 
 
 def check_program_size(regex: str, limit: int) -> str | None:
-    """Reject a (valid) regex whose RE2 program would likely exceed Envoy's size limit."""
-    size = estimate_program_size(regex)
+    """Reject a regex whose RE2 program is larger than Envoy's limit (`limit`, Envoy's
+    ``re2.max_program_size.error_level``): Envoy would reject the whole RouteConfiguration.
+    An invalid regex gets `check_re2`'s message."""
+    compiled, problem = _compile(regex)
+    if compiled is None:
+        return problem
+    size: int = compiled.programsize
     if size > limit:
         return (
-            f"regex {regex!r} is too complex for the gateway (RE2 program size about {size}, "
+            f"regex {regex!r} is too complex for the gateway (RE2 program size {size}, "
             f"limit {limit})"
         )
     return None
 
 
-def estimate_program_size(regex: str) -> int:
-    """An upper estimate of RE2's program size for a valid RE2 `regex`.
+def program_size(regex: str) -> int:
+    """RE2's program size of a valid `regex`, the number Envoy compares with its limit."""
+    compiled, problem = _compile(regex)
+    if compiled is None:
+        raise ValueError(problem)
+    size: int = compiled.programsize
+    return size
 
-    Calibrated against Envoy 1.40's reports: a literal byte costs 1, a capture group 2, a
-    counted repeat copies its body, plus a fixed overhead. It errs on the large side, since an
-    underestimate gets the tenant's whole RouteConfiguration rejected.
-    """
-    return 3 + _size(_parser.parse(python_form(regex)))
+
+# Envoy 1.40 compiles a regex's UTF-8 bytes as Latin-1 text: its accepted syntax and program
+# sizes are RE2's with that encoding (measured: `re2.max_program_size.error_level` 1 makes
+# Envoy report every size; `tests/unit/translator/test_envoy_accepts.py` compares them). So
+# `\x{263a}` is rejected, and `.` or a negated class costs a byte range, not UTF-8's several.
+_OPTIONS = re2.Options()
+_OPTIONS.encoding = re2.Options.Encoding.LATIN1
+_OPTIONS.log_errors = False
+
+# (the start of RE2's error, the start of the fragment it quotes, what it means)
+_HINTS: Final = (
+    ("invalid perl operator", "(?=", "lookahead is not supported"),
+    ("invalid perl operator", "(?!", "negative lookahead is not supported"),
+    ("invalid perl operator", "(?<=", "lookbehind is not supported"),
+    ("invalid perl operator", "(?<!", "negative lookbehind is not supported"),
+    ("invalid perl operator", "(?>", "atomic groups are not supported"),
+    ("invalid perl operator", "(?(", "conditionals are not supported"),
+    ("invalid perl operator", "(?#", "comments are not supported"),
+    ("invalid perl operator", "(?P", "named backreferences are not supported"),
+    ("invalid perl operator", "(?", "unknown group syntax or flag (only i, m, s and U)"),
+    ("bad repetition operator", "", "a repetition cannot follow a repetition"),
+    ("invalid repetition size", "", "a repeat count above 1000 is not supported"),
+    ("invalid escape sequence", "\\Z", "\\Z is not supported (use \\z or $)"),
+    ("invalid escape sequence", "\\x{", "a character beyond \\xff is not supported"),
+    ("trailing \\", "", "a trailing backslash"),
+)
+_BACKREFERENCE = re.compile(r"^\\[1-9]")
+_POSSESSIVE = re.compile(r"[*+?}]\+$")
 
 
-def _size(nodes: Any) -> int:
-    total = 0
-    for op, av in nodes:
-        kind = str(op)
-        if kind == "LITERAL":
-            total += len(chr(av).encode())
-        elif kind in ("NOT_LITERAL", "ANY", "CATEGORY"):
-            total += 4
-        elif kind == "IN":
-            negated = any(str(o) == "NEGATE" for o, _ in av)
-            total += 1 + len(av) + (4 if negated else 0)
-        elif kind == "AT":
-            total += 1
-        elif kind == "SUBPATTERN":
-            group, _, _, body = av
-            total += _size(body) + (2 if group else 0)
-        elif kind == "BRANCH":
-            branches = av[1]
-            total += sum(_size(b) for b in branches) + len(branches) - 1
-        elif kind in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            low, high, body = av
-            inner = _size(body)
-            if high == _parser.MAXREPEAT:
-                total += inner * max(low, 1) + 1
-            else:
-                total += inner * high + (high - low)
-        else:  # GROUPREF, ASSERT, ... (not RE2) and anything unforeseen: be generous
-            total += 8
-    return total
+def _compile(pattern: str) -> tuple[Any, str | None]:
+    """(RE2's compiled `pattern`, None) or (None, why it is rejected)."""
+    try:
+        return re2.compile(pattern.encode(), _OPTIONS), None
+    except re2.error as exc:
+        return None, f"regex {pattern!r} is invalid in RE2 (Envoy's regex engine): {_explain(exc)}"
+
+
+def _explain(exc: re2.error) -> str:
+    raw = exc.args[0] if exc.args else ""
+    error = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    code, _, fragment = error.partition(": ")
+    hint = None
+    if code == "bad repetition operator" and _POSSESSIVE.search(fragment):
+        hint = "possessive quantifiers are not supported"
+    elif code == "invalid escape sequence" and _BACKREFERENCE.match(fragment):
+        hint = "backreferences are not supported"
+    else:
+        hint = next(
+            (h for c, f, h in _HINTS if error.startswith(c) and fragment.startswith(f)), None
+        )
+    return f"{hint} ({error})" if hint else error
