@@ -1,6 +1,7 @@
 """HTTPS end to end: a TLS Secret and an Ingress with `tls` created in kube-apiserver are served
 by the gateway Envoy over HTTPS with that Secret's certificate for the host's SNI, while the
-private key never sits in plaintext in Kafka or Redis.
+private key never sits in plaintext in Kafka or Redis; with two Ingresses for one host, the
+certificate served is the one the translator chose and reported.
 
 watcher (seals the key into Kafka) -> translator (opens it to translate, seals it again in the
 Secret resource it stores) -> Redis (sealed) -> xds (opens it on the way into its cache; SDS)
@@ -19,7 +20,16 @@ from kubernetes_asyncio import client
 from ripple_common.resources import TypeUrl
 from ripple_common.sealing import SEALED_PREFIX
 from ripple_common.store_contract import KeyLayout
-from scripts.demo import BACKEND_A, Kube, Stored, add_tenant, ingress_manifest, tenants
+from ripple_translator.translate import Reason
+from scripts.demo import (
+    BACKEND_A,
+    HOST_SUFFIX,
+    Kube,
+    Stored,
+    add_tenant,
+    ingress_manifest,
+    tenants,
+)
 from scripts.pipeline import REDIS_PREFIX, Pipeline
 from tests.integration.loopback import https_get
 from tests.unit.xds import certs
@@ -88,3 +98,78 @@ async def test_tls_ingress_serves_https_with_its_certificate_and_the_key_stays_s
         assert pem.private_key not in bodies
     finally:
         await kube.core.delete_namespaced_secret("web-tls", tenant.ns)
+
+
+async def _serves(port: int, host: str, pem: certs.Pem, *, within_s: float) -> bool:
+    """Whether `host` is answered over HTTPS with `pem`'s certificate within `within_s`."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        answer = await _https(port, host)
+        if answer is not None and answer[1].startswith("HTTP/1.1 200") and answer[0] == pem.der:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+@pytest.mark.usefixtures("backend")
+async def test_one_host_of_two_ingresses_is_served_with_the_certificate_the_translator_reports(
+    pipeline: Pipeline, kube: Kube
+) -> None:
+    """The older Ingress binds the host to a wildcard certificate; a younger one asks for the
+    same host with another Secret, whose certificate names the host exactly (and a second host
+    of its own, so that Secret is served too). The translator keeps the older Ingress's
+    Secret and says so in a Warning Event on the younger; Envoy serves exactly that one (the
+    xds server used to rank an exact name first and serve the younger's)."""
+    _, tenant, _ = tenants()
+    other = f"other-{tenant.host}"
+    wild = certs.self_signed(f"*.{HOST_SUFFIX}")
+    exact = certs.self_signed(tenant.host, other)
+    await add_tenant(kube, tenant, services=[("web", BACKEND_A[1])])
+    for name, pem in (("wild-tls", wild), ("exact-tls", exact)):
+        await kube.core.create_namespaced_secret(
+            tenant.ns, cast(client.V1Secret, tls_secret(name, pem))
+        )
+    port = pipeline.ports.gateway_https
+    try:
+        older = ingress_manifest("a-wild", tenant.host, [("/", "web")])
+        older["spec"]["tls"] = [{"hosts": [tenant.host], "secretName": "wild-tls"}]
+        await kube.create_ingress(tenant.ns, older)
+        assert await _serves(port, tenant.host, wild, within_s=SLA_S), "the older's certificate"
+
+        younger = ingress_manifest("b-exact", tenant.host, [("/b", "web")])
+        younger["spec"]["rules"].append(
+            ingress_manifest("b-exact", other, [("/", "web")])["spec"]["rules"][0]
+        )
+        younger["spec"]["tls"] = [{"hosts": [tenant.host, other], "secretName": "exact-tls"}]
+        await kube.create_ingress(tenant.ns, younger)
+        # The younger's Secret is served (for its other host): the listener has both Secrets.
+        assert await _serves(port, other, exact, within_s=SLA_S), "the younger's other host"
+
+        answer = await _https(port, tenant.host)
+        assert answer is not None
+        assert answer[0] == wild.der, "the host is served with the younger Ingress's Secret"
+
+        events = client.EventsV1Api(kube.api)
+        chosen = f"{tenant.ns}/{tenant.ns}/wild-tls"  # the Secret resource (tenant = namespace)
+
+        async def reported() -> bool:
+            listed = await events.list_namespaced_event(tenant.ns)
+            return any(
+                e.regarding.kind == "Ingress"
+                and e.regarding.name == "b-exact"
+                and e.reason == Reason.SETTING_CONFLICT
+                and e.type == "Warning"
+                and f"TLS host {tenant.host} already uses Secret {chosen}" in (e.note or "")
+                for e in listed.items
+            )
+
+        deadline = time.monotonic() + SLA_S
+        while not await reported():
+            assert time.monotonic() < deadline, "no Warning naming the Secret served"
+            await asyncio.sleep(0.1)
+        answer = await _https(port, tenant.host)
+        assert answer is not None
+        assert answer[0] == wild.der
+    finally:
+        for name in ("wild-tls", "exact-tls"):
+            await kube.core.delete_namespaced_secret(name, tenant.ns)

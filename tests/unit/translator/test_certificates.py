@@ -39,10 +39,12 @@ def cert_pem(
     *,
     before: datetime.datetime = NOW - DAY,
     after: datetime.datetime = NOW + DAY,
+    san: bool = True,
 ) -> str:
+    """A self-signed certificate for `host` (its common name, and its DNS SAN with `san`)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -50,10 +52,12 @@ def cert_pem(
         .serial_number(x509.random_serial_number())
         .not_valid_before(before)
         .not_valid_after(after)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .sign(key, algorithm)
     )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    if san:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False
+        )
+    return builder.sign(key, algorithm).public_bytes(serialization.Encoding.PEM).decode()
 
 
 def key_pem(key: Key, fmt: serialization.PrivateFormat = serialization.PrivateFormat.PKCS8) -> str:
@@ -252,22 +256,10 @@ def test_a_gateway_listener_with_a_mismatched_secret_gets_no_certificate() -> No
 def test_the_names_are_the_dns_sans_else_the_common_name() -> None:
     key = ec_key()
     with_san = check_pair(cert_pem(key, "Shop.example.com"), key_pem(key), now=NOW)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "legacy.example.com")])
-    cn_only = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - DAY)
-        .not_valid_after(NOW + DAY)
-        .sign(key, hashes.SHA256())
-        .public_bytes(serialization.Encoding.PEM)
-        .decode()
-    )
+    cn_only = check_pair(cert_pem(key, "legacy.example.com", san=False), key_pem(key), now=NOW)
 
     assert with_san.names == {"shop.example.com"}
-    assert check_pair(cn_only, key_pem(key), now=NOW).names == {"legacy.example.com"}
+    assert cn_only.names == {"legacy.example.com"}
 
 
 @pytest.mark.parametrize(

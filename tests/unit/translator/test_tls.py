@@ -165,19 +165,24 @@ def _served_with(t: Translation, host: str = "shop.example.com") -> str | None:
     return value
 
 
-def test_the_virtual_host_names_the_secret_the_translator_chose() -> None:
-    """Older Ingress with a wildcard certificate, younger with an exact one (an exact SAN would
-    have won at the gateway before): the older's, reported on the younger, and served."""
-    t = k8s.run(
-        k8s.ingress("a", tls=[{"hosts": ["shop.example.com"], "secretName": "wild"}]),
+def _two_ingresses(older: tuple[str, certs.Pem], younger: tuple[str, certs.Pem]) -> Translation:
+    """Ingress a, then b (younger) for shop.example.com, each with its (Secret, certificate)."""
+    return k8s.run(
+        k8s.ingress("a", tls=[{"hosts": ["shop.example.com"], "secretName": older[0]}]),
         k8s.ingress(
             "b",
             rules=[k8s.rule("shop.example.com", k8s.path("/b"))],
-            tls=[{"hosts": ["shop.example.com"], "secretName": "exact"}],
+            tls=[{"hosts": ["shop.example.com"], "secretName": younger[0]}],
             created="2024-02-01T00:00:00Z",
         ),
-        secrets=[_secret("wild", WILD), _secret("exact", EXACT)],
+        secrets=[_secret(*older), _secret(*younger)],
     )
+
+
+def test_the_virtual_host_names_the_secret_the_translator_chose() -> None:
+    """Older Ingress with a wildcard certificate, younger with an exact one (an exact SAN would
+    have won at the gateway before): the older's, reported on the younger, and served."""
+    t = _two_ingresses(("wild", WILD), ("exact", EXACT))
 
     assert [(b.host, b.secret) for b in t.tls] == [("shop.example.com", "t1/shop/wild")]
     assert _served_with(t) == "t1/shop/wild"
@@ -190,16 +195,7 @@ def test_the_virtual_host_names_the_secret_the_translator_chose() -> None:
 def test_a_certificate_that_does_not_name_the_host_is_not_used_for_it() -> None:
     """As ingress-nginx: the older Ingress's Secret names another host, so the younger's
     (which names it) serves the host; the older gets a Warning."""
-    t = k8s.run(
-        k8s.ingress("a", tls=[{"hosts": ["shop.example.com"], "secretName": "other"}]),
-        k8s.ingress(
-            "b",
-            rules=[k8s.rule("shop.example.com", k8s.path("/b"))],
-            tls=[{"hosts": ["shop.example.com"], "secretName": "exact"}],
-            created="2024-02-01T00:00:00Z",
-        ),
-        secrets=[_secret("other", certs.self_signed("other.example.org")), _secret("exact", EXACT)],
-    )
+    t = _two_ingresses(("other", certs.self_signed("other.example.org")), ("exact", EXACT))
 
     assert [(b.host, b.secret) for b in t.tls] == [("shop.example.com", "t1/shop/exact")]
     assert _served_with(t) == "t1/shop/exact"

@@ -109,10 +109,7 @@ def check_re2(pattern: str) -> str | None:
 
 def capture_groups(pattern: str) -> int:
     """The number of capture groups of the RE2 `pattern` (which must be valid)."""
-    compiled, problem = _compile(pattern)
-    if compiled is None:
-        raise ValueError(problem)
-    groups: int = compiled.groups
+    groups: int = _valid(pattern).groups
     return groups
 
 
@@ -134,10 +131,7 @@ def check_program_size(regex: str, limit: int) -> str | None:
 
 def program_size(regex: str) -> int:
     """RE2's program size of a valid `regex`, the number Envoy compares with its limit."""
-    compiled, problem = _compile(regex)
-    if compiled is None:
-        raise ValueError(problem)
-    size: int = compiled.programsize
+    size: int = _valid(regex).programsize
     return size
 
 
@@ -176,6 +170,13 @@ def _compile(pattern: str) -> tuple[Any, str | None]:
         return re2.compile(pattern.encode(), _OPTIONS), None
     except re2.error as exc:
         return None, f"regex {pattern!r} is invalid in RE2 (Envoy's regex engine): {_explain(exc)}"
+
+
+def _valid(pattern: str) -> Any:
+    compiled, problem = _compile(pattern)
+    if compiled is None:
+        raise ValueError(problem)
+    return compiled
 
 
 def _explain(exc: re2.error) -> str:
