@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from ripple_common.resources import Resource
 from ripple_translator.consumer import KafkaEventSource
 from ripple_translator.engine import Engine, Record
+from ripple_translator.partition_state import TenantObjects
 from ripple_translator.service import consume
 from ripple_translator.slot import TopicPartition
 from ripple_translator.store import (
@@ -38,7 +39,6 @@ from ripple_translator.store import (
 from ripple_translator.store.inputs import InputChanges, RedisPartitionStore
 from ripple_translator.store.loader import RedisTenantLoader
 from ripple_translator.store.model import ResourceKey
-from ripple_translator.tenants import TenantObjects
 from ripple_translator.translate import TranslateOptions
 from ripple_translator.writer import WriterConfig, plan_write
 from tests.conftest import StackEnv

@@ -8,7 +8,7 @@ from typing import Any
 
 from ripple_common.envelope import Envelope, EventType
 from ripple_common.resources import TypeUrl
-from ripple_translator.tenants import TenantObjects
+from ripple_translator.partition_state import TenantObjects
 from ripple_translator.translate import (
     GatewayPolicy,
     Reason,

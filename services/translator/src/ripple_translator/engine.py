@@ -50,8 +50,14 @@ from ripple_common.envelope import Envelope, EnvelopeError, EventType
 from ripple_common.telemetry import context_from_headers
 from ripple_translator.hosts import HostArbiter, HostNotice, HostRegistry
 from ripple_translator.metrics import TranslatorStats
-from ripple_translator.oversized import as_removal, too_large_diagnostic
+from ripple_translator.oversized import too_large_diagnostic
 from ripple_translator.ownership import Ownership, PartitionRun
+from ripple_translator.partition_state import (
+    CLUSTER_KINDS,
+    PartitionObjects,
+    PartitionState,
+    is_cluster_event,
+)
 from ripple_translator.slot import TenantSlot, TopicPartition, loaded_slot
 from ripple_translator.store import (
     PartitionCheckpoint,
@@ -59,12 +65,6 @@ from ripple_translator.store import (
     StoreTenantLoader,
     TenantLoader,
     TenantStore,
-)
-from ripple_translator.tenants import (
-    CLUSTER_KINDS,
-    PartitionObjects,
-    is_cluster_event,
-    object_key,
 )
 from ripple_translator.writer import DiagnosticSink, TenantWriter, WriterConfig
 
@@ -251,12 +251,14 @@ class Engine:
         saved = await self._io(partial(self._partitions.load_partition, tp[0], tp[1]))
         run = PartitionRun(
             tp=tp,
-            objects=PartitionObjects(classes=dict(saved.classes)),
-            classes_offset=saved.classes_offset,
+            state=PartitionState(
+                objects=PartitionObjects(classes=dict(saved.classes)),
+                classes_offset=saved.classes_offset,
+            ),
             relists=list(saved.relists),
         )
         for kind, started in saved.relists:
-            run.objects.start_relist(kind, offset=started)
+            run.state.objects.start_relist(kind, offset=started)
         names = sorted(saved.tenants)
         batches = [names[i : i + LOAD_BATCH] for i in range(0, len(names), LOAD_BATCH)]
         loaded = await _all([self._load_batch(batch, tp) for batch in batches])
@@ -348,98 +350,66 @@ class Engine:
                 )
             else:
                 if envelope.type is EventType.TOO_LARGE:
-                    envelope = self._too_large(envelope)
-                if is_cluster_event(envelope):
-                    await self._cluster_event(run, envelope, record)
-                else:
-                    await self._tenant_event(run, envelope, record)
+                    self._report_too_large(envelope)
+                await self._apply(run, envelope, record)
             if self._owned.run(record.tp) is run:
                 run.high = record.offset + 1
 
-    def _too_large(self, env: Envelope) -> Envelope:
-        """Report the object as not served; its state is then as if it were deleted."""
+    def _report_too_large(self, env: Envelope) -> None:
+        """The object is not served (the event rules treat it as deleted): say why."""
         diag = too_large_diagnostic(env)
         log.warning(
             "event.too_large", tenant=env.tenant, object=str(diag.object), note=diag.message
         )
         if self._on_diagnostics is not None and not is_cluster_event(env):
             self._on_diagnostics(env.tenant, [diag])
-        return as_removal(env)
 
-    async def _tenant_event(self, run: PartitionRun, env: Envelope, record: Record) -> None:
-        if env.type not in (EventType.ADDED, EventType.MODIFIED, EventType.DELETED):
-            log.warning("event.unexpected_marker", tenant=env.tenant, type=str(env.type))
-            return
-        slot = self._owned.slot(env.tenant)
-        if slot is None:
-            slot = await self._load(env.tenant, run.tp)
+    async def _apply(self, run: PartitionRun, env: Envelope, record: Record) -> None:
+        """Apply the envelope with the partition-state rules (`PartitionState.apply`), then
+        do what they ask: load a tenant first, store the partition state, schedule writes."""
+        tenant = run.state.tenant_of(env)
+        if tenant is not None and self._owned.slot(tenant) is None:
+            slot = await self._load(tenant, run.tp)
             if self._owned.run(run.tp) is not run:
                 return
             self._owned.add_tenant(run, slot)
-        run.objects.see(env)
-        if record.offset < slot.input_offset:
-            return  # already in the stored inputs
-        if slot.objects.apply(env):
+        offset = record.offset
+        applied = run.state.apply(env, offset=offset, tenants=self._owned.table(run))
+        if applied.unexpected_marker:
+            log.warning("event.unexpected_marker", tenant=env.tenant, type=str(env.type))
+        elif applied.unmatched_relist:
+            log.warning("relist.unmatched", kind=env.kind, partition=run.tp[1], offset=offset)
+        if applied.relist_started is not None and applied.relist_started not in run.relists:
+            run.relists.append(applied.relist_started)
+            await self._save(run)
+        end = applied.relist_finished
+        if end is not None:
+            run.finishing.append((end.kind, end.started_at, offset))
+        if applied.classes_changed:
+            await self._save(run)
+        changed_tenant = applied.tenant if applied.tenant in applied.changed else None
+        traced = self._owned.slot(changed_tenant) if changed_tenant is not None else None
+        if traced is not None:
             self.stats.events += 1
-            slot.traced(
+            traced.traced(
                 context_from_headers(record.headers),
                 observed_ns=env.observed_at_ns,
                 published_ms=record.timestamp_ms,
                 api_ns=env.api_at_ns,
             )
-            slot.mark(record.offset, keys=[object_key(env)])
-            self._writer.schedule(slot)
-
-    async def _cluster_event(self, run: PartitionRun, env: Envelope, record: Record) -> None:
-        offset = record.offset
-        if env.type is EventType.RELIST_STARTED:
-            run.objects.start_relist(env.kind, offset=offset)
-            if (env.kind, offset) not in run.relists:
-                run.relists.append((env.kind, offset))
-                await self._save(run)
-            return
-        if env.type is EventType.RELIST_FINISHED:
-            end = run.objects.finish_relist(env.kind, offset=offset)
-            if end is None:
-                log.warning("relist.unmatched", kind=env.kind, partition=run.tp[1], offset=offset)
-                return
-            run.finishing.append((end.kind, end.started_at, offset))
-            if env.kind in CLUSTER_KINDS:
-                if offset >= run.classes_offset and run.objects.drop_unseen_classes(end):
-                    await self._classes_changed(run, offset)
-                return
-            dropped = 0
-            for tenant in sorted(run.tenants):
-                slot = self._owned.slot(tenant)
-                if slot is None or offset < slot.input_offset:
-                    continue
-                gone = slot.objects.drop_unseen(env.kind, end.seen)
-                if gone:
-                    dropped += len(gone)
-                    slot.mark(offset, keys=gone)
-                    self._writer.schedule(slot)
+        for name, keys in applied.changed.items():
+            changed = self._owned.slot(name)
+            if changed is not None:
+                changed.mark(offset, keys=keys)
+                self._writer.schedule(changed)
+        if end is not None and end.kind not in CLUSTER_KINDS:
             log.info(
                 "relist.finished",
-                kind=env.kind,
+                kind=end.kind,
                 partition=run.tp[1],
                 seen=len(end.seen),
-                dropped=dropped,
+                dropped=sum(len(keys) for keys in applied.changed.values()),
             )
-            return
-        if env.kind in CLUSTER_KINDS:
-            if offset < run.classes_offset:
-                run.objects.see(env)
-            elif run.objects.apply_cluster(env):
-                await self._classes_changed(run, offset)
-
-    async def _classes_changed(self, run: PartitionRun, offset: int) -> None:
-        run.classes_offset = offset + 1
-        await self._save(run)
-        for tenant in sorted(run.tenants):
-            slot = self._owned.slot(tenant)
-            if slot is not None and offset >= slot.input_offset:
-                slot.mark(offset)
-                self._writer.schedule(slot)
 
     async def _save(self, run: PartitionRun) -> None:
         checkpoint = run.checkpoint()

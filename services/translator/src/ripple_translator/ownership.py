@@ -8,9 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from ripple_translator.partition_state import (
+    JsonObject,
+    PartitionState,
+    TenantObjects,
+)
 from ripple_translator.slot import TenantSlot, TopicPartition
 from ripple_translator.store import PartitionCheckpoint
-from ripple_translator.tenants import JsonObject, PartitionObjects
 
 
 @dataclass(slots=True, kw_only=True)
@@ -18,8 +22,7 @@ class PartitionRun:
     """An owned partition."""
 
     tp: TopicPartition
-    objects: PartitionObjects
-    classes_offset: int
+    state: PartitionState
     # (kind, started offset): stored re-lists; (kind, started, finished): awaiting durability.
     relists: list[tuple[str, int]] = field(default_factory=list)
     finishing: list[tuple[str, int, int]] = field(default_factory=list)
@@ -34,8 +37,8 @@ class PartitionRun:
         return PartitionCheckpoint(
             topic=self.tp[0],
             partition=self.tp[1],
-            classes_offset=self.classes_offset,
-            classes=dict(self.objects.classes),
+            classes_offset=self.state.classes_offset,
+            classes=dict(self.state.objects.classes),
             relists=tuple(self.relists),
             tenants=frozenset(self.tenants),
         )
@@ -68,7 +71,7 @@ class Ownership:
     def classes(self, tp: TopicPartition) -> tuple[JsonObject, ...]:
         """The partition's IngressClasses (none once it is revoked)."""
         run = self._runs.get(tp)
-        return run.objects.class_objects() if run is not None else ()
+        return run.state.objects.class_objects() if run is not None else ()
 
     def slot(self, tenant: str) -> TenantSlot | None:
         return self._slots.get(tenant)
@@ -93,6 +96,10 @@ class Ownership:
             if slot is not None:
                 yield slot
 
+    def table(self, run: PartitionRun) -> PartitionTenants:
+        """The partition's loaded tenants, as the event rules see them."""
+        return PartitionTenants(self, run)
+
     def __len__(self) -> int:
         return len(self._slots)
 
@@ -111,3 +118,22 @@ class Ownership:
         for tenant in run.tenants:
             self._slots.pop(tenant, None)
         del self._runs[run.tp]
+
+
+class PartitionTenants:
+    """`partition_state.TenantTable` over one owned partition's loaded slots."""
+
+    def __init__(self, ownership: Ownership, run: PartitionRun) -> None:
+        self._ownership = ownership
+        self._run = run
+
+    def objects(self, tenant: str) -> TenantObjects | None:
+        slot = self._ownership.slot(tenant)
+        return slot.objects if slot is not None else None
+
+    def covered(self, tenant: str) -> int:
+        slot = self._ownership.slot(tenant)
+        return slot.input_offset if slot is not None else 0
+
+    def names(self) -> list[str]:
+        return sorted(t for t in self._run.tenants if self._ownership.slot(t) is not None)

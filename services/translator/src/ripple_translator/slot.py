@@ -26,9 +26,9 @@ from opentelemetry import trace
 
 from ripple_common.store_contract import Marks
 from ripple_translator.hosts import HostCache
+from ripple_translator.partition_state import ObjectKey, TenantObjects
 from ripple_translator.store import Checkpoint, Diff, InputCheckpoint, apply_diff
 from ripple_translator.store.model import ResourceKey
-from ripple_translator.tenants import ObjectKey, TenantObjects
 from ripple_translator.translate import Diagnostic
 
 TopicPartition = tuple[str, int]

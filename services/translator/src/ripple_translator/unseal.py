@@ -16,7 +16,7 @@ from ripple_common.sealing import (
     SealingError,
     secret_context,
 )
-from ripple_translator.tenants import JsonObject
+from ripple_translator.partition_state import JsonObject
 
 log = structlog.get_logger("ripple_translator.unseal")
 

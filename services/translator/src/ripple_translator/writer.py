@@ -55,9 +55,10 @@ from opentelemetry.util.types import AttributeValue
 from ripple_common.sealing import Sealer
 from ripple_common.store_contract import Marks
 from ripple_common.telemetry import context_to_fields
-from ripple_translator.hosts import HostArbiter, HostOutcome, HostPolicy
+from ripple_translator.hosts import HostArbiter, HostOutcome, HostPolicy, host_options
 from ripple_translator.metrics import TranslatorStats
 from ripple_translator.ownership import Ownership
+from ripple_translator.partition_state import JsonObject, ObjectKey, TenantObjects, encode_key
 from ripple_translator.scheduling import WriteSlots, pace_after
 from ripple_translator.seal import seal_secrets
 from ripple_translator.slot import Pending, TenantSlot, span_context
@@ -73,7 +74,6 @@ from ripple_translator.store import (
     diff_resources,
 )
 from ripple_translator.store.model import ResourceKey
-from ripple_translator.tenants import JsonObject, ObjectKey, TenantObjects, encode_key
 from ripple_translator.translate import Diagnostic, TranslateOptions, Translation, translate
 from ripple_translator.translate.naming import NamingError
 from ripple_translator.unseal import open_secret
@@ -474,10 +474,13 @@ class TenantWriter:
         classes: tuple[JsonObject, ...],
         withheld: frozenset[str],
     ) -> WritePlan:
-        options = self._config.options
-        if self._arbiter is not None or self._config.host_policy.tenant_domain:
-            allowed = _HostFilter(tenant, self._config.host_policy, withheld)
-            options = replace(options, host_allowed=allowed)
+        options = host_options(
+            self._config.options,
+            tenant,
+            self._config.host_policy,
+            withheld,
+            arbitrated=self._arbiter is not None,
+        )
         return plan_write(
             objects,
             changed=changed,
@@ -583,19 +586,6 @@ def _log_diagnostic_changes(
             reason=str(d.reason),
         )
     return current
-
-
-@dataclass(frozen=True, slots=True)
-class _HostFilter:
-    """The translation's `host_allowed`: the policy allows it and arbitration did not
-    withhold it."""
-
-    tenant: str
-    policy: HostPolicy
-    withheld: frozenset[str]
-
-    def __call__(self, host: str) -> bool:
-        return host not in self.withheld and self.policy.allows(self.tenant, host)
 
 
 def _write_attributes(

@@ -21,6 +21,7 @@ from ripple_translator.hosts.model import (
 )
 from ripple_translator.hosts.notices import NoticeFollower
 from ripple_translator.hosts.rules import (
+    HostFilter,
     HostOutcome,
     HostPolicy,
     HostRecord,
@@ -28,6 +29,7 @@ from ripple_translator.hosts.rules import (
     decide,
     first_claim,
     from_micros,
+    host_options,
     host_stale,
     to_micros,
     wanted_hosts,
@@ -39,6 +41,7 @@ __all__ = [
     "ClaimStatus",
     "HostArbiter",
     "HostCache",
+    "HostFilter",
     "HostNotice",
     "HostOutcome",
     "HostPolicy",
@@ -51,6 +54,7 @@ __all__ = [
     "decide",
     "first_claim",
     "from_micros",
+    "host_options",
     "host_stale",
     "to_micros",
     "wanted_hosts",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from ripple_translator.hosts.model import ClaimOutcome, ClaimStatus, HostNotice, HostState, HostView
-from ripple_translator.translate import HostClaim
+from ripple_translator.translate import HostClaim, TranslateOptions
 from ripple_translator.translate.diagnostics import Diagnostic, Reason, error, warning
 
 
@@ -48,6 +48,34 @@ class HostPolicy:
             elif name == entry.removeprefix("*."):
                 return True
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class HostFilter:
+    """A tenant translation's `host_allowed`: the policy allows the host and arbitration did
+    not withhold it."""
+
+    tenant: str
+    policy: HostPolicy
+    withheld: frozenset[str]
+
+    def __call__(self, host: str) -> bool:
+        return host not in self.withheld and self.policy.allows(self.tenant, host)
+
+
+def host_options(
+    options: TranslateOptions,
+    tenant: str,
+    policy: HostPolicy,
+    withheld: frozenset[str],
+    *,
+    arbitrated: bool,
+) -> TranslateOptions:
+    """The options one tenant is translated with: its `HostFilter` when hosts are arbitrated
+    or the policy restricts them (else every host is allowed, as before arbitration)."""
+    if not arbitrated and not policy.tenant_domain:
+        return options
+    return replace(options, host_allowed=HostFilter(tenant, policy, withheld))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,7 +29,7 @@ from typing import Any, Final, Protocol
 import redis.asyncio as aioredis
 
 from ripple_common.store_contract import KafkaOffset, KeyLayout
-from ripple_translator.tenants import JsonObject, ObjectKey, decode_key, encode_key
+from ripple_translator.partition_state import JsonObject, ObjectKey, decode_key, encode_key
 
 META_TOPIC: Final = "~topic"
 META_PARTITION: Final = "~partition"

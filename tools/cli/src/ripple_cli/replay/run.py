@@ -1,12 +1,13 @@
 """Offline re-translation of one partition's events for some of its tenants (pure: no I/O).
 
-It applies envelopes exactly as the translator's engine does, with the translator's own code:
-tenant events go to `TenantObjects`, cluster-scoped events (IngressClass) and re-list markers to
-`PartitionObjects` (a class change re-translates every replayed tenant; a finished re-list
-drops the objects it did not see), and each changed tenant is translated by
+It applies envelopes with the translator engine's own rules (`ripple_translator.
+partition_state.PartitionState.apply`: tenant events to the tenant's objects, IngressClasses
+and re-list markers to the partition; a class change re-translates every replayed tenant, a
+finished re-list drops the objects it did not see), and each changed tenant is translated by
 `ripple_translator.writer.plan_write` (the translator's write planning: sealed keys opened,
-`translate`, diff against the previous resources). So the final resources are the bytes the
-translator stores for the same events.
+`translate`, diff against the previous resources) with the writer's host filter
+(`hosts.host_options`). So the final resources are the bytes the translator stores for the
+same events.
 
 The replay version counts the translations that changed a tenant's resources: one per step,
 except that events before the window shown are applied untranslated and translated once, at
@@ -17,26 +18,19 @@ so its stored version may be lower; the resources at a given offset are the same
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from ripple_common.envelope import Envelope, EventType
+from ripple_common.envelope import Envelope
 from ripple_common.resources import PUSH_ORDER, Resource, TypeUrl
 from ripple_common.sealing import Sealer
-from ripple_translator.hosts import HostPolicy
-from ripple_translator.oversized import as_removal
+from ripple_translator.hosts import HostPolicy, host_options
+from ripple_translator.partition_state import PartitionState, TenantObjects
 from ripple_translator.store.model import ResourceKey
-from ripple_translator.tenants import (
-    CLUSTER_KINDS,
-    PartitionObjects,
-    TenantObjects,
-    is_cluster_event,
-)
 from ripple_translator.translate import Diagnostic, TranslateOptions
 from ripple_translator.translate.naming import NamingError
 from ripple_translator.writer import plan_write
 
 _TYPE_RANK = {t: i for i, t in enumerate(PUSH_ORDER)}
-OBJECT_EVENTS = frozenset({EventType.ADDED, EventType.MODIFIED, EventType.DELETED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,20 +60,6 @@ class Step:
     diagnostics: tuple[Diagnostic, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class HostFilter:
-    """A tenant's `host_allowed`: what the translator's host policy allows and arbitration did
-    not withhold (arbitration happens in Redis, across tenants: its outcome is not in the
-    log; the command passes the tenant's recorded outcome with --compare)."""
-
-    tenant: str
-    policy: HostPolicy
-    withheld: frozenset[str]
-
-    def __call__(self, host: str) -> bool:
-        return host not in self.withheld and self.policy.allows(self.tenant, host)
-
-
 @dataclass(slots=True)
 class _Tenant:
     objects: TenantObjects
@@ -94,8 +74,10 @@ class _Tenant:
 class PartitionReplay:
     """The replayed state of `tenants` on one partition. With `each_step=False` a tenant is
     translated only when its resources are asked for (fast: no per-step diff). `host_policy`
-    and `withheld` (per tenant: hosts arbitration kept from it) give each tenant the
-    `host_allowed` the translator's writer would use."""
+    and `withheld` (per tenant: hosts arbitration kept from it; arbitration happens in Redis,
+    across tenants: its outcome is not in the log, the command passes the tenant's recorded
+    outcome with --compare) give each tenant the `host_allowed` the translator's writer
+    would use."""
 
     def __init__(
         self,
@@ -109,14 +91,12 @@ class PartitionReplay:
     ) -> None:
         self._sealer = sealer
         self._each_step = each_step
-        self._partition = PartitionObjects()
+        self._partition = PartitionState()
         policy, withheld = host_policy or HostPolicy(), withheld or {}
         self._tenants = {}
         for tenant in tenants:
             held = withheld.get(tenant, frozenset())
-            tenant_options = options
-            if held or policy.tenant_domain:  # as the translator's writer does
-                tenant_options = replace(options, host_allowed=HostFilter(tenant, policy, held))
+            tenant_options = host_options(options, tenant, policy, held, arbitrated=bool(held))
             self._tenants[tenant] = _Tenant(TenantObjects(tenant), tenant_options)
         self.events = 0
 
@@ -128,10 +108,11 @@ class PartitionReplay:
         `translate=False` (events before the window shown) a changed tenant is only marked, and
         translated at the next translated step or `catch_up`."""
         self.events += 1
-        if is_cluster_event(envelope):
-            touched = self._cluster_event(envelope, offset)
-        else:
-            touched = self._tenant_event(envelope)
+        applied = self._partition.apply(envelope, offset=offset, tenants=_Replayed(self._tenants))
+        touched = dict.fromkeys(applied.changed, True)
+        if applied.tenant is not None:
+            self._tenants[applied.tenant].events += 1
+            touched = {applied.tenant: applied.tenant in applied.changed}
         return [
             self._step(
                 tenant,
@@ -150,40 +131,6 @@ class PartitionReplay:
         for state in self._tenants.values():
             if state.dirty:
                 self._translate(state)
-
-    def _tenant_event(self, envelope: Envelope) -> dict[str, bool]:
-        if envelope.type is EventType.TOO_LARGE:
-            envelope = as_removal(envelope)  # not served, as in the translator
-        if envelope.type not in OBJECT_EVENTS:
-            return {}  # the translator ignores markers keyed by a tenant too
-        self._partition.see(envelope)
-        state = self._tenants.get(envelope.tenant)
-        if state is None:
-            return {}
-        state.events += 1
-        return {envelope.tenant: state.objects.apply(envelope)}
-
-    def _cluster_event(self, envelope: Envelope, offset: int) -> dict[str, bool]:
-        if envelope.type is EventType.RELIST_STARTED:
-            self._partition.start_relist(envelope.kind, offset=offset)
-            return {}
-        if envelope.type is EventType.RELIST_FINISHED:
-            end = self._partition.finish_relist(envelope.kind, offset=offset)
-            if end is None:
-                return {}
-            if envelope.kind in CLUSTER_KINDS:
-                return self._every_tenant(self._partition.drop_unseen_classes(end))
-            return {
-                tenant: True
-                for tenant, state in self._tenants.items()
-                if state.objects.drop_unseen(envelope.kind, end.seen)
-            }
-        if envelope.kind in CLUSTER_KINDS:
-            return self._every_tenant(self._partition.apply_cluster(envelope))
-        return {}
-
-    def _every_tenant(self, changed: bool) -> dict[str, bool]:
-        return dict.fromkeys(self._tenants, True) if changed else {}
 
     def _step(
         self,
@@ -220,7 +167,7 @@ class PartitionReplay:
             plan = plan_write(
                 state.objects,
                 changed=(),
-                classes=self._partition.class_objects(),
+                classes=self._partition.objects.class_objects(),
                 resource_versions={k: r.version for k, r in state.resources.items()},
                 options=state.options,
                 sealer=self._sealer,
@@ -264,6 +211,23 @@ class PartitionReplay:
     def diagnostics(self, tenant: str) -> tuple[Diagnostic, ...]:
         self.resources(tenant)
         return self._tenants[tenant].diagnostics
+
+
+@dataclass(frozen=True, slots=True)
+class _Replayed:
+    """The replayed tenants as the event rules see them (no stored inputs: nothing covered)."""
+
+    tenants: Mapping[str, _Tenant]
+
+    def objects(self, tenant: str) -> TenantObjects | None:
+        state = self.tenants.get(tenant)
+        return state.objects if state is not None else None
+
+    def covered(self, tenant: str) -> int:
+        return 0
+
+    def names(self) -> Iterable[str]:
+        return self.tenants
 
 
 def _body(resource: Resource | None) -> bytes | None:

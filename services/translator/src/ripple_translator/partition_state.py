@@ -1,5 +1,5 @@
-"""In-memory Kubernetes objects of one tenant and of one partition, and how envelopes change
-them (pure: no I/O, no clock).
+"""A partition's state and how envelopes change it (pure: no I/O, no clock): the one core the
+translator's engine and `ripple replay` both apply events with.
 
 - `TenantObjects`: the sanitized objects of one tenant, keyed by (kind, namespace, name), as
   the watcher published them. `state()` turns them into the `TenantState` that `translate`
@@ -9,15 +9,21 @@ them (pure: no I/O, no clock).
   progress. Between RELIST_STARTED and RELIST_FINISHED of a kind, every object key of that kind
   seen on the partition is remembered; at FINISHED each tenant drops the objects of that kind
   it holds but which were not seen (deleted while the watch was down).
+- `PartitionState.apply`: the event rules. One envelope read at an offset changes a tenant's
+  objects, the partition's IngressClasses (every tenant re-translates) or a re-list; events
+  below a tenant's stored position (`TenantTable.covered`) are only seen, and IngressClass
+  events below `classes_offset` likewise. It returns what changed (`Applied`); the caller
+  does the I/O (loading a tenant first, storing the partition state, scheduling writes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from ripple_common.envelope import CLUSTER_TENANT, Envelope, EventType
+from ripple_translator.oversized import as_removal
 from ripple_translator.translate import TenantState
 
 JsonObject = Mapping[str, Any]
@@ -38,6 +44,7 @@ TRANSLATED_KINDS: Final[Mapping[str, str]] = {
 }
 # Cluster-scoped kinds the translator keeps per partition.
 CLUSTER_KINDS: Final = frozenset({INGRESS_CLASS})
+OBJECT_EVENTS: Final = frozenset({EventType.ADDED, EventType.MODIFIED, EventType.DELETED})
 
 
 def object_key(envelope: Envelope) -> ObjectKey:
@@ -62,7 +69,7 @@ class TenantObjects:
     objects: dict[ObjectKey, JsonObject] = field(default_factory=dict)
 
     def apply(self, envelope: Envelope) -> bool:
-        if envelope.type not in (EventType.ADDED, EventType.MODIFIED, EventType.DELETED):
+        if envelope.type not in OBJECT_EVENTS:
             raise ValueError(f"{envelope.type} is not an object event")
         if envelope.tenant != self.tenant:
             raise ValueError(f"envelope of tenant {envelope.tenant!r} applied to {self.tenant!r}")
@@ -178,3 +185,117 @@ class PartitionObjects:
 
 def is_cluster_event(envelope: Envelope) -> bool:
     return envelope.tenant == CLUSTER_TENANT
+
+
+class TenantTable(Protocol):
+    """The tenants an event may change: the engine's loaded slots of the partition, or the
+    tenants `ripple replay` follows."""
+
+    def objects(self, tenant: str) -> TenantObjects | None:
+        """The tenant's objects (None: not held here)."""
+        ...
+
+    def covered(self, tenant: str) -> int:
+        """The Kafka position the tenant's stored inputs cover (events below it are in them)."""
+        ...
+
+    def names(self) -> Iterable[str]:
+        """Every tenant held, in order."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Applied:
+    """What one envelope changed."""
+
+    # The tenant of an object event applied to its objects (changed or not), if it is held.
+    tenant: str | None = None
+    # Per changed tenant, the object keys changed (none: only its cluster inputs changed).
+    changed: Mapping[str, tuple[ObjectKey, ...]] = field(default_factory=dict)
+    classes_changed: bool = False
+    relist_started: tuple[str, int] | None = None  # (kind, offset)
+    relist_finished: RelistEnd | None = None
+    unmatched_relist: bool = False  # a RELIST_FINISHED without its start: nothing dropped
+    unexpected_marker: bool = False  # a marker keyed by a tenant: ignored
+
+
+@dataclass(slots=True, kw_only=True)
+class PartitionState:
+    """A partition's cluster objects and re-lists, and the event rules over its tenants.
+    IngressClass events below `classes_offset` are in the stored classes already."""
+
+    objects: PartitionObjects = field(default_factory=PartitionObjects)
+    classes_offset: int = 0
+
+    @staticmethod
+    def tenant_of(envelope: Envelope) -> str | None:
+        """The tenant whose objects the envelope may change (None: a cluster event or a
+        marker): the caller makes sure it holds that tenant before `apply`."""
+        if is_cluster_event(envelope) or normalized(envelope).type not in OBJECT_EVENTS:
+            return None
+        return envelope.tenant
+
+    def apply(self, envelope: Envelope, *, offset: int, tenants: TenantTable) -> Applied:
+        """Apply one envelope read at `offset` (an object too large to publish counts as
+        deleted: it is not served)."""
+        envelope = normalized(envelope)
+        if is_cluster_event(envelope):
+            return self._cluster_event(envelope, offset, tenants)
+        if envelope.type not in OBJECT_EVENTS:
+            return Applied(unexpected_marker=True)
+        self.objects.see(envelope)
+        held = tenants.objects(envelope.tenant)
+        if held is None:
+            return Applied()
+        if offset < tenants.covered(envelope.tenant):
+            return Applied()  # already in the stored inputs
+        if not held.apply(envelope):
+            return Applied(tenant=envelope.tenant)
+        return Applied(tenant=envelope.tenant, changed={envelope.tenant: (object_key(envelope),)})
+
+    def _cluster_event(self, envelope: Envelope, offset: int, tenants: TenantTable) -> Applied:
+        if envelope.type is EventType.RELIST_STARTED:
+            self.objects.start_relist(envelope.kind, offset=offset)
+            return Applied(relist_started=(envelope.kind, offset))
+        if envelope.type is EventType.RELIST_FINISHED:
+            end = self.objects.finish_relist(envelope.kind, offset=offset)
+            if end is None:
+                return Applied(unmatched_relist=True)
+            if envelope.kind in CLUSTER_KINDS:
+                changed = offset >= self.classes_offset and self.objects.drop_unseen_classes(end)
+                return self._classes(offset, tenants, changed, finished=end)
+            dropped: dict[str, tuple[ObjectKey, ...]] = {}
+            for tenant in tenants.names():
+                held = tenants.objects(tenant)
+                if held is None or offset < tenants.covered(tenant):
+                    continue
+                gone = held.drop_unseen(envelope.kind, end.seen)
+                if gone:
+                    dropped[tenant] = tuple(gone)
+            return Applied(changed=dropped, relist_finished=end)
+        if envelope.kind not in CLUSTER_KINDS:
+            return Applied()
+        if offset < self.classes_offset:
+            self.objects.see(envelope)
+            return Applied()
+        return self._classes(offset, tenants, self.objects.apply_cluster(envelope))
+
+    def _classes(
+        self,
+        offset: int,
+        tenants: TenantTable,
+        changed: bool,
+        *,
+        finished: RelistEnd | None = None,
+    ) -> Applied:
+        """After an IngressClass change at `offset`: every tenant not past it re-translates."""
+        if not changed:
+            return Applied(relist_finished=finished)
+        self.classes_offset = offset + 1
+        every = {t: () for t in tenants.names() if offset >= tenants.covered(t)}
+        return Applied(changed=every, classes_changed=True, relist_finished=finished)
+
+
+def normalized(envelope: Envelope) -> Envelope:
+    """An object too large to publish is not served: its state is as if it were deleted."""
+    return as_removal(envelope) if envelope.type is EventType.TOO_LARGE else envelope
