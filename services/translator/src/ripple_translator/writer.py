@@ -566,26 +566,21 @@ def _log_diagnostic_changes(
     it is gone; the `tenant.write` line lists the current ones. Returns the current ones."""
     current = frozenset(diags)
     for d in sorted(current - previous):
-        log.warning(
-            "diagnostic",
-            tenant=tenant,
-            kind=d.object.kind,
-            namespace=d.object.namespace,
-            name=d.object.name,
-            severity=str(d.severity),
-            reason=str(d.reason),
-            message=d.message,
-        )
+        log.warning("diagnostic", severity=str(d.severity), message=d.message, **_named(tenant, d))
     for d in sorted(previous - current):
-        log.info(
-            "diagnostic.resolved",
-            tenant=tenant,
-            kind=d.object.kind,
-            namespace=d.object.namespace,
-            name=d.object.name,
-            reason=str(d.reason),
-        )
+        log.info("diagnostic.resolved", **_named(tenant, d))
     return current
+
+
+def _named(tenant: str, d: Diagnostic) -> dict[str, str]:
+    """The log fields that name a diagnostic: its tenant, object and reason."""
+    return {
+        "tenant": tenant,
+        "kind": d.object.kind,
+        "namespace": d.object.namespace,
+        "name": d.object.name,
+        "reason": str(d.reason),
+    }
 
 
 def _write_attributes(
