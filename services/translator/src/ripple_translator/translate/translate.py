@@ -86,7 +86,7 @@ class HostClaim:
     """The oldest served Ingress (or attached HTTPRoute, or our Gateway's HTTPS listener) of
     the tenant that asks for a host, for cross-tenant arbitration (`ingress` names that object
     in a lost claim's diagnostic; the claim's time is Redis's, never `created`: see
-    store.model.claim_host)."""
+    hosts.claim_host; what a claim returns is `hosts.ClaimOutcome`)."""
 
     host: str
     created: datetime | None = field(compare=False)
