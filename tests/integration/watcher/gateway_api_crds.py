@@ -12,12 +12,13 @@ these are served.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, cast
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from tests.waiting import eventually
 
 GROUP = "gateway.networking.k8s.io"
 VERSION = "v1"
@@ -125,6 +126,9 @@ async def install(api_client: Any, *, within: float = 30.0) -> None:
         except ApiException as exc:
             if exc.status != _HTTP_CONFLICT:
                 raise
-    async with asyncio.timeout(within):
-        while not await installed(api_client):  # noqa: ASYNC110 (polls the API server)
-            await asyncio.sleep(0.1)
+    await eventually(
+        lambda: installed(api_client),
+        within_s=within,
+        every_s=0.1,
+        what="the Gateway API CRDs served",
+    )

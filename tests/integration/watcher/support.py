@@ -8,7 +8,7 @@ import asyncio
 import base64
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -26,8 +26,11 @@ from ripple_watcher.service import WatcherGroup
 from ripple_watcher.settings import WatcherSettings
 from tests.conftest import StackEnv
 from tests.unit.xds import certs
+from tests.waiting import eventually
 
 TENANT_LABEL = "ripple.test/tenant"
+# The name of fence objects (`EnvelopeLog.fence`), written last to prove nothing else came.
+FENCE = "zz-fence"
 CORE_KINDS = ("Namespace", "IngressClass", "Ingress", "Service", "EndpointSlice", "Secret")
 # A real pair: the translator serves a TLS Secret only when its key matches its certificate.
 _PAIR = certs.self_signed("a.replay.test", "*.replay.test")
@@ -107,12 +110,14 @@ async def running_watcher(
     task = asyncio.create_task(
         serve(lc, settings, tracer=tracer, wrap_api=wrap_api, on_group=groups.append)
     )
+
+    def started() -> bool:
+        if task.done():
+            task.result()  # raises what stopped it
+        return bool(groups)
+
     try:
-        async with asyncio.timeout(30):
-            while not groups:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
+        await eventually(started, within_s=30, every_s=0.01, what="the watcher's group started")
         running = RunningWatcher(group=groups[0], lifecycle=lc, task=task)
         await running.synced()
         yield running
@@ -136,12 +141,18 @@ class Record:
 
 @dataclass
 class EnvelopeLog:
-    """Every record of a topic, read from the beginning of every partition, as it arrives."""
+    """Every record of a topic, read from the beginning of every partition, as it arrives.
+
+    `of_tenant` and `summary` leave out fence objects (see `fence`); `records` has them."""
 
     records: list[Record] = field(default_factory=list)
 
     def of_tenant(self, tenant: str) -> list[Envelope]:
-        return [r.envelope for r in self.records if r.envelope.tenant == tenant]
+        return [
+            r.envelope
+            for r in self.records
+            if r.envelope.tenant == tenant and r.envelope.name != FENCE
+        ]
 
     def summary(self, tenant: str, kind: str | None = None) -> list[tuple[str, str, str]]:
         return [
@@ -150,10 +161,47 @@ class EnvelopeLog:
             if kind is None or e.kind == kind
         ]
 
-    async def wait_for(self, predicate: Callable[[], bool], *, within: float = 20.0) -> None:
-        async with asyncio.timeout(within):
-            while not predicate():  # noqa: ASYNC110 (records arrive from a consumer task)
-                await asyncio.sleep(0.02)
+    async def wait_for(
+        self, predicate: Callable[[], bool], *, within: float = 20.0, what: str | None = None
+    ) -> None:
+        """`eventually(predicate)`; a failure shows the last records that arrived."""
+        await eventually(predicate, within_s=within, every_s=0.02, what=what, detail=self._recent)
+
+    def _recent(self) -> str:
+        recent = [
+            (
+                r.partition,
+                r.envelope.tenant,
+                r.envelope.type.value,
+                r.envelope.kind,
+                r.envelope.name,
+            )
+            for r in self.records[-20:]
+        ]
+        return f"{len(self.records)} records, the last ones: {recent}"
+
+    async def fence(self, kube: Kube, ns: str, kinds: Sequence[str] = ("Ingress",)) -> None:
+        """Write a fence object (named `FENCE`) of each kind last in `ns` and wait until each
+        has arrived. A kind's events come through one watch, in order, and a tenant's go to
+        one partition, in order: so once its fence is in, every earlier event of that kind in
+        the tenant is too, and "nothing else arrived" can be asserted at once, exactly."""
+        writers = {
+            "Ingress": lambda: kube.ingress(ns, FENCE, host=f"{FENCE}.example.test"),
+            "Service": lambda: kube.service(ns, FENCE),
+            "EndpointSlice": lambda: kube.endpoint_slice(ns, FENCE, service=FENCE),
+            "Secret": lambda: kube.tls_secret(ns, FENCE),
+        }
+        for kind in kinds:
+            await writers[kind]()
+
+        def fenced() -> set[str]:
+            return {
+                r.envelope.kind
+                for r in self.records
+                if r.envelope.name == FENCE and r.envelope.namespace == ns
+            }
+
+        await self.wait_for(lambda: fenced() >= set(kinds), what=f"the fences {kinds} of {ns}")
 
 
 @asynccontextmanager

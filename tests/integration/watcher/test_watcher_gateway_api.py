@@ -23,6 +23,7 @@ from ripple_common.envelope import EventType
 from tests.conftest import StackEnv
 from tests.integration.watcher import gateway_api_crds as crds
 from tests.integration.watcher.support import (
+    FENCE,
     Kube,
     envelope_log,
     running_watcher,
@@ -33,8 +34,6 @@ from tests.integration.watcher.support import (
 KINDS = ("Namespace", "Gateway", "HTTPRoute")
 # How often the watcher looks for a kind that is not served (the default is 30 s).
 POLL_S = 0.2
-# After the expected envelopes are in, how long to keep listening for unexpected ones.
-QUIET_S = 1.0
 HTTP_NOT_FOUND = 404
 
 GATEWAY_SPEC: dict[str, Any] = {
@@ -116,10 +115,31 @@ async def test_gateway_and_httproute_are_published_once_their_crds_are_installed
                 crds.GROUP, crds.VERSION, ns, "httproutes", "web"
             )
             await log.wait_for(lambda: len(log.of_tenant(ns)) >= 4)
-            await asyncio.sleep(QUIET_S)
+            # Fences, written last in the tenant: every earlier event of their kind came first.
+            await custom.create_namespaced_custom_object(
+                crds.GROUP, crds.VERSION, ns, "gateways", body("Gateway", FENCE, GATEWAY_SPEC)
+            )
+            await custom.create_namespaced_custom_object(
+                crds.GROUP,
+                crds.VERSION,
+                ns,
+                "httproutes",
+                body("HTTPRoute", FENCE, route_spec("fence.example.test")),
+            )
+            await log.wait_for(
+                lambda: (
+                    {r.envelope.kind for r in log.records if r.envelope.name == FENCE}
+                    >= {"Gateway", "HTTPRoute"}
+                )
+            )
     finally:
         # No garbage collector here: an object left in the namespace would outlive it.
-        for plural, name in (("httproutes", "web"), ("gateways", "gw")):
+        for plural, name in (
+            ("httproutes", "web"),
+            ("gateways", "gw"),
+            ("httproutes", FENCE),
+            ("gateways", FENCE),
+        ):
             try:
                 await custom.delete_namespaced_custom_object(
                     crds.GROUP, crds.VERSION, ns, plural, name

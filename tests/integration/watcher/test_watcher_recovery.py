@@ -134,7 +134,7 @@ async def _down_while_changed(kube: Kube, ns: str, fault: FaultyApi, log: Envelo
     await kube.set_ingress_host(ns, "keep", host="k2.example.test")
     fault.gate.set()
     await log.wait_for(lambda: len(log.of_tenant(ns)) >= 4)
-    await asyncio.sleep(1.0)  # anything unexpected after those would show up now
+    await log.fence(kube, ns)  # written last in the tenant: nothing else came before it
 
 
 async def test_expired_watch_relists_and_publishes_deletions(

@@ -3,7 +3,6 @@ namespace selector, with objects moving in and out of scope."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, cast
 
 from kubernetes_asyncio import client
@@ -11,6 +10,8 @@ from kubernetes_asyncio import client
 from ripple_common.envelope import CLUSTER_TENANT, EventType
 from tests.conftest import StackEnv
 from tests.integration.watcher.support import (
+    FENCE,
+    TENANT_LABEL,
     Downstream,
     EnvelopeLog,
     Kube,
@@ -22,8 +23,6 @@ from tests.integration.watcher.support import (
 )
 
 SCOPE_LABEL = "ripple.test/scope"
-# After the expected envelopes are in, how long to keep listening for unexpected ones.
-QUIET_S = 1.5
 
 
 def _downstream(log: EnvelopeLog) -> Downstream:
@@ -68,7 +67,8 @@ async def test_ingress_class_filter_publishes_only_its_classes(
         await _set_class(kube, ns, "theirs", mine)  # moves in: ADDED
         await _set_class(kube, ns, "mine", theirs)  # moves out: DELETED
         await log.wait_for(lambda: len(log.of_tenant(ns)) >= 4)
-        await asyncio.sleep(QUIET_S)
+        await _create_ingress(kube, ns, FENCE, cls=mine)  # last in the tenant: nothing else
+        await log.wait_for(lambda: FENCE in _downstream(log).names(ns, "Ingress"))
 
     assert log.summary(ns) == [
         ("ADDED", "Ingress", "mine"),
@@ -76,7 +76,7 @@ async def test_ingress_class_filter_publishes_only_its_classes(
         ("ADDED", "Ingress", "theirs"),
         ("DELETED", "Ingress", "mine"),
     ]
-    assert set(_downstream(log).names(ns, "Ingress")) == {"legacy", "theirs"}
+    assert set(_downstream(log).names(ns, "Ingress")) == {"legacy", "theirs", FENCE}
 
 
 async def test_namespace_selector_follows_namespace_labels(
@@ -99,13 +99,18 @@ async def test_namespace_selector_follows_namespace_labels(
         await log.wait_for(lambda: len(log.of_tenant(inside)) >= 2)
         await _create_ingress(kube, inside, "late")  # out of scope now: never published
         await log.wait_for(lambda: len(log.of_tenant(outside)) >= 2)
-        await asyncio.sleep(QUIET_S)
+        # The fence: an in-scope namespace whose tenant is `inside` (the tenant label), so
+        # its Ingress comes after "late" in the one Ingress watch and on the same partition.
+        fence_ns = await kube.namespace(
+            unique("rw-fence"), labels={SCOPE_LABEL: token, TENANT_LABEL: inside}
+        )
+        await log.fence(kube, fence_ns)
 
     assert log.summary(inside) == [("ADDED", "Ingress", "web"), ("DELETED", "Ingress", "web")]
     assert log.summary(outside) == [("ADDED", "Ingress", "web"), ("ADDED", "Ingress", "api")]
     downstream = _downstream(log)
     assert set(downstream.names(outside, "Ingress")) == {"web", "api"}
-    assert downstream.names(inside, "Ingress") == {}
+    assert set(downstream.names(inside, "Ingress")) == {FENCE}  # fence_ns's, nothing of inside
     # The Namespace objects themselves follow the selector (cluster tenant, every partition).
     namespaces = downstream.names(CLUSTER_TENANT, "Namespace")
     assert outside in namespaces
