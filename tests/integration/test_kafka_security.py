@@ -25,6 +25,7 @@ from ripple_watcher.kafka import make_producer
 from ripple_watcher.publisher import KafkaSink
 from ripple_watcher.settings import WatcherSettings
 from scripts.stack_env import load_stack_env
+from tests.waiting import eventually
 
 SASL_KEYS = (
     "RIPPLE_KAFKA_SASL_BOOTSTRAP",
@@ -124,11 +125,12 @@ async def test_watcher_publishes_and_translator_consumes_over_sasl_ssl(
     )
     await asyncio.wait_for(source.start(), FAIL_FAST_S)
     try:
-        records: list[Record] = []
-        deadline = time.monotonic() + 60
-        while not records and time.monotonic() < deadline:
-            records = await source.fetch(timeout_ms=500, max_records=10)
-        assert records, "the translator's consumer read nothing over SASL_SSL in 60 s"
+        records: list[Record] = await eventually(
+            lambda: source.fetch(timeout_ms=500, max_records=10),
+            within_s=60,
+            every_s=0.001,  # fetch itself waits up to 500 ms
+            what="a record read by the translator's consumer over SASL_SSL",
+        )
         assert [Envelope.from_bytes(r.value) for r in records] == [sent]
     finally:
         await source.stop()

@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 from tests.conftest import StackEnv
 from tests.integration.loopback import free_port
+from tests.waiting import eventually_blocking
 
 BOOTSTRAP = """
 admin:
@@ -64,16 +64,14 @@ def test_envoy_answers_admin_and_routes(stack: StackEnv, tmp_path: Path) -> None
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
+
+        def ready() -> bool:
             assert proc.poll() is None, (tmp_path / "envoy.log").read_text()[-2000:]
-            try:
-                if _get(f"http://127.0.0.1:{admin}/ready") == (200, "LIVE\n"):
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "envoy not ready in 20 s"
-            time.sleep(0.1)
+            return _get(f"http://127.0.0.1:{admin}/ready") == (200, "LIVE\n")
+
+        eventually_blocking(
+            ready, within_s=20, every_s=0.1, what="envoy /ready LIVE", ignoring=(OSError,)
+        )
         status, info = _get(f"http://127.0.0.1:{admin}/server_info")
         assert status == 200
         assert '"state": "LIVE"' in info

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 import uuid
+from typing import Any
 
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -13,6 +13,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from tests.conftest import StackEnv
+from tests.waiting import eventually_blocking
+
+HTTP_NOT_FOUND = 404
 
 
 def test_span_round_trip_through_jaeger(stack: StackEnv) -> None:
@@ -26,16 +29,18 @@ def test_span_round_trip_through_jaeger(stack: StackEnv) -> None:
     provider.shutdown()
 
     url = f"{stack['RIPPLE_JAEGER_QUERY_URL']}/api/traces/{trace_id}"
-    deadline = time.monotonic() + 20
-    while True:
+
+    def stored() -> list[dict[str, Any]] | None:
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
-                data = json.load(resp)["data"]
-            break
+                found: list[dict[str, Any]] = json.load(resp)["data"]
         except urllib.error.HTTPError as exc:
-            if exc.code != 404 or time.monotonic() > deadline:
+            if exc.code != HTTP_NOT_FOUND:
                 raise
-            time.sleep(0.2)
+            return None  # not stored yet
+        return found
+
+    data = eventually_blocking(stored, within_s=20, every_s=0.2, what=f"trace {trace_id} in Jaeger")
     spans = data[0]["spans"]
     assert [s["operationName"] for s in spans] == ["probe"]
     assert data[0]["processes"][spans[0]["processID"]]["serviceName"] == service

@@ -38,11 +38,11 @@ from tests.integration.translator_service.support import (
     A,
     B,
     class_envelope,
-    eventually,
     loop_settings,
     produce,
 )
 from tests.unit.translator_service.support import deleted, event, ingress, service
+from tests.waiting import eventually
 
 HOST_A = "a.example"
 HOST_B = "b.example"
@@ -122,7 +122,7 @@ class Run:
         async def reported() -> bool:
             return self.b_reported(name) or B in await self.scopes(HOST_A)
 
-        await eventually(reported)
+        await eventually(reported, within_s=30, every_s=0.1)
         await asyncio.sleep(0.5)  # notices (if any) have crossed by now
 
     async def a_keeps_the_host(self, *, b_lost_on: str) -> None:
@@ -180,14 +180,14 @@ async def a_recreates_its_ingress(run: Run) -> None:
     async def a_gone() -> bool:
         return A not in await run.scopes(HOST_A)
 
-    await eventually(a_gone)
+    await eventually(a_gone, within_s=30, every_s=0.1)
     await asyncio.sleep(0.5)  # B, told of the release, has claimed again by now
     assert await run.scopes(HOST_A) == set()
     assert await run.owner() == A  # held for A for the grace
     await run.send(event(A, made(A, "a-web", "2026-12-01T00:00:00Z", HOST_A)))
-    await eventually(lambda: run.serves({A}))
+    await eventually(lambda: run.serves({A}), within_s=30, every_s=0.1)
     await run.send(modified(B, made(B, "b-old", "2024-01-01T00:00:00Z", HOST_B, HOST_B2)))
-    await eventually(lambda: run.serves({B}, HOST_B2))
+    await eventually(lambda: run.serves({B}, HOST_B2), within_s=30, every_s=0.1)
     await asyncio.sleep(0.5)
     await run.a_keeps_the_host(b_lost_on="b-new")
 
@@ -230,11 +230,11 @@ async def test_a_tenant_cannot_take_another_tenants_host_by_editing_an_old_ingre
             event(B, service(B)),
             event(B, made(B, "b-old", "2024-01-01T00:00:00Z", HOST_B)),
         )
-        await eventually(lambda: run.serves({B}, HOST_B))
+        await eventually(lambda: run.serves({B}, HOST_B), within_s=30, every_s=0.1)
         await run.send(
             event(A, service(A)), event(A, made(A, "a-web", "2025-06-01T00:00:00Z", HOST_A))
         )
-        await eventually(lambda: run.serves({A}))
+        await eventually(lambda: run.serves({A}), within_s=30, every_s=0.1)
 
         await b_patches_its_old_ingress(run)
         await b_moves_the_host_into_a_newer_ingress(run)

@@ -23,7 +23,6 @@ change after it was stored."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -44,6 +43,7 @@ from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from tests.conftest import StackEnv
 from tests.integration.watcher.support import Kube, running_watcher, unique, watcher_settings
+from tests.waiting import eventually
 
 TOPIC_LIMIT = 512 * 1024
 BOUND_S = 10.0
@@ -139,12 +139,13 @@ class Stored:
     async def wait(self, tenant: str, resource: str, *, present: bool, within: float) -> float:
         """Seconds until `resource` is (or is no longer) stored for `tenant`."""
         started = time.monotonic()
-        deadline = started + within
-        while (resource in await self.hosts(tenant)) != present:
-            if time.monotonic() > deadline:
-                state = "stored" if present else "removed"
-                pytest.fail(f"{tenant}: {resource} not {state} within {within} s")
-            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: self.hosts(tenant),
+            until=lambda hosts: (resource in hosts) == present,
+            within_s=within,
+            every_s=0.02,
+            what=f"{tenant}: {resource} {'stored' if present else 'removed'}",
+        )
         return time.monotonic() - started
 
 
@@ -222,10 +223,12 @@ async def test_an_oversized_ingress_freezes_no_neighbour_and_gets_a_diagnostic(
         ingress_watch = running.group.watcher("Ingress")
         assert ingress_watch.stats.restarts == 0, ingress_watch.stats.restart_reasons
 
-        deadline = time.monotonic() + 20
-        while not (found := await events_on(kube, hostile, "web")):
-            assert time.monotonic() < deadline, "no Event on the oversized Ingress"
-            await asyncio.sleep(0.1)
+        found = await eventually(
+            lambda: events_on(kube, hostile, "web"),
+            within_s=20,
+            every_s=0.1,
+            what="an Event on the oversized Ingress",
+        )
 
     (event,) = [e for e in found if e.reason == "ObjectTooLarge"]
     assert event.type == "Warning"

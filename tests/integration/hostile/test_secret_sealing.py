@@ -14,7 +14,6 @@ key's base64 was in the segment file and in the RDB."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime
 import time
@@ -48,6 +47,7 @@ from tests.integration.watcher.support import (
     unique,
     watcher_settings,
 )
+from tests.waiting import eventually
 
 PARTITIONS = 3
 
@@ -103,20 +103,29 @@ async def rdb_dump(redis: aioredis.Redis) -> bytes:
     await redis.config_set("rdbcompression", "no")
     try:
         before = await redis.lastsave()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                await redis.bgsave()
-                break
-            except aioredis.ResponseError:  # another save in progress: wait for it
-                assert time.monotonic() < deadline, "BGSAVE never started"
-                await asyncio.sleep(0.2)
-        while (
-            await redis.lastsave() == before
-            or (await redis.info("persistence"))["rdb_bgsave_in_progress"]
-        ):
-            assert time.monotonic() < deadline, "BGSAVE did not finish"
-            await asyncio.sleep(0.1)
+        started = time.monotonic()
+
+        async def bgsave() -> bool:
+            return bool(await redis.bgsave())
+
+        # Another save in progress answers an error: wait for it.
+        await eventually(
+            bgsave,
+            within_s=60,
+            every_s=0.2,
+            what="BGSAVE started",
+            ignoring=(aioredis.ResponseError,),
+        )
+
+        async def saved() -> bool:
+            return (
+                await redis.lastsave() != before
+                and not (await redis.info("persistence"))["rdb_bgsave_in_progress"]
+            )
+
+        await eventually(
+            saved, within_s=60 - (time.monotonic() - started), every_s=0.1, what="BGSAVE finished"
+        )
     finally:
         await redis.config_set("rdbcompression", compression)
     return (Path(str(directory)) / str(filename)).read_bytes()
@@ -175,10 +184,12 @@ async def test_a_der_key_in_a_tls_secret_is_sealed_in_kafka_and_redis(
         running_watcher(settings),
     ):
         await log.wait_for(lambda: any(e.kind == "Secret" for e in log.of_tenant(ns)))
-        deadline = time.monotonic() + 30
-        while ("Secret", ns, "shop-tls") not in (await inputs.load_inputs(ns)).objects:
-            assert time.monotonic() < deadline, "the translator never stored the Secret"
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: inputs.load_inputs(ns),
+            until=lambda stored: ("Secret", ns, "shop-tls") in stored.objects,
+            within_s=30,
+            what="the translator storing the Secret",
+        )
 
     segments = kafka_segments(topic)
     assert f"{ns}".encode() in segments  # the envelope is there, uncompressed

@@ -5,7 +5,6 @@ new highwater mark; the /metrics page renders it as ripple_translator_consumer_l
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 
@@ -17,6 +16,7 @@ from ripple_translator.slot import TopicPartition
 from scripts.pipeline import ensure_topic
 from tests.conftest import StackEnv
 from tests.integration.watcher.support import delete_topic
+from tests.waiting import eventually
 
 
 class _Handler:
@@ -54,20 +54,30 @@ async def test_lag_per_partition_counts_records_until_committed(stack: StackEnv)
     await source.start()
     try:
         handed = 0
-        deadline = time.monotonic() + 30
-        while handed < 7:
-            assert time.monotonic() < deadline, f"{handed} of 7 records fetched"
+
+        async def fetched() -> int:
+            nonlocal handed
             handed += len(await source.fetch(timeout_ms=500, max_records=10))
+            return handed
+
+        # fetch itself waits up to 500 ms: no pause of our own between fetches.
+        await eventually(fetched, until=lambda n: n >= 7, within_s=30, every_s=0.001)
         # Handed out, nothing committed: all of it is lag.
         assert source.lag() == {(topic, 0): 5, (topic, 1): 2}
         await source.commit({(topic, 0): 5, (topic, 1): 1})
         assert source.lag() == {(topic, 0): 0, (topic, 1): 1}
 
         await _produce(bootstrap, topic, {0: 3})
-        deadline = time.monotonic() + 30
-        while source.lag()[topic, 0] != 3:
-            assert time.monotonic() < deadline, source.lag()
-            await source.fetch(timeout_ms=500, max_records=10)
+
+        async def lag_fetching() -> dict[tuple[str, int], int]:
+            lag = source.lag()
+            if lag[topic, 0] != 3:
+                await source.fetch(timeout_ms=500, max_records=10)
+            return lag
+
+        await eventually(
+            lag_fetching, until=lambda lag: lag[topic, 0] == 3, within_s=30, every_s=0.001
+        )
         assert source.lag() == {(topic, 0): 3, (topic, 1): 1}
 
         _, text = render_metrics(

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import grpc
+
+from tests.waiting import eventually_blocking
 
 METHOD = "/ripple.test.Echo/Who"
 TIMEOUT_S = 20.0
@@ -17,6 +20,17 @@ TIMEOUT_S = 20.0
 
 def _identity(data: bytes) -> bytes:
     return data
+
+
+def _until_reply(call: Any, expected: bytes) -> None:
+    """Call until the reply is `expected` (an RPC error counts as "not yet")."""
+    eventually_blocking(
+        lambda: call(b"who", timeout=2, wait_for_ready=True),
+        until=lambda reply: reply == expected,
+        within_s=TIMEOUT_S,
+        what=f"the reply {expected!r}",
+        ignoring=(grpc.RpcError,),
+    )
 
 
 def main(target: str) -> int:
@@ -27,18 +41,11 @@ def main(target: str) -> int:
         for line in sys.stdin:
             expected = line.strip().encode()
             started = time.monotonic()
-            last: object = None
-            while True:
-                try:
-                    last = call(b"who", timeout=2, wait_for_ready=True)
-                except grpc.RpcError as exc:
-                    last = exc
-                if last == expected:
-                    break
-                if time.monotonic() - started > TIMEOUT_S:
-                    print(f"fail {last!r}", flush=True)
-                    return 1
-                time.sleep(0.05)
+            try:
+                _until_reply(call, expected)
+            except AssertionError as exc:
+                print(f"fail {exc}".replace("\n", " "), flush=True)
+                return 1
             print(f"ok {(time.monotonic() - started) * 1000:.0f}", flush=True)
     return 0
 

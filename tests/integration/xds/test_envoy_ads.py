@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import subprocess
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,23 +19,9 @@ from ripple_xds.snapshot import SnapshotCache
 from tests.conftest import StackEnv
 from tests.integration.loopback import free_port, http_get, status
 from tests.integration.xds import envoy_resources as er
+from tests.waiting import eventually
 
 DEADLINE_S = 20.0
-
-
-async def _until(
-    what: str, check: Callable[[], object], *, log: Path, within_s: float = DEADLINE_S
-) -> None:
-    deadline = time.monotonic() + within_s
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not within {within_s} s; envoy log tail:\n{_tail(log)}")
-        await asyncio.sleep(0.05)
 
 
 def _tail(log: Path) -> str:
@@ -108,7 +93,9 @@ class Gateway:
                 pytest.fail(f"envoy exited with {self.proc.returncode}:\n{_tail(self.log)}")
             return await self.status(host) == status
 
-        await _until(f"{host} -> {status}", check, log=self.log)
+        await eventually(
+            check, within_s=DEADLINE_S, what=f"{host} -> {status}", detail=lambda: _tail(self.log)
+        )
 
     async def replace_server(self) -> XdsServer:
         """Stop the server and start a fresh one (no stream state) on the same port."""
@@ -197,7 +184,12 @@ async def test_rejected_update_is_a_nack_and_last_good_config_serves(gateway: Ga
         upserts=[er.route_config("rc-h1", host="h1", cluster=er.BACKEND_CLUSTER, bad_regex=True)]
     )
     nacks = gateway.server.stats.nack_log
-    await _until("a NACK", lambda: len(nacks) > 0, log=gateway.log)
+    await eventually(
+        lambda: len(nacks) > 0,
+        within_s=DEADLINE_S,
+        what="a NACK",
+        detail=lambda: _tail(gateway.log),
+    )
     nack = nacks[0]
     assert nack.type_url is TypeUrl.ROUTE
     assert nack.names == ("rc-h1",)
@@ -223,7 +215,12 @@ async def test_updated_cluster_finishes_warming_and_serves(gateway: Gateway) -> 
         warming = await gateway.stat("cluster_manager.warming_clusters")
         return modified == 1 and warming == 0
 
-    await _until("the updated cluster warms", warmed, log=gateway.log, within_s=WARMING_S)
+    await eventually(
+        warmed,
+        within_s=WARMING_S,
+        what="the updated cluster warms",
+        detail=lambda: _tail(gateway.log),
+    )
     assert await gateway.status("h1") == 200
 
 
@@ -237,7 +234,12 @@ async def test_updated_listener_finishes_warming_and_serves(gateway: Gateway) ->
         warming = await gateway.stat("listener_manager.total_listeners_warming")
         return modified == 1 and warming == 0
 
-    await _until("the updated listener warms", warmed, log=gateway.log, within_s=WARMING_S)
+    await eventually(
+        warmed,
+        within_s=WARMING_S,
+        what="the updated listener warms",
+        detail=lambda: _tail(gateway.log),
+    )
     assert await gateway.status("h1") == 200
 
 
@@ -250,7 +252,12 @@ async def _reconnected(gateway: Gateway, server: XdsServer) -> None:
     def asked_all() -> bool:
         return all(server.stats.requests[gateway.mode, t] > 0 for t in RESUMED_TYPES)
 
-    await _until("envoy asks the new server for every type", asked_all, log=gateway.log)
+    await eventually(
+        asked_all,
+        within_s=DEADLINE_S,
+        what="envoy asks the new server for every type",
+        detail=lambda: _tail(gateway.log),
+    )
 
 
 async def test_reconnect_to_a_fresh_server_resends_no_resource(gateway: Gateway) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from tests.conftest import StackEnv
 from tests.integration.loopback import free_port, status
 from tests.integration.xds import envoy_resources as er
 from tests.unit.xds import certs
+from tests.waiting import eventually
 
 SERVER_NAME = "xds.ripple.test"
 TIMEOUT_S = 5.0
@@ -252,21 +254,33 @@ async def test_envoy_over_mtls_gets_its_gateways_tenants_and_a_foreign_one_nothi
         _envoy, stack, pki=pki, xds_port=server.port, client="green", workdir=tmp_path
     )
     try:
-        deadline = asyncio.get_running_loop().time() + 20
-        while await status(listen_port, host="h1") != 200:
+        started = time.monotonic()
+
+        async def served() -> bool:
             assert good.poll() is None, good_log.read_text()[-3000:]
-            if asyncio.get_running_loop().time() > deadline:
-                pytest.fail(f"h1 not served over mTLS:\n{good_log.read_text()[-3000:]}")
-            await asyncio.sleep(0.1)
+            return await status(listen_port, host="h1") == 200
+
+        await eventually(
+            served,
+            within_s=20,
+            every_s=0.1,
+            what="h1 served over mTLS",
+            detail=lambda: good_log.read_text()[-3000:],
+        )
         clusters = await asyncio.to_thread(_clusters, good_admin)
         assert f"{T1_CLUSTER}::" in clusters
         assert f"{T2_CLUSTER}::" not in clusters
 
-        while server.stats.nodes_rejected < 1:  # the foreign Envoy was refused
+        def refused() -> bool:
             assert foreign.poll() is None, foreign_log.read_text()[-3000:]
-            if asyncio.get_running_loop().time() > deadline:
-                pytest.fail("the foreign Envoy was not refused")
-            await asyncio.sleep(0.1)
+            return server.stats.nodes_rejected >= 1
+
+        await eventually(
+            refused,
+            within_s=20 - (time.monotonic() - started),
+            every_s=0.1,
+            what="the foreign Envoy refused",
+        )
         foreign_clusters = await asyncio.to_thread(_clusters, foreign_admin)
         assert "t1/" not in foreign_clusters
         assert "t2/" not in foreign_clusters

@@ -4,7 +4,7 @@ records, fan-out and stream cleanup."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc.aio
@@ -16,6 +16,7 @@ from google.rpc import status_pb2
 from ripple_common.resources import Resource, TypeUrl
 from ripple_xds.server import XdsServer
 from ripple_xds.snapshot import SnapshotCache
+from tests.waiting import eventually
 
 CDS = TypeUrl.CLUSTER
 TIMEOUT_S = 5.0
@@ -45,14 +46,6 @@ async def stub(cache_and_server: tuple[SnapshotCache, XdsServer]) -> AsyncIterat
 
 def _node(node_id: str) -> Any:
     return base_pb2.Node(id=node_id)
-
-
-async def _eventually(check: Callable[[], bool]) -> None:
-    async with asyncio.timeout(TIMEOUT_S):
-        while True:
-            if check():
-                return
-            await asyncio.sleep(0.01)
 
 
 async def _read(call: Any) -> Any:
@@ -106,7 +99,7 @@ async def test_nack_is_recorded_with_node_and_error_text(
             error_detail=status_pb2.Status(code=3, message="cluster a: no endpoints"),
         )
     )
-    await _eventually(lambda: len(server.stats.nack_log) > 0)
+    await eventually(lambda: len(server.stats.nack_log) > 0, within_s=TIMEOUT_S, every_s=0.01)
     record = server.stats.nack_log[0]
     assert (record.node_id, record.mode, record.type_url, record.error, record.names) == (
         "gw-7",
@@ -148,4 +141,8 @@ async def test_closed_stream_stops_following_the_cache(
     await _read(call)
     assert cache.subscriber_count == 1
     call.cancel()
-    await _eventually(lambda: cache.subscriber_count == 0 and server.stats.streams_open == 0)
+    await eventually(
+        lambda: cache.subscriber_count == 0 and server.stats.streams_open == 0,
+        within_s=TIMEOUT_S,
+        every_s=0.01,
+    )

@@ -24,8 +24,9 @@ from ripple_xds.snapshot import SnapshotCache
 from tests.conftest import StackEnv
 from tests.integration.loopback import free_port
 from tests.integration.xds import envoy_resources as er
-from tests.integration.xds.test_envoy_ads import _start_envoy, _until
+from tests.integration.xds.test_envoy_ads import DEADLINE_S, _start_envoy, _tail
 from tests.unit.translator import k8s
+from tests.waiting import eventually
 
 
 class _Echo(BaseHTTPRequestHandler):
@@ -119,7 +120,9 @@ async def gateway_port(
                 return False
             return answer[0] == 200
 
-        await _until("x.foo.test served", ready, log=log)
+        await eventually(
+            ready, within_s=DEADLINE_S, what="x.foo.test served", detail=lambda: _tail(log)
+        )
         yield listen_port, log
     finally:
         if proc is not None:

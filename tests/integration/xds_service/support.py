@@ -20,6 +20,7 @@ from ripple_translator.store import KafkaOffset, RedisTenantStore, diff_resource
 from tests.integration.loopback import status
 from tests.integration.xds import envoy_resources as er
 from tests.unit.translator import k8s
+from tests.waiting import eventually
 
 DEADLINE_S = 20.0
 PROPAGATION_S = 5.0
@@ -101,13 +102,14 @@ async def until(
     logs: Sequence[Path] = (),
     within_s: float = DEADLINE_S,
 ) -> float:
-    """Poll `check` until true; returns the seconds it took. Fails with the logs' tails."""
+    """`eventually(check)` that fails with the logs' tails; returns the seconds it took."""
     started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > within_s:
-            tails = "\n".join(f"--- {p.name}\n{tail(p)}" for p in logs)
-            raise AssertionError(f"{what} not within {within_s} s\n{tails}")
-        await asyncio.sleep(0.05)
+    await eventually(
+        check,
+        within_s=within_s,
+        what=what,
+        detail=lambda: "\n".join(f"--- {p.name}\n{tail(p)}" for p in logs),
+    )
     return time.monotonic() - started
 
 

@@ -26,10 +26,12 @@ from tests.integration.xds_service.support import (
     B,
     Ports,
     XdsProcess,
+    tail,
     tenant_resources,
     until,
     write_tenant,
 )
+from tests.waiting import eventually
 
 # The dump sections with a time per resource: (list field, path to the resource name).
 _DYNAMIC = {
@@ -81,6 +83,35 @@ def _sent(metrics: str) -> tuple[float, float]:
     return resources, bytes_
 
 
+async def answered(
+    ports: Ports, xds: XdsProcess, *, acked: Mapping[str, int] | None = None
+) -> None:
+    """Until Envoy has answered (ACK or NACK) every response xds sent it, and ACKed at least
+    the `acked` tenant versions: xds's own per-node view (/debug/nodes) says so."""
+
+    wanted = dict(acked or {})
+
+    async def nodes() -> list[dict[str, Any]]:
+        xds.check_alive()
+        doc = await _get_json(ports.health, "/debug/nodes")
+        return list(doc["nodes"])
+
+    def settled(nodes: list[dict[str, Any]]) -> bool:
+        return bool(nodes) and all(
+            n["in_flight"] == 0
+            and all(n["acked"].get(t, {}).get("version", 0) >= v for t, v in wanted.items())
+            for n in nodes
+        )
+
+    await eventually(
+        nodes,
+        until=settled,
+        within_s=PROPAGATION_S,
+        what=f"every response answered, {wanted} ACKed",
+        detail=lambda: tail(xds.log),
+    )
+
+
 async def test_one_tenants_change_reaches_envoy_without_touching_the_other(
     *,
     xds: XdsProcess,
@@ -98,16 +129,16 @@ async def test_one_tenants_change_reaches_envoy_without_touching_the_other(
 
     for host in (HOST_A, HOST_B1):
         await until(f"{host} -> 200", serves(host), logs=[xds.log])
-    await asyncio.sleep(0.5)  # every first response ACKed
+    await answered(ports, xds)
     before = received(await _get_json(ports.admin, "/config_dump?include_eds"))
     sent_before = _sent((await asyncio.to_thread(http_get, ports.health, "/metrics"))[1])
 
     old = tenant_resources(B, [HOST_B1], backend_port=backend_port)
     new = tenant_resources(B, [HOST_B1, HOST_B2], backend_port=backend_port)
     diff = diff_resources({(r.type_url, r.name): r.version for r in old}, new)
-    await write_tenant(store, B, new)
+    version = await write_tenant(store, B, new)
     await until(f"{HOST_B2} -> 200", serves(HOST_B2), logs=[xds.log], within_s=PROPAGATION_S)
-    await asyncio.sleep(0.5)
+    await answered(ports, xds, acked={B: version})
     after = received(await _get_json(ports.admin, "/config_dump?include_eds"))
     sent_after = _sent((await asyncio.to_thread(http_get, ports.health, "/metrics"))[1])
 
