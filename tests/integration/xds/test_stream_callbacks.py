@@ -29,6 +29,7 @@ class Recorder(StreamCallbacks):
     def __init__(self, mode: str, events: list[tuple[str, ...]]) -> None:
         self.mode = mode
         self.events = events
+        self.acked = asyncio.Event()
         self.nacked = asyncio.Event()
         self.closed = asyncio.Event()
 
@@ -50,6 +51,8 @@ class Recorder(StreamCallbacks):
 
     def on_step_done(self, step: Step[Response], request: Any | None) -> None:
         self.events.append(("done", "request" if request is not None else "change"))
+        if step.acks:
+            self.acked.set()
         if step.nacks:
             self.nacked.set()
 
@@ -107,6 +110,8 @@ async def test_an_extra_observer_sees_requests_answers_responses_and_the_close(
             type_url=CDS.value, version_info=first.version_info, response_nonce=first.nonce
         )
     )
+    (stream,) = recording.streams
+    await asyncio.wait_for(stream.acked.wait(), TIMEOUT_S)  # the change comes after the ACK
     cache.apply(upserts=[Resource(CDS, "b", b"\x0a\x01b")])
     second = await _read(call)
     await call.write(
@@ -117,7 +122,6 @@ async def test_an_extra_observer_sees_requests_answers_responses_and_the_close(
             error_detail=status_pb2.Status(message="bad cluster b"),
         )
     )
-    (stream,) = recording.streams
     await asyncio.wait_for(stream.nacked.wait(), TIMEOUT_S)
     call.cancel()
     await asyncio.wait_for(stream.closed.wait(), TIMEOUT_S)
