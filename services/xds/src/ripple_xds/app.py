@@ -161,6 +161,7 @@ async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
         log_every=settings.log_every,
         on_applied=applied_hooks(applied_tracer(tracer), propagation.applied),
         prepare=opener,
+        tenants=policy.tenant_filter(),  # a gateway group's replica holds its tenants only
     )
     server = XdsServer(
         cache,
