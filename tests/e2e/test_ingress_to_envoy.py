@@ -9,7 +9,6 @@ serving and a third tenant's broken Ingress blocks nothing. The propagation time
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from scripts.demo import (
     tenants,
 )
 from scripts.pipeline import Pipeline
+from tests.waiting import eventually
 
 SLA_S = 5.0
 # Any answer other than 200/404 while a change propagates fails the step. A 503 `no_cluster`
@@ -51,15 +51,6 @@ async def _diagnose(stored: Stored, pipeline: Pipeline, tenant: Tenant) -> str:
         f"--- translator log ---\n{pipeline.log_tail('translator', 10)}\n"
         f"--- xds log ---\n{pipeline.log_tail('xds', 10)}"
     )
-
-
-async def _logged(pipeline: Pipeline, service: str, needle: str, timeout_s: float = 5) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while needle not in pipeline.log_tail(service, 2000):
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.1)
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +139,13 @@ async def test_ingress_changes_reach_envoy(
                 annotations={USE_REGEX: "true"},
             ),
         )
-        assert await _logged(pipeline, "translator", f"{broken.ns}/bad InvalidPath")
+        needle = f"{broken.ns}/bad InvalidPath"
+        await eventually(
+            lambda: needle in pipeline.log_tail("translator", 2000),
+            within_s=5,
+            every_s=0.1,
+            what=f"{needle!r} in the translator's log",
+        )
         assert (await http_get(app.host, "/", port=port)).shows(BACKEND_A[0])
         assert (await http_get(app.host, "/v2", port=port)).shows(BACKEND_B[0])
         assert (await http_get(broken.host, port=port)).status == 404

@@ -31,7 +31,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
@@ -39,15 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 
 from ripple_translator.store import KeyLayout, RedisTenantStore
-from scripts.demo import INGRESS_CLASS, ingress_manifest, service_manifest
+from scripts.demo import INGRESS_CLASS, ingress_manifest
 from scripts.pipeline import ensure_topic
 from tests.conftest import StackEnv
+from tests.e2e.kube_api import api_client, kube_setup
 from tests.integration.watcher.support import delete_topic
 from tests.integration.xds_service.support import (
     start_envoy,
@@ -57,6 +56,7 @@ from tests.integration.xds_service.support import (
     write_tenant,
 )
 from tests.integration.xds_service.test_xds_nack import BAD_REGEX, with_bad_route
+from tests.waiting import eventually_blocking
 
 SLA_S = 1.0
 NODE = "ops-view-gateway"
@@ -114,15 +114,14 @@ def nodes_doc(views: Views) -> dict[str, Any]:
 
 
 def wait_for(what: str, check: Any, views: Views, *, within_s: float = WITHIN_S) -> Any:
-    deadline = time.monotonic() + within_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {p.name}\n{tail(p)}" for p in views.logs)
-            pytest.fail(f"{what} not within {within_s} s\n{logs}")
-        time.sleep(0.2)
+    """`eventually_blocking(check)` that fails with the pipeline's logs."""
+    return eventually_blocking(
+        check,
+        within_s=within_s,
+        every_s=0.2,
+        what=what,
+        detail=lambda: "\n".join(f"--- {p.name}\n{tail(p)}" for p in views.logs),
+    )
 
 
 def node_entry(views: Views) -> dict[str, Any] | None:
@@ -166,40 +165,13 @@ def _spawn(
         )
 
 
-async def _api(kubeconfig: str, *, within_s: float = 60.0) -> client.ApiClient:
-    """A client of the stack's kube-apiserver, once it answers (other sessions may restart
-    the shared apiserver)."""
-    deadline = time.monotonic() + within_s
-    while True:
-        api = await config.new_client_from_config(config_file=kubeconfig)
-        try:
-            await client.VersionApi(api).get_code()
-            return api
-        except (OSError, aiohttp.ClientError):
-            await api.close()
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-
-
-async def _kube_setup(kubeconfig: str, ns: str, label: str, rid: str) -> None:
-    api = await _api(kubeconfig)
-    async with api:
-        core = client.CoreV1Api(api)
-        body = {"metadata": {"name": ns, "labels": {label: rid}}}
-        await core.create_namespace(cast(client.V1Namespace, body))
-        await core.create_namespaced_service(
-            ns, cast(client.V1Service, service_manifest("web", target_port=8080))
-        )
-
-
 async def _kube_ingress(kubeconfig: str, ns: str, hosts: list[str], *, name: str = "web") -> None:
     """Create the Ingress `name`, or replace it with these hosts."""
     body = ingress_manifest(name, hosts[0], [("/", "web")])
     body["spec"]["ingressClassName"] = INGRESS_CLASS
     rules = body["spec"]["rules"]
     body["spec"]["rules"] = [{**rules[0], "host": h} for h in hosts]
-    api = await _api(kubeconfig)
+    api = await api_client(kubeconfig)
     async with api:
         net = client.NetworkingV1Api(api)
         try:
@@ -214,7 +186,7 @@ async def _kube_ingress(kubeconfig: str, ns: str, hosts: list[str], *, name: str
 
 
 async def _kube_cleanup(kubeconfig: str, ns: str) -> None:
-    api = await _api(kubeconfig)
+    api = await api_client(kubeconfig)
     async with api:
         core, net = client.CoreV1Api(api), client.NetworkingV1Api(api)
         for call in (
@@ -262,7 +234,7 @@ def views(stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     xds_port, http_port, health_port, admin_port, tr_port = (low_port() for _ in range(5))
     common = {"otlp_endpoint": otlp, "log_json": "true", "sealing_key": key}
     asyncio.run(ensure_topic(bootstrap, topic, 1))
-    asyncio.run(_kube_setup(kubeconfig, tenant, label, rid))
+    asyncio.run(kube_setup(kubeconfig, tenant, label, rid))
     procs: list[subprocess.Popen[bytes]] = []
     logs = tuple(work / f"{name}.log" for name in ("xds", "translator", "watcher", "envoy"))
     try:

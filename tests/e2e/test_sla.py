@@ -22,6 +22,7 @@ from ripple_xds.propagation import STAGES, tenant_bucket
 from scripts.demo import BACKEND_A, Kube, add_tenant, ingress_manifest, poll_until, serves, tenants
 from scripts.pipeline import Pipeline
 from tests.conftest import StackEnv
+from tests.waiting import eventually
 
 TENANT_BUCKETS = 8  # the xds default (RIPPLE_XDS_TENANT_BUCKETS)
 RIPPLE = str(Path(sys.executable).with_name("ripple"))
@@ -75,14 +76,16 @@ async def test_histogram_and_ripple_sla_see_a_change_acked(
     await poll_until(app.host, "/", port=pipeline.gateway_port, done=serves(BACKEND_A[0]), since=t0)
 
     # The ACK that made the route serve was counted in the tenant's bucket, every stage.
-    deadline = time.monotonic() + 5
-    while True:
-        after = counts(await asyncio.to_thread(_scrape, metrics_url), bucket)
-        if all(after.get(s, 0) > before.get(s, 0) for s in STAGES):
-            break
-        if time.monotonic() > deadline:
-            pytest.fail(f"propagation histogram did not count the change: {before} -> {after}")
-        await asyncio.sleep(0.1)
+    async def scraped() -> dict[str, int]:
+        return counts(await asyncio.to_thread(_scrape, metrics_url), bucket)
+
+    after = await eventually(
+        scraped,
+        until=lambda after: all(after.get(s, 0) > before.get(s, 0) for s in STAGES),
+        within_s=5,
+        every_s=0.1,
+        what=f"the propagation histogram counting the change (before: {before})",
+    )
     text = await asyncio.to_thread(_scrape, metrics_url)
     assert "# TYPE ripple_xds_propagation_seconds histogram" in text
     assert re.search(r"^ripple_xds_propagation_acked_total [1-9]", text, re.MULTILINE), text
@@ -105,14 +108,13 @@ async def test_histogram_and_ripple_sla_see_a_change_acked(
 
     # `ripple sla` from Jaeger's xds.ack spans (exported in batches: wait for them).
     query_url = stack["RIPPLE_JAEGER_QUERY_URL"]
-    deadline = time.monotonic() + EXPORT_TIMEOUT_S
-    while True:
-        jaeger = await asyncio.to_thread(
+    jaeger = await eventually(
+        lambda: asyncio.to_thread(
             ripple_sla, "--source", "jaeger", "--jaeger", query_url, "--lookback", "5m"
-        )
-        if jaeger.returncode == 0 and table_count(jaeger.stdout, "total") >= 1:
-            break
-        if time.monotonic() > deadline:
-            pytest.fail(f"ripple sla found no xds.ack spans in Jaeger: {jaeger.stdout}")
-        await asyncio.sleep(1)
+        ),
+        until=lambda done: done.returncode == 0 and table_count(done.stdout, "total") >= 1,
+        within_s=EXPORT_TIMEOUT_S,
+        every_s=1,
+        what="ripple sla finding xds.ack spans in Jaeger",
+    )
     print(jaeger.stdout)

@@ -45,16 +45,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 
-from scripts.demo import INGRESS_CLASS, ingress_manifest, service_manifest
+from scripts.demo import INGRESS_CLASS, ingress_manifest
 from scripts.pipeline import ensure_topic
 from tests.conftest import StackEnv
+from tests.e2e.kube_api import api_client, kube_setup
 from tests.integration.watcher.support import delete_topic
 from tests.integration.xds_service.support import start_envoy, stop_process, tail
+from tests.waiting import eventually_blocking
 
 SLA_S = 2.0
 PAUSE_S = 4.0  # the watcher's outage, above the SLA
@@ -101,16 +102,19 @@ class Rig:
 def wait_for(
     what: str, check: Callable[[], T | None], rig: Rig, *, within_s: float = WITHIN_S
 ) -> T:
-    deadline = time.monotonic() + within_s
-    while True:
+    """`eventually_blocking(check)` while the rig's processes live; fails with their logs."""
+
+    def alive_and_checked() -> T | None:
         rig.check_alive()
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {n}\n{tail(p)}" for n, p in rig.logs.items())
-            pytest.fail(f"{what} not within {within_s} s\n{logs}")
-        time.sleep(0.2)
+        return check()
+
+    return eventually_blocking(
+        alive_and_checked,
+        within_s=within_s,
+        every_s=0.2,
+        what=what,
+        detail=lambda: "\n".join(f"--- {n}\n{tail(p)}" for n, p in rig.logs.items()),
+    )
 
 
 def scrape(url: str) -> str:
@@ -184,33 +188,9 @@ def _spawn(
         )
 
 
-async def _api(kubeconfig: str) -> client.ApiClient:
-    deadline = time.monotonic() + 60
-    while True:
-        api = await config.new_client_from_config(config_file=kubeconfig)
-        try:
-            await client.VersionApi(api).get_code()
-            return api
-        except (OSError, aiohttp.ClientError):
-            await api.close()
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-
-
-async def _kube_setup(kubeconfig: str, ns: str, label: str, rid: str) -> None:
-    async with await _api(kubeconfig) as api:
-        core = client.CoreV1Api(api)
-        body = {"metadata": {"name": ns, "labels": {label: rid}}}
-        await core.create_namespace(cast(client.V1Namespace, body))
-        await core.create_namespaced_service(
-            ns, cast(client.V1Service, service_manifest("web", target_port=8080))
-        )
-
-
 async def _create_ingress(kubeconfig: str, ns: str, name: str, host: str) -> str:
     """Create the Ingress; its creationTimestamp."""
-    async with await _api(kubeconfig) as api:
+    async with await api_client(kubeconfig) as api:
         net = client.NetworkingV1Api(api)
         created = await net.create_namespaced_ingress(
             ns, cast(client.V1Ingress, ingress_manifest(name, host, [("/", "web")]))
@@ -221,7 +201,7 @@ async def _create_ingress(kubeconfig: str, ns: str, name: str, host: str) -> str
 
 
 async def _kube_cleanup(kubeconfig: str, ns: str) -> None:
-    async with await _api(kubeconfig) as api:
+    async with await api_client(kubeconfig) as api:
         core, net = client.CoreV1Api(api), client.NetworkingV1Api(api)
         for call in (
             lambda: net.delete_collection_namespaced_ingress(ns),
@@ -287,7 +267,7 @@ def rig(stack: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
     common = {"otlp_endpoint": otlp, "log_json": "true", "sealing_key": key}
     logs = {name: work / f"{name}.log" for name in ("xds", "translator", "watcher", "envoy")}
     asyncio.run(ensure_topic(bootstrap, topic, 1))
-    asyncio.run(_kube_setup(kubeconfig, tenant, label, rid))
+    asyncio.run(kube_setup(kubeconfig, tenant, label, rid))
 
     def watcher() -> subprocess.Popen[bytes]:
         settings = {

@@ -16,7 +16,6 @@ test properties.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +36,7 @@ from scripts.demo import (
 )
 from scripts.pipeline import Pipeline
 from tests.conftest import StackEnv
+from tests.waiting import eventually, until_stable
 
 SLA_S = 5.0
 TRACE_TIMEOUT_S = 15.0  # the services export in batches (every 5 s by default)
@@ -148,10 +148,10 @@ async def wait_for_chain(
     query_url: str, *, tenant: str, name: str, timeout_s: float = TRACE_TIMEOUT_S
 ) -> tuple[Chain, list[Span]]:
     """Search the watcher's traces of `tenant` until one holds the whole chain."""
-    deadline = time.monotonic() + timeout_s
     seen: dict[str, list[tuple[str, str]]] = {}
     async with aiohttp.ClientSession() as session:
-        while True:
+
+        async def whole_chain() -> tuple[Chain, list[Span]] | None:
             found = await _get_json(
                 session,
                 f"{query_url}/api/traces",
@@ -169,33 +169,37 @@ async def wait_for_chain(
                 chain = find_chain(trace_id, spans, tenant=tenant, name=name)
                 if chain is not None:
                     return chain, spans
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"no trace watcher -> translator -> xds -> ack for Ingress {tenant}/{name} in "
-                    f"Jaeger after {timeout_s:.0f}s; traces seen: {seen or 'none'}"
-                )
-            await asyncio.sleep(0.5)
+            return None
+
+        return await eventually(
+            whole_chain,
+            within_s=timeout_s,
+            every_s=0.5,
+            what=f"a trace watcher -> translator -> xds -> ack for Ingress {tenant}/{name}",
+            detail=lambda: f"traces seen: {seen or 'none'}",
+        )
 
 
 async def _writes_settled(pipeline: Pipeline, tenant: str, *, quiet_s: float = 0.5) -> None:
     """Wait until the translator has written the tenant and stayed quiet for `quiet_s`, so
-    the Ingress's event is not coalesced into a write of the setup events."""
+    the Ingress's event is not coalesced into a write of the setup events (a settle: its
+    log is the only sign of which events a write took)."""
     needle = f'"tenant": "{tenant}"'
-    deadline = time.monotonic() + 10
-    last, since = -1, time.monotonic()
-    while True:
-        writes = sum(
+
+    def writes() -> int:
+        return sum(
             1
             for line in pipeline.log_tail("translator", 500).splitlines()
             if needle in line and '"tenant.write"' in line
         )
-        if writes != last:
-            last, since = writes, time.monotonic()
-        elif writes > 0 and time.monotonic() - since >= quiet_s:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"translator never wrote tenant {tenant} ({writes} writes logged)")
-        await asyncio.sleep(0.05)
+
+    await until_stable(
+        writes,
+        stable_for_s=quiet_s,
+        within_s=10,
+        accept=lambda n: n > 0,
+        what=f"the translator's writes of tenant {tenant} settled",
+    )
 
 
 @pytest.mark.usefixtures("backend")

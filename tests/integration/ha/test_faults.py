@@ -25,11 +25,10 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -43,6 +42,7 @@ from ripple_xds.snapshot import SnapshotCache
 from ripple_xds.source import RedisSource
 from tests.integration.ha.conftest import HaStack
 from tests.unit.translator_service.support import ingress, ingress_class, service
+from tests.waiting import eventually
 
 PARTITIONS = 6
 TENANTS = [f"ha-{i:02d}" for i in range(12)]
@@ -219,26 +219,6 @@ async def translator(
     )
 
 
-async def wait_for(
-    check: Callable[[], Any],
-    *,
-    timeout_s: float,
-    what: str,
-    detail: Callable[[], str] = lambda: "",
-) -> float:
-    """Poll `check` (sync or async) until true; the seconds it took."""
-    started = time.monotonic()
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout_s:
-            pytest.fail(f"{what}: not after {timeout_s} s {detail()}")
-        await asyncio.sleep(0.2)
-
-
 @contextlib.asynccontextmanager
 async def running(*tasks: asyncio.Task[None]) -> AsyncIterator[None]:
     try:
@@ -328,9 +308,10 @@ async def test_faults_under_churn(ha_stack: HaStack) -> None:  # noqa: PLR0915
         watch_stop = asyncio.Event()
         watching = asyncio.create_task(watch.run(watch_stop))
         async with running(churning, watching):
-            await wait_for(
+            await eventually(
                 lambda: all(watch.stored.get(t) for t in TENANTS),
-                timeout_s=60,
+                within_s=60,
+                every_s=0.2,
                 what="the translator's first writes",
             )
             await asyncio.sleep(3)
@@ -372,9 +353,9 @@ async def test_faults_under_churn(ha_stack: HaStack) -> None:  # noqa: PLR0915
                     n[0] in replicas and "master" in n[2].split(",") for n in await cluster_nodes()
                 )
 
-            figures["redis_failover_s"] = round(
-                await wait_for(promoted, timeout_s=30, what="Redis failover"), 1
-            )
+            killed = time.monotonic()
+            await eventually(promoted, within_s=30, every_s=0.2, what="Redis failover")
+            figures["redis_failover_s"] = round(time.monotonic() - killed, 1)
             await probe.aclose()
             await asyncio.sleep(5)
             await asyncio.to_thread(ha.up)
@@ -400,21 +381,21 @@ async def test_faults_under_churn(ha_stack: HaStack) -> None:  # noqa: PLR0915
                     and not watching.done()
                 )
 
-            figures["converged_after_churn_s"] = round(
-                await wait_for(
-                    converged,
-                    timeout_s=60,
-                    what="stored state reaching the last change",
-                    detail=lambda: (
-                        f"stored {watch.stored}, acked "
-                        f"{ {t: a[-1][0] for t, a in churn.acked.items()} }, "
-                        f"send errors {churn.send_errors}, watch errors {watch.errors} "
-                        f"{watch.error_types}, "
-                        f"translator {proc.returncode} {_metrics()}"
-                    ),
+            churned = time.monotonic()
+            await eventually(
+                converged,
+                within_s=60,
+                every_s=0.2,
+                what="stored state reaching the last change",
+                detail=lambda: (
+                    f"stored {watch.stored}, acked "
+                    f"{ {t: a[-1][0] for t, a in churn.acked.items()} }, "
+                    f"send errors {churn.send_errors}, watch errors {watch.errors} "
+                    f"{watch.error_types}, "
+                    f"translator {proc.returncode} {_metrics()}"
                 ),
-                1,
             )
+            figures["converged_after_churn_s"] = round(time.monotonic() - churned, 1)
             watch_stop.set()
             last = await watch.read()
         assert proc.returncode is None, "the translator exited during the faults"
@@ -444,7 +425,7 @@ async def test_faults_under_churn(ha_stack: HaStack) -> None:  # noqa: PLR0915
             }
 
         assert not following.done(), following.exception() if following.done() else None
-        await wait_for(xds_current, timeout_s=30, what="the xds source catching up")
+        await eventually(xds_current, within_s=30, every_s=0.2, what="the xds source catching up")
         source.stop()
         await following
         held = {
@@ -467,7 +448,7 @@ async def test_faults_under_churn(ha_stack: HaStack) -> None:  # noqa: PLR0915
             got = await Watch(client=client, layout=fresh_layout, churn=churn).read()
             return all(got[t] >= s for t, s in want.items())
 
-        await wait_for(fresh_done, timeout_s=60, what="the fresh translator")
+        await eventually(fresh_done, within_s=60, every_s=0.2, what="the fresh translator")
         assert await stored_resources(client, layout, TENANTS) == await stored_resources(
             client, fresh_layout, TENANTS
         )

@@ -3,14 +3,15 @@ on the HA profile's Kafka cluster (on the single-broker stack: 1 replica)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from scripts.pipeline import ensure_topic
 from tests.integration.ha.conftest import HaStack
+from tests.waiting import eventually
 
 
 async def test_pipeline_topic_is_replicated_on_the_cluster(ha_stack: HaStack) -> None:
@@ -20,11 +21,17 @@ async def test_pipeline_topic_is_replicated_on_the_cluster(ha_stack: HaStack) ->
     admin = AIOKafkaAdminClient(bootstrap_servers=ha_stack.bootstrap)
     await admin.start()
     try:
-        for _ in range(50):  # the new topic's metadata reaches every broker
+
+        async def described_topic() -> Any:
             (described,) = await admin.describe_topics([topic])
-            if len(described["partitions"]) == 3:
-                break
-            await asyncio.sleep(0.1)
+            return described
+
+        described = await eventually(  # the new topic's metadata reaches every broker
+            described_topic,
+            until=lambda described: len(described["partitions"]) == 3,
+            within_s=5,
+            every_s=0.1,
+        )
         assert [len(p["replicas"]) for p in described["partitions"]] == [3, 3, 3]
         (response,) = await admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, topic)]
