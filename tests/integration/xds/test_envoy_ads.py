@@ -70,6 +70,10 @@ class Gateway:
     async def status(self, host: str) -> int | None:
         return await status(self.listen_port, host=host)
 
+    def tail(self) -> str:
+        """The end of Envoy's log (what a failed wait shows)."""
+        return _tail(self.log)
+
     async def stat(self, name: str) -> int | None:
         """A counter or gauge from Envoy's admin /stats."""
 
@@ -93,9 +97,7 @@ class Gateway:
                 pytest.fail(f"envoy exited with {self.proc.returncode}:\n{_tail(self.log)}")
             return await self.status(host) == status
 
-        await eventually(
-            check, within_s=DEADLINE_S, what=f"{host} -> {status}", detail=lambda: _tail(self.log)
-        )
+        await eventually(check, within_s=DEADLINE_S, what=f"{host} -> {status}", detail=self.tail)
 
     async def replace_server(self) -> XdsServer:
         """Stop the server and start a fresh one (no stream state) on the same port."""
@@ -188,7 +190,7 @@ async def test_rejected_update_is_a_nack_and_last_good_config_serves(gateway: Ga
         lambda: len(nacks) > 0,
         within_s=DEADLINE_S,
         what="a NACK",
-        detail=lambda: _tail(gateway.log),
+        detail=gateway.tail,
     )
     nack = nacks[0]
     assert nack.type_url is TypeUrl.ROUTE
@@ -216,10 +218,7 @@ async def test_updated_cluster_finishes_warming_and_serves(gateway: Gateway) -> 
         return modified == 1 and warming == 0
 
     await eventually(
-        warmed,
-        within_s=WARMING_S,
-        what="the updated cluster warms",
-        detail=lambda: _tail(gateway.log),
+        warmed, within_s=WARMING_S, what="the updated cluster warms", detail=gateway.tail
     )
     assert await gateway.status("h1") == 200
 
@@ -235,10 +234,7 @@ async def test_updated_listener_finishes_warming_and_serves(gateway: Gateway) ->
         return modified == 1 and warming == 0
 
     await eventually(
-        warmed,
-        within_s=WARMING_S,
-        what="the updated listener warms",
-        detail=lambda: _tail(gateway.log),
+        warmed, within_s=WARMING_S, what="the updated listener warms", detail=gateway.tail
     )
     assert await gateway.status("h1") == 200
 
@@ -256,7 +252,7 @@ async def _reconnected(gateway: Gateway, server: XdsServer) -> None:
         asked_all,
         within_s=DEADLINE_S,
         what="envoy asks the new server for every type",
-        detail=lambda: _tail(gateway.log),
+        detail=gateway.tail,
     )
 
 
