@@ -26,7 +26,7 @@ TIMEOUT_S = 5.0
 
 
 class Recorder(StreamCallbacks):
-    def __init__(self, mode: str, events: list[tuple[str, ...]]) -> None:
+    def __init__(self, mode: str, events: list[str]) -> None:
         self.mode = mode
         self.events = events
         self.acked = asyncio.Event()
@@ -34,40 +34,35 @@ class Recorder(StreamCallbacks):
         self.closed = asyncio.Event()
 
     def on_request(self, message: Any) -> None:
-        self.events.append(("request", message.response_nonce))
+        self.events.append(f"request {message.response_nonce}".strip())
 
     def on_step(self, step: Step[Response]) -> None:
-        self.events.append(
-            (
-                "step",
-                *(f"ack {a.nonce}" for a in step.acks),
-                *(f"nack {n.nonce}" for n in step.nacks),
-            )
-        )
+        answers = [f"ack {a.nonce}" for a in step.acks] + [f"nack {n.nonce}" for n in step.nacks]
+        self.events.append(" ".join(["step", *answers]))
 
     def on_response(self, response: Response, *, size: int) -> None:
         assert size > 0
-        self.events.append(("response", response.nonce))
+        self.events.append(f"response {response.nonce}")
 
     def on_step_done(self, step: Step[Response], request: Any | None) -> None:
-        self.events.append(("done", "request" if request is not None else "change"))
+        self.events.append("done " + ("request" if request is not None else "change"))
         if step.acks:
             self.acked.set()
         if step.nacks:
             self.nacked.set()
 
     def on_identified(self, gateway: str) -> None:
-        self.events.append(("identified", gateway))
+        self.events.append(f"identified {gateway}".strip())
 
     def on_closed(self) -> None:
-        self.events.append(("closed",))
+        self.events.append("closed")
         self.closed.set()
 
 
 class Recording:
     def __init__(self) -> None:
         self.streams: list[Recorder] = []
-        self.events: list[tuple[str, ...]] = []
+        self.events: list[str] = []
 
     def stream_opened(self, *, mode: str, peer: str) -> Recorder:
         assert peer
@@ -127,22 +122,13 @@ async def test_an_extra_observer_sees_requests_answers_responses_and_the_close(
     await asyncio.wait_for(stream.closed.wait(), TIMEOUT_S)
 
     assert stream.mode == "sotw"
+    one, two = first.nonce, second.nonce
     assert recording.events == [
-        ("identified", ""),
-        ("request", ""),
-        ("step",),
-        ("response", first.nonce),
-        ("done", "request"),
-        ("request", first.nonce),
-        ("step", f"ack {first.nonce}"),
-        ("done", "request"),
-        ("step",),
-        ("response", second.nonce),
-        ("done", "change"),
-        ("request", second.nonce),
-        ("step", f"nack {second.nonce}"),
-        ("done", "request"),
-        ("closed",),
+        *("identified", "request", "step", f"response {one}", "done request"),
+        *(f"request {one}", f"step ack {one}", "done request"),
+        *("step", f"response {two}", "done change"),
+        *(f"request {two}", f"step nack {two}", "done request"),
+        "closed",
     ]
     # The server's own observers saw the same stream.
     assert server.stats.acks["sotw", CDS.short] == 1
