@@ -77,7 +77,8 @@ def _expression(text: str) -> str:
 class _Poll:
     """The bookkeeping shared by every form: time, pauses, the last value seen."""
 
-    what: str
+    check: Callable[..., object]
+    what: str | None
     within_s: float
     every_s: float
     detail: Callable[[], str] | None
@@ -89,7 +90,8 @@ class _Poll:
     @classmethod
     def of(cls, check: Callable[..., object], within_s: float, options: Options) -> _Poll:
         return cls(
-            what=options.get("what") or describe(check),
+            check=check,
+            what=options.get("what"),
             within_s=within_s,
             every_s=options.get("every_s", 0.05),
             detail=options.get("detail"),
@@ -112,7 +114,8 @@ class _Poll:
 
     def failure(self) -> str:
         last = "nothing (never checked)" if self.last is _UNSEEN else _short(self.last)
-        message = f"{self.what}: not within {self.within_s:g} s; last seen: {last}"
+        what = self.what or describe(self.check)
+        message = f"{what}: not within {self.within_s:g} s; last seen: {last}"
         if self.detail is not None:
             message += f"\n{self.detail()}"
         return message
