@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from ripple_common.envelope import EventType
 from tests.conftest import StackEnv
 from tests.integration.watcher.support import (
+    FENCE,
     Downstream,
     Kube,
     envelope_log,
@@ -39,8 +40,11 @@ async def test_one_replica_publishes_and_the_other_takes_over(
             async with running_watcher(settings_b) as b:
                 await kube.ingress(ns, "x", host="x.example.test")
                 await log.wait_for(lambda: len(log.of_tenant(ns)) == 1)
-                await asyncio.sleep(1.0)  # a second publisher would have shown up by now
+                # Nothing else of a's: its fence, written last in the tenant, came after. And
+                # no second publisher: the standby b has not listed Ingresses at all.
+                await log.fence(kube, ns)
                 published_once = len(log.of_tenant(ns)) == 1
+                standby_listed = b.group.watcher("Ingress").started
                 leaders = (a.group.electors["Ingress"].leading, b.group.electors["Ingress"].leading)
 
                 stopped = time.monotonic()
@@ -53,12 +57,13 @@ async def test_one_replica_publishes_and_the_other_takes_over(
             await replica_a.aclose()
 
     assert published_once
+    assert not standby_listed
     assert leaders == (True, False)
     assert takeover_s < 5.0
     downstream = Downstream()
     for r in log.records:
         downstream.apply(r.partition, r.envelope)
-    assert sorted(downstream.names(ns, "Ingress")) == ["x", "y"]
+    assert sorted(downstream.names(ns, "Ingress")) == ["x", "y", FENCE]
     finished = [
         r
         for r in log.records
