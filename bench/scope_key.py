@@ -31,7 +31,7 @@ import aiohttp
 from google.protobuf import json_format
 
 from bench.harness import Measurement, cli, summarize
-from ripple_common.gateway_contract import SCOPE_FILTER, SCOPE_KEY_HEADER, SERVED_KEY
+from ripple_common.gateway_contract import ROUTER_FILTER, SCOPE_FILTER, SCOPE_KEY_HEADER, SERVED_KEY
 from ripple_xds.scope_key import scope_filter_config
 
 REQUESTS = 10000
@@ -82,7 +82,7 @@ def _listener(name: str, port: int, *, lua: bool) -> dict[str, Any]:
         filters.append({"name": SCOPE_FILTER, "typed_config": config})
     filters.append(
         {
-            "name": "envoy.filters.http.router",
+            "name": ROUTER_FILTER,
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
             },
