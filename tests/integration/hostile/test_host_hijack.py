@@ -29,6 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from ripple_common.envelope import Envelope, EventType
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.resources import TypeUrl
+from ripple_translator.hosts import HostNotice
 from ripple_translator.service import ConsumeLoop, start_translator
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from ripple_translator.translate import Severity
@@ -123,7 +124,28 @@ class Run:
             return self.b_reported(name) or B in await self.scopes(HOST_A)
 
         await eventually(reported, within_s=30, every_s=0.1)
-        await asyncio.sleep(0.5)  # notices (if any) have crossed by now
+        await self.notices_crossed()
+
+    def writes_done(self) -> bool:
+        """No write of A or B scheduled or running (a write sends its notices before it
+        ends)."""
+        slots = [self.loop.engine.slot(t) for t in (A, B)]
+        return all(s is None or s.task is None or s.task.done() for s in slots)
+
+    async def notices_crossed(self) -> None:
+        """Every host notice sent so far has been read, and the writes it woke are done.
+
+        By a fence: with the writes done, a notice naming A (a harmless re-translation) is
+        written last to the notice stream; once the follower has woken A for it, it has read
+        every notice before it too, and what those woke is done when the writes are again."""
+        stats = self.loop.engine.stats
+        await eventually(self.writes_done, within_s=30, what="A's and B's writes done")
+        woken = stats.host_notices
+        await self.store.notify([HostNotice(tenant=A, host=HOST_A, why="test fence")])
+        await eventually(
+            lambda: stats.host_notices > woken, within_s=30, what="the fence notice read"
+        )
+        await eventually(self.writes_done, within_s=30, what="the writes the notices woke done")
 
     async def a_keeps_the_host(self, *, b_lost_on: str) -> None:
         """A owns and alone serves a.example; B's diagnostic about it is an Error on its
@@ -181,14 +203,14 @@ async def a_recreates_its_ingress(run: Run) -> None:
         return A not in await run.scopes(HOST_A)
 
     await eventually(a_gone, within_s=30, every_s=0.1)
-    await asyncio.sleep(0.5)  # B, told of the release, has claimed again by now
+    await run.notices_crossed()  # B, told of the release, has claimed again by now
     assert await run.scopes(HOST_A) == set()
     assert await run.owner() == A  # held for A for the grace
     await run.send(event(A, made(A, "a-web", "2026-12-01T00:00:00Z", HOST_A)))
     await eventually(lambda: run.serves({A}), within_s=30, every_s=0.1)
     await run.send(modified(B, made(B, "b-old", "2024-01-01T00:00:00Z", HOST_B, HOST_B2)))
     await eventually(lambda: run.serves({B}, HOST_B2), within_s=30, every_s=0.1)
-    await asyncio.sleep(0.5)
+    await run.notices_crossed()
     await run.a_keeps_the_host(b_lost_on="b-new")
 
 
