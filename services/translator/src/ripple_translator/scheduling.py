@@ -137,5 +137,7 @@ class WriteSlots:
         while self._free and len(self._queue):
             tenant = self._queue.pop()
             waiter = self._waiters.pop(tenant)
+            if waiter.done():  # cancelled, its acquire not yet resumed: no slot taken
+                continue
             self._free -= 1
             waiter.set_result(None)
