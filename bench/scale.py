@@ -8,13 +8,17 @@ tenants loaded).
 
     export RIPPLE_RUN=/tmp/scale-stack RIPPLE_REDIS_PORT=... (every RIPPLE_*_PORT, as for
     bench.probe: README "Propagation benchmark")
-    stack/stack up && .venv/bin/python -m bench.scale [--quick]
+    stack/stack up && .venv/bin/python -m bench.scale [--quick] [--gateway-groups 2]
 
 It refuses the default run directory (.stack): the shared stack is never loaded this way. The
 load is resumable: objects are labelled and kept, so an interrupted or repeated run creates
 only what is missing (bench.probe's loader, with progress lines). Results:
-bench/results/scale-<mode>-<UTC stamp>.json, and a summary with memory per 10,000 Ingresses.
-Gateway-group sharding (RIPPLE_XDS_GATEWAYS with 2 groups) is not measured yet."""
+bench/results/scale-<mode>-<UTC stamp>.json (rewritten after each phase, so an interrupted run
+keeps what it measured), and a summary with memory per 10,000 Ingresses.
+
+`--gateway-groups N` also runs one xds replica and one Envoy per gateway group (the tenants
+split by name prefix, RIPPLE_XDS_GATEWAYS over mTLS: bench.scale_groups) and records each
+one's resident memory beside the single xds and Envoy holding everything."""
 
 from __future__ import annotations
 
@@ -22,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +36,7 @@ from typing import Any, Final
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from bench import scale_groups
 from bench.probe import (
     RESULTS_DIR,
     Plan,
@@ -43,21 +47,24 @@ from bench.probe import (
     session_rss_mib,
 )
 from ripple_common.redis_client import redis_client
-from scripts.netns_backend import PROBE_LAYOUT, BackendError, NetnsBackend
+from scripts.netns_backend import BackendError, NetnsBackend, NetnsLayout
 from scripts.pipeline import Pipeline, PipelineError, Ports, http_ready
 from scripts.stack_env import REPO_DIR, load_stack_env, run_dir
 
 PER: Final = 10_000
+# The backend's own namespace and /24: bench.probe's (`ripple-probe`) may run beside it on
+# another stack, and a backend's `down` deletes its namespace.
+SCALE_LAYOUT: Final = NetnsLayout(
+    namespace="ripple-scale",
+    host_if="rbs-host",
+    ns_if="rbs-ns",
+    host_ip="198.18.3.1",
+    backend_ip="198.18.3.2",
+)
 
 
 def _say(text: str) -> None:
     print(f"[scale {time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def per_10k(mib: float | None, ingresses: int) -> float | None:
@@ -85,13 +92,13 @@ async def redis_memory(url: str) -> dict[str, Any]:
 
 
 def fresh_xds_startup(pipeline: Pipeline, *, timeout_s: float = 600) -> float:
-    """Seconds from starting one more xds replica (own ports) until its /readyz answers 200
-    (it has loaded every tenant)."""
+    """Seconds from starting one more xds replica (own ports: the pipeline's health base + 90
+    and + 91) until its /readyz answers 200 (it has loaded every tenant)."""
     spec = pipeline.specs()["xds"]
-    health = free_port()
+    health = pipeline.ports.health_base + 91
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIPPLE_")}
     env.update(spec.env)
-    env["RIPPLE_XDS_LISTEN"] = f"127.0.0.1:{free_port()}"
+    env["RIPPLE_XDS_LISTEN"] = f"127.0.0.1:{pipeline.ports.health_base + 90}"
     env["RIPPLE_XDS_HEALTH_PORT"] = str(health)
     log = pipeline.dir / "scale-xds.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +161,14 @@ def summary(result: dict[str, Any]) -> str:
     ]
     for name, mib in sorted(result["rss_mib"].items()):
         lines.append(f"  {name:14} {mib} ({result['rss_mib_per_10k'].get(name)})")
+    for name, group in sorted(result.get("gateway_groups", {}).items()):
+        lines.append(
+            f"{name} ({group['tenants']:,} tenants, {group['ingresses']:,} Ingresses): "
+            f"xds {group['xds_rss_mib']} MiB (ready in {group['xds_ready_s']} s, "
+            f"{group['xds_tenants_loaded']} tenants loaded), Envoy {group['envoy_rss_mib']} MiB "
+            f"(serving after {group['envoy_serving_s']} s; other groups' hosts served: "
+            f"{group['foreign_served']} of {group['foreign_sampled']})"
+        )
     return "\n".join(lines)
 
 
@@ -168,10 +183,18 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
     parser.add_argument("--concurrency", type=int, default=64, help="API requests in flight")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="results directory")
     parser.add_argument("--keep", action="store_true", help="leave the pipeline and backend up")
+    parser.add_argument(
+        "--gateway-groups",
+        type=int,
+        default=0,
+        help="also run one xds and one Envoy per gateway group (tenants split by name prefix)",
+    )
     args = parser.parse_args(argv)
     ingresses = args.ingresses or (2_000 if args.quick else 200_000)
     if ingresses < 1:
         parser.error("--ingresses must be positive")
+    if args.gateway_groups < 0 or args.gateway_groups == 1:
+        parser.error("--gateway-groups must be 2 or more (0: none)")
     plan = Plan(
         mode="quick" if args.quick else "full",
         ingresses=ingresses,
@@ -200,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.pop("RIPPLE_OTLP_ENDPOINT")
     ports = Ports.from_env(os.environ)
     pipeline = Pipeline(run=run, stack_env=stack, ports=ports)
-    backend = NetnsBackend(state_dir=run / "probe-backend", layout=PROBE_LAYOUT)
+    backend = NetnsBackend(state_dir=run / "scale-backend", layout=SCALE_LAYOUT)
     had_backend = backend.status().up
     started: list[str] = []
     try:
@@ -212,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 plan,
                 kubeconfig=stack["KUBECONFIG"],
                 port=pipeline.gateway_port,
-                backend_ip=PROBE_LAYOUT.backend_ip,
+                backend_ip=SCALE_LAYOUT.backend_ip,
                 query_url=None,
             )
         )
@@ -224,12 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rss[comp] = session_rss_mib(run / comp / "pid")
         _say("memory, Redis, Kafka disk")
         redis = asyncio.run(redis_memory(stack["RIPPLE_REDIS_URL"]))
-        kafka_disk = dir_mib(run / "kafka" / "data")
-        _say("a fresh xds replica")
-        xds_startup = fresh_xds_startup(pipeline)
-        _say("a translator joining and leaving the group")
-        handover = translator_handover(stack, ports)
-        result = {
+        result: dict[str, Any] = {
             "benchmark": "scale",
             "date": date,
             "commit": commit(),
@@ -240,13 +258,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rss_mib_per_10k": {k: per_10k(v, plan.ingresses) for k, v in rss.items()},
             "redis": redis,
             "redis_mib_per_10k": per_10k(redis["used_mib"], plan.ingresses),
-            "kafka_disk_mib": kafka_disk,
-            "xds_startup_s": xds_startup,
-            "translator_handover": handover,
+            "kafka_disk_mib": dir_mib(run / "kafka" / "data"),
         }
         args.results.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         path = args.results / f"scale-{plan.mode}-{stamp}.json"
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        if args.gateway_groups:
+            _say(f"{args.gateway_groups} gateway groups: one xds and one Envoy each")
+            result["gateway_groups"] = scale_groups.run_groups(
+                pipeline,
+                plan,
+                groups=args.gateway_groups,
+                envoy_bin=stack["RIPPLE_ENVOY_BIN"],
+                ports_base=ports.health_base + 100,
+                say=_say,
+            )
+            path.write_text(json.dumps(result, indent=2) + "\n")
+        _say("a fresh xds replica")
+        result["xds_startup_s"] = fresh_xds_startup(pipeline)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        _say("a translator joining and leaving the group")
+        result["translator_handover"] = translator_handover(stack, ports)
         path.write_text(json.dumps(result, indent=2) + "\n")
         print(summary(result))
         print(f"results: {path}")
