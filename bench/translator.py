@@ -44,9 +44,9 @@ import redis.asyncio as aioredis
 from bench.harness import Measurement
 from ripple_common.envelope import CLUSTER_TENANT, Envelope, EventType
 from ripple_common.logs import configure_logging
+from ripple_common.redis_client import RedisClient
 from ripple_translator.engine import Engine, Record
 from ripple_translator.partition_state import TenantObjects
-from ripple_translator.service import RedisClient
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from ripple_translator.store.inputs import RedisPartitionStore
 from ripple_translator.store.loader import RedisTenantLoader

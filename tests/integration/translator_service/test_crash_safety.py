@@ -1,12 +1,12 @@
 """Crash safety of `python -m ripple_translator` as real processes against the stack's Kafka
 and Redis.
 
-1. The process dies (the test hook `RIPPLE_TRANSLATOR_TEST_ABORT_AFTER_WRITE`: `os._exit`,
-   no drain, no commit, no close, like SIGKILL) right after a tenant version is durable in
-   Redis and before its Kafka offset is committed. A restart resumes from the last commit and
-   ends in exactly the state a translator that never crashed reaches: same resources (content
-   versions), same tenant versions (the replayed events write nothing new), everything
-   committed.
+1. The process dies (the real translator wired with a crashing write hook,
+   `crashing_translator.py`: `os._exit`, no drain, no commit, no close, like SIGKILL) right
+   after a tenant version is durable in Redis and before its Kafka offset is committed. A
+   restart resumes from the last commit and ends in exactly the state a translator that
+   never crashed reaches: same resources (content versions), same tenant versions (the
+   replayed events write nothing new), everything committed.
 2. Two instances share the partitions; one is SIGKILLed; the other takes its partitions over
    (after the group's session timeout) and the tenants converge. Readiness and metrics come
    from each instance's health endpoint.
@@ -25,12 +25,13 @@ from collections.abc import Mapping
 import redis.asyncio as aioredis
 
 from ripple_common.lifecycle import Lifecycle
-from ripple_translator.service import ABORT_EXIT_CODE, start_translator
+from ripple_translator.service import start_translator
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import Checkpoint, KeyLayout, RedisTenantStore
 from tests.conftest import StackEnv
 from tests.integration.loopback import free_port, http_get
 from tests.integration.translator_service.conftest import PARTITIONS
+from tests.integration.translator_service.crashing_translator import ABORT_EXIT_CODE
 from tests.integration.translator_service.support import (
     A,
     B,
@@ -62,11 +63,11 @@ def process_env(
     }
 
 
-async def spawn(env: Mapping[str, str]) -> Proc:
+async def spawn(env: Mapping[str, str], *, module: str = "ripple_translator") -> Proc:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "ripple_translator",
+        module,
         env=dict(env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -105,7 +106,8 @@ async def test_killed_between_the_write_and_the_commit_the_restart_ends_identica
     store = RedisTenantStore(redis_client, layout=KeyLayout(prefix=prefix))
 
     crashing = await spawn(
-        process_env(stack, topic=topic, group=group, prefix=prefix, test_abort_after_write="1")
+        process_env(stack, topic=topic, group=group, prefix=prefix),
+        module="tests.integration.translator_service.crashing_translator",
     )
     log = await stop_when_exited(crashing)
     assert crashing.returncode == ABORT_EXIT_CODE, log

@@ -8,8 +8,8 @@ import asyncio
 
 import redis.asyncio as aioredis
 
+from ripple_common.redis_client import RedisClient
 from ripple_translator.partition_state import JsonObject, ObjectKey, TenantObjects
-from ripple_translator.service import RedisClient
 from ripple_translator.store import KafkaOffset, KeyLayout, RedisTenantStore
 from ripple_translator.store.loader import RedisTenantLoader
 from ripple_translator.translate import TranslateOptions

@@ -9,18 +9,17 @@ start order.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-import redis.asyncio as aioredis
 import structlog
 
 from ripple_common.health import HealthServer, Route
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.logs import configure_logging
-from ripple_common.redis_client import redis_client
+from ripple_common.redis_client import RedisClient
 from ripple_common.sealing import Sealer
+from ripple_common.sealing import sealer_from as sealer_of_key
 from ripple_common.telemetry import init_tracing
 from ripple_translator.consumer import GroupTuning, KafkaEventSource
 from ripple_translator.engine import Engine, Record
@@ -38,7 +37,7 @@ from ripple_translator.store import (
 )
 from ripple_translator.translate import ClassPolicy, GatewayPolicy, TranslateOptions
 from ripple_translator.translate.default_backend import parse_default_backend
-from ripple_translator.writer import WriterConfig
+from ripple_translator.writer import AfterWrite, WriterConfig
 
 log = structlog.get_logger("ripple_translator.service")
 STOP_GRACE_S = 5.0
@@ -86,7 +85,9 @@ def translate_options(settings: TranslatorSettings) -> TranslateOptions:
     )
 
 
-def writer_config(settings: TranslatorSettings) -> WriterConfig:
+def writer_config(
+    settings: TranslatorSettings, *, after_write: AfterWrite | None = None
+) -> WriterConfig:
     return WriterConfig(
         options=translate_options(settings),
         sealer=sealer_from(settings),
@@ -95,7 +96,7 @@ def writer_config(settings: TranslatorSettings) -> WriterConfig:
             tenant_domain=settings.host_tenant_domain, allowed=dict(settings.host_allowed)
         ),
         host_release_grace_s=settings.host_release_grace_s,
-        after_write=abort_after_write if settings.test_abort_after_write else None,
+        after_write=after_write,
         pace_factor=settings.write_pace_factor,
         pace_min_s=settings.write_pace_min_s,
         offload_objects=settings.offload_objects,
@@ -111,41 +112,10 @@ def group_tuning(settings: TranslatorSettings) -> GroupTuning:
     )
 
 
-ABORT_EXIT_CODE = 86
-
-
-def abort_after_write(tenant: str, version: int) -> None:
-    """The crash-safety tests' hook: die like SIGKILL would (no drain, no commit, no close)
-    right after a tenant version is durable in Redis."""
-    log.warning("test.abort_after_write", tenant=tenant, version=version)
-    os._exit(ABORT_EXIT_CODE)
-
-
 def sealer_from(settings: TranslatorSettings) -> Sealer | None:
     if settings.sealing_key is None:
         log.warning("no sealing key: sealed TLS private keys cannot be opened")
-        return None
-    return Sealer.from_base64(settings.sealing_key.get_secret_value())
-
-
-class RedisClient:
-    """A redis-py client as a lifecycle resource (bytes, not decoded; a single node, a cluster
-    or a Sentinel master by URL: `ripple_common.redis_client`). A single node's pool holds at
-    most `max_connections`; a caller finding none free waits for one (up to `pool_timeout_s`)
-    instead of failing at once."""
-
-    def __init__(
-        self, url: str, *, max_connections: int = 64, pool_timeout_s: float = 20.0
-    ) -> None:
-        self.client: aioredis.Redis = redis_client(
-            url, max_connections=max_connections, pool_timeout_s=pool_timeout_s
-        )
-
-    async def start(self) -> None:
-        await self.client.ping()
-
-    async def stop(self) -> None:
-        await self.client.aclose()
+    return sealer_of_key(settings.sealing_key)
 
 
 class ConsumeLoop:
@@ -199,8 +169,12 @@ class ConsumeLoop:
             await asyncio.wait({self._task}, timeout=self._settings.drain_timeout_s + STOP_GRACE_S)
 
 
-async def start_translator(lc: Lifecycle, settings: TranslatorSettings) -> ConsumeLoop:
-    """Start Redis, the engine, the Kafka member and the loop; the lifecycle closes them."""
+async def start_translator(
+    lc: Lifecycle, settings: TranslatorSettings, *, after_write: AfterWrite | None = None
+) -> ConsumeLoop:
+    """Start Redis, the engine, the Kafka member and the loop; the lifecycle closes them.
+    `after_write` is called once a tenant version is durable, before its offset is committed
+    (tests use it to crash there: tests/integration/translator_service/crashing_translator.py)."""
     redis = await lc.start(
         RedisClient(
             settings.redis_url,
@@ -227,7 +201,7 @@ async def start_translator(lc: Lifecycle, settings: TranslatorSettings) -> Consu
     engine = Engine(
         store=store,
         partitions=RedisPartitionStore(redis.client, layout=layout),
-        config=writer_config(settings),
+        config=writer_config(settings, after_write=after_write),
         loader=RedisTenantLoader(redis.client, layout=layout),
         hosts=store if settings.host_arbitration else None,
         on_diagnostics=reporter.report if reporter is not None else None,
@@ -285,7 +259,9 @@ def health_routes(engine: Engine, source: KafkaEventSource, lc: Lifecycle) -> di
     return {"/healthz": lambda: (200, "ok\n"), "/readyz": ready, "/metrics": metrics}
 
 
-async def serve(lc: Lifecycle, settings: TranslatorSettings) -> None:
+async def serve(
+    lc: Lifecycle, settings: TranslatorSettings, *, after_write: AfterWrite | None = None
+) -> None:
     configure_logging(service=SERVICE, level=settings.log_level, json=settings.log_json)
     provider = init_tracing(service=SERVICE, otlp_endpoint=settings.otlp_endpoint)
 
@@ -293,7 +269,7 @@ async def serve(lc: Lifecycle, settings: TranslatorSettings) -> None:
         provider.shutdown()
 
     lc.on_close(_flush)
-    loop = await start_translator(lc, settings)
+    loop = await start_translator(lc, settings, after_write=after_write)
     stopped = asyncio.create_task(lc.stopping.wait())
     await asyncio.wait({stopped, loop.task}, return_when=asyncio.FIRST_COMPLETED)
     stopped.cancel()

@@ -172,11 +172,6 @@ class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
     health_host: str = Field(
         default="127.0.0.1", description="address of the health/readiness/metrics endpoint"
     )
-    test_abort_after_write: bool = Field(
-        default=False,
-        description="TESTS ONLY: exit the process at once (no cleanup) right after the first "
-        "tenant version is written, before its Kafka offset is committed",
-    )
 
     @field_validator("group_instance_id")
     @classmethod

@@ -78,6 +78,8 @@ from ripple_translator.translate import Diagnostic, TranslateOptions, Translatio
 from ripple_translator.translate.naming import NamingError
 from ripple_translator.unseal import open_secret
 
+# Called with (tenant, version) once a version is durable, before its offset is committed.
+AfterWrite = Callable[[str, int], None]
 log = structlog.get_logger("ripple_translator.writer")
 tracer = trace.get_tracer("ripple_translator")
 
@@ -139,7 +141,7 @@ class WriterConfig:
     host_release_grace_s: float = 60.0
     # Test hook (crash-safety tests only): after a version is written and before its Kafka
     # offset can be committed, call this (e.g. to abort the process). None in production.
-    after_write: Callable[[str, int], None] | None = None
+    after_write: AfterWrite | None = None
     # After a write that took c seconds (c >= pace_min_s), the tenant's next write waits
     # pace_factor * c (`scheduling.pace_after`; 0: no pacing).
     pace_factor: float = 1.0
