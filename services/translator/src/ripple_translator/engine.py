@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from ripple_common.backoff import Backoff
 from ripple_common.envelope import Envelope, EnvelopeError, EventType
 from ripple_common.telemetry import context_from_headers
 from ripple_translator.hosts import HostArbiter, HostNotice, HostRegistry
@@ -418,16 +419,16 @@ class Engine:
     async def _io(self, call: Callable[[], Awaitable[_T]]) -> _T:
         """Run a store call, retrying failures a few times before giving up (the service
         then stops, and a restart resumes from the last commit)."""
-        delay = self._config.retry_initial_s
+        backoff = Backoff(initial=self._config.retry_initial_s, maximum=self._config.retry_max_s)
         for attempt in range(1, IO_ATTEMPTS + 1):
             try:
                 return await call()
             except Exception as exc:
                 if attempt == IO_ATTEMPTS:
                     raise
+                delay = backoff.next()
                 log.warning("redis.retry", error=repr(exc), attempt=attempt, retry_in_s=delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self._config.retry_max_s)
         raise AssertionError("unreachable")
 
     async def _load(self, tenant: str, tp: TopicPartition) -> TenantSlot:

@@ -52,6 +52,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
+from ripple_common.backoff import Backoff
 from ripple_common.sealing import Sealer
 from ripple_common.store_contract import Marks
 from ripple_common.telemetry import context_to_fields
@@ -247,7 +248,7 @@ class TenantWriter:
             self._translations = None
 
     async def _run(self, slot: TenantSlot) -> None:
-        delay = self._config.retry_initial_s
+        backoff = Backoff(initial=self._config.retry_initial_s, maximum=self._config.retry_max_s)
         conflicts = 0
         pause = 0.0
         while slot.dirty:
@@ -279,7 +280,8 @@ class TenantWriter:
                     checkpoint = await self._store.load_checkpoint(slot.tenant)
                     slot.baseline = slot.baseline.stored(checkpoint)
                 await self._write_once(slot)
-                delay, conflicts = self._config.retry_initial_s, 0
+                backoff.reset()
+                conflicts = 0
                 pause = pace_after(
                     time.perf_counter() - started,
                     factor=self._config.pace_factor,
@@ -302,8 +304,7 @@ class TenantWriter:
             finally:
                 self._in_flight -= 1
                 self._write_slots.release(slot.tenant, cost=time.perf_counter() - started)
-            await asyncio.sleep(delay)  # back off without holding a write slot
-            delay = min(delay * 2, self._config.retry_max_s)
+            await asyncio.sleep(backoff.next())  # back off without holding a write slot
 
     async def _reload(self, slot: TenantSlot, fenced: PositionFencedError) -> None:
         """After a fenced write: the stored version and inputs become the baseline."""

@@ -12,9 +12,11 @@ from typing import Protocol
 
 import structlog
 
+from ripple_common.backoff import Backoff
 from ripple_translator.hosts.model import HostNotice, HostRegistry
 
 log = structlog.get_logger("ripple_translator.host_notices")
+RETRY_MAX_S = 5.0  # a Redis outage: the follower retries at most this far apart
 
 
 class Wakeable(Protocol):
@@ -35,7 +37,7 @@ class NoticeFollower:
         self._registry = registry
         self._engine = engine
         self._block_ms = block_ms
-        self._retry_s = retry_s
+        self._retry_s = retry_s  # the first retry's delay; doubling up to RETRY_MAX_S
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -51,6 +53,7 @@ class NoticeFollower:
                 await self._task
 
     async def _follow(self, position: str) -> None:
+        backoff = Backoff(initial=self._retry_s, maximum=max(self._retry_s, RETRY_MAX_S))
         while True:
             try:
                 position, notices = await self._registry.read_notices(
@@ -60,8 +63,9 @@ class NoticeFollower:
                 raise
             except Exception as exc:
                 log.warning("host_notices.read_failed", error=repr(exc))
-                await asyncio.sleep(self._retry_s)
+                await asyncio.sleep(backoff.next())
                 continue
+            backoff.reset()
             if notices:
                 woken = self._engine.wake(notices)
                 if woken:
