@@ -406,6 +406,8 @@ class Bench:
             baseline = probes.window(base_start, time.monotonic())
             _say(f"  baseline {stats_ms([s.latency_s for s in baseline])}")
             revoked_before = self.translators.rebalances()
+            owner = {p: n for n in self.translators.names for p in self.translators.owned(n)}
+            flooder = owner.get(partition_of(FLOODER, self.partitions))
             metrics_before = {n: self.translators.metrics(n) for n in self.translators.names}
             flood = await self.flood(probes, flood_names, kill=kill)
             revoked_after = self.translators.rebalances()
@@ -435,6 +437,14 @@ class Bench:
                 "during_flood": _phase(during),
                 "during_flood_flooder_partition": _phase(
                     [s for s in during if s.partition == partition_of(FLOODER, self.partitions)]
+                ),
+                # Neighbours whose partition the flooding tenant's translator owned at the
+                # start, and the others (a translator's CPU is shared by its tenants).
+                "during_flood_flooders_translator": _phase(
+                    [s for s in during if owner.get(s.partition) == flooder]
+                ),
+                "during_flood_other_translators": _phase(
+                    [s for s in during if owner.get(s.partition) != flooder]
                 ),
                 "flood_api_s": flood["api_s"],
                 "flood_rate_per_s": round(args.flood / flood["api_s"], 1),
@@ -649,6 +659,8 @@ def summary(r: dict[str, Any]) -> str:
         f"  neighbours before: {cell(r['baseline'])}",
         f"  neighbours during: {cell(r['during_flood'])}",
         f"  of which in the flooder's partition: {cell(r['during_flood_flooder_partition'])}",
+        f"  on the flooder's translator: {cell(r['during_flood_flooders_translator'])}",
+        f"  on the other translator(s): {cell(r['during_flood_other_translators'])}",
         f"  rebalances during the flood: {r['rebalances']}; load average "
         f"{r['loadavg_before']} -> {r['loadavg_after_flood']}",
     ]
