@@ -7,7 +7,7 @@ one host to two tenants), the domain policy, and the host check after an assignm
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -345,3 +345,46 @@ def test_host_stale_rules() -> None:
     assert not host_stale("t", HostState.LOST, view("o", "o"))
     assert host_stale("t", HostState.LOST, view(None))
     assert host_stale("t", HostState.LOST, view("t", "t"))
+
+
+class HookedStore(FakeStore):
+    """The store fake running a tenant's hook once, while that tenant's write is in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hooks: dict[str, Callable[[], Awaitable[None]]] = {}
+
+    async def write_version(self, tenant: str, *args: Any, **kwargs: Any) -> int:
+        hook = self.hooks.pop(tenant, None)
+        if hook is not None:
+            await hook()
+        return await super().write_version(tenant, *args, **kwargs)
+
+
+async def test_a_notice_arriving_while_the_waiting_tenant_writes_is_not_lost() -> None:
+    store = HookedStore()
+    one, other = Translator(store, 0), Translator(store, 1)
+    await one.start()
+    await other.start()
+    await one.feed(event("first", service("first")), event("first", ingress("first", "web", HOST)))
+    await other.feed(
+        event("second", service("second")), event("second", ingress("second", "web", HOST))
+    )
+    await pump(store, [one, other])
+    assert store.owner(HOST) == "first"
+
+    async def first_releases_the_host() -> None:
+        # While "second" writes an unrelated change, "first" lets the host go and the
+        # follower delivers the notice to "second"'s translator.
+        position = str(len(store.notices))
+        await one.feed(deleted("first", "Ingress", "first", "web"))
+        _, notices = await store.read_notices(position, block_ms=0)
+        assert [(n.tenant, n.host) for n in notices] == [("second", HOST)], notices
+        assert other.engine.wake(notices) == 1
+
+    store.hooks["second"] = first_releases_the_host
+    await other.feed(event("second", ingress("second", "api", "api.second.example.com")))
+    assert "second" not in store.hooks, "the hook ran"
+    # no second delivery of the notice: the one that came during the write is enough
+    assert store.owner(HOST) == "second"
+    assert scope_owners(store, HOST) == {"second"}

@@ -344,7 +344,9 @@ class TenantWriter:
             ) as span:
                 trace_fields = context_to_fields()
                 try:
-                    plan, hosts = await self._arbitrated_plan(slot, batch.changed)
+                    # Notices that came for the tenant so far: the arbitration covers them.
+                    seen = slot.hosts.notices
+                    plan, hosts = await self._arbitrated_plan(slot, batch.changed, seen)
                 except NamingError as exc:
                     log.error("tenant.untranslatable", tenant=slot.tenant, error=str(exc))
                     span.set_status(trace.StatusCode.ERROR, str(exc))
@@ -357,7 +359,7 @@ class TenantWriter:
                 if self._config.after_write is not None:
                     self._config.after_write(slot.tenant, version)
                 if hosts is not None:
-                    await self._settle(slot, hosts)
+                    await self._settle(slot, hosts, seen)
                 span.set_attributes(
                     {
                         "ripple.version": version,
@@ -372,24 +374,26 @@ class TenantWriter:
         self._report(slot, batch, plan, hosts, version=version, offset=offset, started=started)
 
     async def _arbitrated_plan(
-        self, slot: TenantSlot, changed: Iterable[ObjectKey]
+        self, slot: TenantSlot, changed: Iterable[ObjectKey], seen: int
     ) -> tuple[WritePlan, HostOutcome | None]:
         """Translate the tenant, claim the hosts it asks for, and translate it again if the
         arbitration withheld other hosts than the translation assumed."""
         plan = await self._plan_off_loop(slot, changed)
         if self._arbiter is None:
             return plan, None
-        hosts, slot.hosts = await self._arbiter.arbitrate(
+        hosts, cache = await self._arbiter.arbitrate(
             slot.tenant, slot.hosts, plan.translation.claims
         )
+        slot.hosts = cache.noticed_since(seen, slot.hosts.notices)
         if hosts.withheld != slot.hosts.withheld:
             slot.hosts = replace(slot.hosts, withheld=hosts.withheld)
             plan = await self._plan_off_loop(slot, changed)
         return plan, hosts
 
-    async def _settle(self, slot: TenantSlot, hosts: HostOutcome) -> None:
+    async def _settle(self, slot: TenantSlot, hosts: HostOutcome, seen: int) -> None:
         assert self._arbiter is not None
-        slot.hosts = await self._arbiter.settle(slot.tenant, slot.hosts, hosts)
+        settled = await self._arbiter.settle(slot.tenant, slot.hosts, hosts)
+        slot.hosts = settled.noticed_since(seen, slot.hosts.notices)
         if hosts.recheck_after_s is not None:
             # A lost host is held for the owner that released it: claim again when the
             # hold ends (a little after, so Redis has expired it).

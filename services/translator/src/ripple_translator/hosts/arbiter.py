@@ -34,10 +34,21 @@ class HostCache:
     # The outcome of the last claim of each host (reused for the hosts whose claim did not
     # change while no notice says a host changed hands).
     claimed: Mapping[str, ClaimOutcome] = field(default_factory=dict)
+    # How many notices made this cache stale so far: a write whose arbitration began before
+    # a notice must not mark the cache fresh when it settles (`carried_over`).
+    notices: int = 0
 
     def made_stale(self) -> HostCache:
         """A host of the tenant changed hands: every outcome must be claimed again."""
-        return replace(self, stale=True)
+        return replace(self, stale=True, notices=self.notices + 1)
+
+    def noticed_since(self, seen: int, now: int) -> HostCache:
+        """This cache, made by an arbitration that began when `seen` notices had come, as the
+        tenant's cache now that `now` have: stale again if any came meanwhile (the write
+        settling must not mark a notice's hosts fresh: they are claimed again next write)."""
+        if now == seen:
+            return self
+        return replace(self, stale=True, notices=now)
 
     def reloaded(self) -> HostCache:
         """After a reload: the recorded states are read again, every host claimed again
