@@ -21,6 +21,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -244,6 +245,21 @@ def _wait_ready(what: str, url: str, proc: subprocess.Popen[bytes], log: Path) -
     return time.monotonic() - started
 
 
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    started = time.monotonic()
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise PipelineError(f"Envoy exited with {proc.returncode}; log: {log}")
+        if time.monotonic() - started > READY_TIMEOUT_S:
+            raise PipelineError(f"no listener on {port} in {READY_TIMEOUT_S} s; log: {log}")
+        time.sleep(0.05)
+
+
 def _prefixed(say: Callable[[str], None], prefix: str) -> Callable[[str], None]:
     def said(text: str) -> None:
         say(f"{prefix}: {text.strip()}")
@@ -329,6 +345,8 @@ def run_groups(
             )
         t0 = time.monotonic()
         for group in split_groups:
+            # Until its HTTP listener (from LDS) exists, every request fails to connect.
+            _wait_listening(group.http, envoys[group.k], directory / f"envoy-{group.gateway}.log")
             errors: list[dict[str, Any]] = []
             asyncio.run(
                 wait_serving(
