@@ -1,5 +1,6 @@
 """Neighbours' writes while a big tenant is translated in the translator's worker thread, by
-GIL switch interval (`RIPPLE_TRANSLATOR_GIL_SWITCH_INTERVAL_MS`, issue #15).
+GIL switch interval (the writer sets `writer.GIL_SWITCH_S` once it translates in a thread;
+issue #15).
 
 A tenant of `--objects` Ingresses (default 5,000) is translated over and over in a worker
 thread, as the writer does for a flooding tenant (`offload_objects`), while the event loop
@@ -7,7 +8,7 @@ runs a real `Engine` on the stack's Redis (host claims included) and times one n
 change at a time: handed to the engine -> its tenant version durable in Redis. The worker
 holds the GIL between the event loop's I/O waits; after each Redis reply the event loop waits
 for the GIL up to the switch interval, dozens of times per write. Each round measures
-Python's default interval (5 ms) and the setting's default (0.5 ms) back to back; reported:
+Python's default interval (5 ms) and the writer's (0.5 ms) back to back; reported:
 the neighbours' median and p90 write time per interval, their ratio, and the worker's
 translations per second (what the shorter interval costs the flood).
 
@@ -43,8 +44,8 @@ from bench.translator import (
 from ripple_common.envelope import EventType
 from ripple_common.redis_client import RedisClient
 from ripple_translator.engine import Engine, Record
-from ripple_translator.settings import TranslatorSettings
 from ripple_translator.translate import translate
+from ripple_translator.writer import GIL_SWITCH_S
 from scripts.stack_env import load_stack_env
 
 PYTHON_DEFAULT_S = 0.005
@@ -150,13 +151,12 @@ async def run(args: argparse.Namespace) -> list[Sample]:
     redis = RedisClient(stack["RIPPLE_REDIS_URL"])
     await redis.start()
     prefix = f"bench-gil-{uuid.uuid4().hex[:8]}"
-    configured_s = TranslatorSettings.model_fields["gil_switch_interval_ms"].default / 1000
     samples: list[Sample] = []
     try:
         engine, _ = await load_into_redis(redis.client, NEIGHBOURS, prefix)
         neighbours = Neighbours(engine)
         for _ in range(args.rounds):
-            for interval_s in (PYTHON_DEFAULT_S, configured_s):
+            for interval_s in (PYTHON_DEFAULT_S, GIL_SWITCH_S):
                 sample = await measure(neighbours, args.objects, interval_s, args.seconds)
                 print(
                     f"switch interval {sample.interval_ms:4.1f} ms: neighbour write median "

@@ -9,7 +9,6 @@ start order.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -184,9 +183,6 @@ async def start_translator(
         ),
         name="redis",
     )
-    # Big tenants are translated in a worker thread: it gives the GIL back to the event loop
-    # this often, so neighbours' writes (dozens of awaits each) are not slowed by it.
-    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     layout = KeyLayout(prefix=settings.redis_prefix)
     stats = TranslatorStats()
     reporter: EventReporter | None = None

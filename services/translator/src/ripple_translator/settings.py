@@ -81,13 +81,6 @@ class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
         description="tenants with at least this many objects are translated in a worker "
         "thread (one at a time), so the consume loop and other tenants' writes run meanwhile",
     )
-    gil_switch_interval_ms: float = Field(
-        default=0.5,
-        gt=0,
-        description="how long the worker thread translating a big tenant may hold the GIL "
-        "while the event loop waits for it (Python's default is 5 ms: every await of a "
-        "neighbour's write would wait that long)",
-    )
     stream_maxlen: int = Field(default=100_000, description="approximate ripple.changes length")
     poll_ms: int = Field(
         default=100, description="longest wait for records; also the commit cadence when idle"
