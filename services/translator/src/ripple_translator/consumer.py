@@ -7,14 +7,17 @@ partition's writes finish and commits their positions before the partition moves
 revoked partition stops writing before its next owner starts (and the store fences a write
 from an older position than the stored one: `store.PositionFencedError`).
 
-A stable group (docs/deploy.md "The translators' consumer group"): the sticky assignor (a
-rebalance moves only the partitions it must; round-robin is offered too, so members of an
-older release without it can share the group during an upgrade), static membership when
+A stable group (docs/deploy.md "The translators' consumer group"): static membership when
 `GroupTuning.instance_id` is set (KIP-345: a member restarted with the same id within the
-session timeout gets its partitions back with no rebalance of the others), and the session,
-heartbeat and poll intervals of `GroupTuning`. aiokafka has no cooperative (incremental)
-rebalance protocol: every rebalance revokes all partitions of every member and assigns them
-again (the sticky assignor keeps them where they were, so revocation is cheap).
+session timeout gets its partitions back with no rebalance of the others), the session,
+heartbeat and poll intervals of `GroupTuning`, and the round-robin assignor, whose join
+metadata never changes: a static member rejoining with the same metadata (as aiokafka does
+whenever it sees the topic's metadata change) gets its assignment back without a rebalance.
+The sticky assignor puts the member's last assignment in its join metadata, so every such
+rejoin was "updated metadata" to the broker and rebalanced the whole group; two members doing
+it in turn kept a fresh group rebalancing for minutes. aiokafka has no cooperative
+(incremental) rebalance protocol: a rebalance revokes all partitions of every member and
+assigns them again.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from ripple_common.kafka_security import PLAINTEXT, KafkaSecurity, client_kwargs
@@ -59,17 +61,6 @@ class GroupTuning:
             )
         if self.max_poll_interval_ms < self.session_timeout_ms:
             raise ValueError("max_poll_interval_ms must not be below session_timeout_ms")
-
-
-def sticky_assignor() -> type[StickyPartitionAssignor]:
-    """aiokafka's sticky assignor keeps the member's last assignment in class attributes:
-    each consumer gets its own subclass, so two members in one process (tests) do not share
-    it."""
-    return type(
-        "StickyAssignor",
-        (StickyPartitionAssignor,),
-        {"member_assignment": None, "generation": StickyPartitionAssignor.DEFAULT_GENERATION_ID},
-    )
 
 
 class RebalanceHandler(Protocol):
@@ -129,7 +120,7 @@ class KafkaEventSource:
             client_id=client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            partition_assignment_strategy=(sticky_assignor(), RoundRobinPartitionAssignor),
+            partition_assignment_strategy=(RoundRobinPartitionAssignor,),
             session_timeout_ms=tuning.session_timeout_ms,
             heartbeat_interval_ms=tuning.heartbeat_interval_ms,
             max_poll_interval_ms=tuning.max_poll_interval_ms,
