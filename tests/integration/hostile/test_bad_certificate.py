@@ -32,8 +32,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kubernetes_asyncio import client
 
 from ripple_common.lifecycle import Lifecycle
+from ripple_translator.app import start_translator
 from ripple_translator.events import api_client
-from ripple_translator.service import start_translator
 from ripple_translator.translate import Reason
 from tests.conftest import StackEnv
 from tests.integration.loopback import free_port, http_get, https_get

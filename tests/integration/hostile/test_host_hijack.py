@@ -29,8 +29,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from ripple_common.envelope import Envelope, EventType
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.resources import TypeUrl
+from ripple_translator.app import start_translator
 from ripple_translator.hosts import HostNotice
-from ripple_translator.service import ConsumeLoop, start_translator
+from ripple_translator.service import ConsumeLoop
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from ripple_translator.translate import Severity
 from tests.conftest import StackEnv

@@ -38,7 +38,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kubernetes_asyncio import client
 
 from ripple_common.lifecycle import Lifecycle
-from ripple_translator.service import start_translator
+from ripple_translator.app import start_translator
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from tests.conftest import StackEnv

@@ -33,7 +33,7 @@ from kubernetes_asyncio import client
 
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.sealing import SEALED_PREFIX
-from ripple_translator.service import start_translator
+from ripple_translator.app import start_translator
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from scripts.stack_env import run_dir

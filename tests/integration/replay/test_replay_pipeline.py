@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.resources import TypeUrl
 from ripple_common.store_contract import KeyLayout
-from ripple_translator.service import start_translator
+from ripple_translator.app import start_translator
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import RedisTenantStore
 from tests.conftest import StackEnv

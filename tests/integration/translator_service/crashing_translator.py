@@ -12,7 +12,7 @@ import sys
 import structlog
 
 from ripple_common.lifecycle import Lifecycle, run
-from ripple_translator.service import serve
+from ripple_translator.app import serve
 from ripple_translator.settings import TranslatorSettings
 
 ABORT_EXIT_CODE = 86

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import redis.asyncio as aioredis
 
 from ripple_common.lifecycle import Lifecycle
-from ripple_translator.service import start_translator
+from ripple_translator.app import start_translator
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import Checkpoint, KeyLayout, RedisTenantStore
 from tests.conftest import StackEnv

@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 
 from ripple_common.envelope import Envelope
 from ripple_common.lifecycle import Lifecycle
-from ripple_translator.service import start_translator
+from ripple_translator.app import start_translator
 from ripple_translator.store import KeyLayout
 from tests.conftest import StackEnv
 from tests.integration.translator_service.support import (

@@ -14,7 +14,8 @@ import redis.asyncio as aioredis
 
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.resources import TypeUrl
-from ripple_translator.service import ConsumeLoop, start_translator
+from ripple_translator.app import start_translator
+from ripple_translator.service import ConsumeLoop
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from tests.conftest import StackEnv
 from tests.integration.translator_service.support import (

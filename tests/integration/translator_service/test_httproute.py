@@ -13,7 +13,7 @@ from envoy.config.route.v3 import route_pb2
 
 from ripple_common.lifecycle import Lifecycle
 from ripple_common.resources import TypeUrl
-from ripple_translator.service import start_translator
+from ripple_translator.app import start_translator
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from tests.conftest import StackEnv
 from tests.integration.translator_service.support import (

@@ -12,8 +12,9 @@ import uuid
 import redis.asyncio as aioredis
 
 from ripple_common.lifecycle import Lifecycle
+from ripple_translator.app import start_translator
 from ripple_translator.consumer import KafkaEventSource
-from ripple_translator.service import ConsumeLoop, start_translator
+from ripple_translator.service import ConsumeLoop
 from ripple_translator.settings import TranslatorSettings
 from tests.conftest import StackEnv
 from tests.integration.translator_service.conftest import PARTITIONS

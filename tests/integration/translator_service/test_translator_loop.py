@@ -10,7 +10,7 @@ import uuid
 import redis.asyncio as aioredis
 
 from ripple_common.lifecycle import Lifecycle
-from ripple_translator.service import start_translator
+from ripple_translator.app import start_translator
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import KeyLayout, RedisTenantStore
 from tests.conftest import StackEnv

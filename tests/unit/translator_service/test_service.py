@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 import pytest
 from pydantic import ValidationError
 
+from ripple_translator.app import translate_options, writer_config
 from ripple_translator.engine import RESERVED_CONNECTIONS, Engine, Record
-from ripple_translator.service import consume, translate_options, writer_config
+from ripple_translator.service import consume
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.slot import TopicPartition
 from ripple_translator.writer import WriterConfig

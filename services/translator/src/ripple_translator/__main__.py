@@ -19,8 +19,8 @@ COMMAND = ServiceCommand(
     prog="ripple-translator",
     description=DESCRIPTION,
     settings=TranslatorSettings,
-    serve="ripple_translator.service:serve",  # imported only to run
-    telemetry=False,  # ripple_translator.service.serve sets up logging and tracing itself
+    serve="ripple_translator.app:serve",  # imported only to run
+    telemetry=False,  # ripple_translator.app.serve sets up logging and tracing itself
 )
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer
@@ -37,6 +37,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from ripple_common.kafka_security import PLAINTEXT, KafkaSecurity, client_kwargs
 from ripple_common.kafka_sizes import consumer_size_kwargs
 from ripple_translator.engine import Record
+from ripple_translator.ports import RebalanceHandler
 from ripple_translator.slot import TopicPartition
 
 log = structlog.get_logger("ripple_translator.consumer")
@@ -61,14 +62,6 @@ class GroupTuning:
             )
         if self.max_poll_interval_ms < self.session_timeout_ms:
             raise ValueError("max_poll_interval_ms must not be below session_timeout_ms")
-
-
-class RebalanceHandler(Protocol):
-    async def assign(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]: ...
-
-    async def revoke(
-        self, tps: Sequence[TopicPartition], *, timeout_s: float
-    ) -> dict[TopicPartition, int]: ...
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -33,8 +33,8 @@ from ripple_common.kafka_security import PLAINTEXT, KafkaSecurity
 from ripple_common.resources import Resource
 from ripple_common.sealing import Sealer, SealingError
 from ripple_common.store_contract import TenantState
+from ripple_translator.app import writer_config
 from ripple_translator.hosts import HostPolicy
-from ripple_translator.service import writer_config
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.translate import TranslateOptions
 from ripple_xds.secrets import SecretOpener
