@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
@@ -29,15 +30,24 @@ async def start(settings: TranslatorSettings) -> tuple[Lifecycle, ConsumeLoop, K
     return lc, loop, source
 
 
-async def test_a_restart_with_the_same_instance_id_keeps_partitions_without_a_rebalance(
-    stack: StackEnv, redis_client: aioredis.Redis, prefix: str, topic: str
-) -> None:
-    group = f"it-static-{uuid.uuid4().hex[:8]}"
+def member_settings(
+    stack: StackEnv, *, topic: str, prefix: str, group_prefix: str
+) -> Callable[[str], TranslatorSettings]:
+    """The settings of one group's static members, by instance id."""
+    group = f"{group_prefix}-{uuid.uuid4().hex[:8]}"
 
     def settings(instance: str) -> TranslatorSettings:
         return loop_settings(
             stack, topic=topic, prefix=prefix, group=group, group_instance_id=instance
         )
+
+    return settings
+
+
+async def test_a_restart_with_the_same_instance_id_keeps_partitions_without_a_rebalance(
+    stack: StackEnv, redis_client: aioredis.Redis, prefix: str, topic: str
+) -> None:
+    settings = member_settings(stack, topic=topic, prefix=prefix, group_prefix="it-static")
 
     lc_a, loop_a, source_a = await start(settings("translator-a"))
     lc_b: Lifecycle | None = None
@@ -85,12 +95,7 @@ async def test_a_member_rejoining_does_not_rebalance_the_others(
     assignment (aiokafka's sticky one) makes every such rejoin "updated metadata" to the
     broker, a new rebalance; two members doing that in turn at start-up under load kept a
     fresh group rebalancing for minutes (1,346 rebalances in 5 minutes, no assignment)."""
-    group = f"it-rejoin-{uuid.uuid4().hex[:8]}"
-
-    def settings(instance: str) -> TranslatorSettings:
-        return loop_settings(
-            stack, topic=topic, prefix=prefix, group=group, group_instance_id=instance
-        )
+    settings = member_settings(stack, topic=topic, prefix=prefix, group_prefix="it-rejoin")
 
     lc_a, loop_a, source_a = await start(settings("translator-a"))
     lc_b: Lifecycle | None = None
