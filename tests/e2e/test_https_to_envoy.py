@@ -35,6 +35,7 @@ from scripts.demo import (
 from scripts.pipeline import REDIS_PREFIX, Pipeline
 from tests.integration.loopback import https_get
 from tests.unit.xds import certs
+from tests.waiting import eventually
 
 SLA_S = 5.0
 SETTLE_S = 30.0  # a correctness check, not a latency one: time for a loaded shared stack
@@ -76,19 +77,10 @@ async def test_tls_ingress_serves_https_with_its_certificate_and_the_key_stays_s
         t0 = time.monotonic()
         await kube.create_ingress(tenant.ns, ingress)
         port = pipeline.ports.gateway_https
-        answer = None
-        while time.monotonic() - t0 < SLA_S:
-            answer = await _https(port, tenant.host)
-            # Until the Secret's event reaches the translator (Secrets and Ingresses are
-            # watched apart, so it may come after the Ingress) the host is served with the
-            # gateway's default certificate, as ingress-nginx does: wait for its own.
-            if answer is not None and answer[1].startswith("HTTP/1.1 200") and answer[0] == pem.der:
-                break
-            await asyncio.sleep(0.02)
-        assert answer is not None, f"no HTTPS answer for {tenant.host} within {SLA_S} s"
-        der, status_line = answer
-        assert status_line.startswith("HTTP/1.1 200"), status_line
-        assert der == pem.der  # the tenant's own certificate for its SNI
+        # Until the Secret's event reaches the translator (Secrets and Ingresses are watched
+        # apart, so it may come after the Ingress) the host is served with the gateway's
+        # default certificate, as ingress-nginx does: wait for its own.
+        await _serves(port, tenant.host, pem, within_s=SLA_S)
         print(f"e2e https_first_200: {(time.monotonic() - t0) * 1000:.0f} ms")
 
         # Redis holds the Secret resource with its key sealed, never the plaintext.
@@ -125,15 +117,15 @@ def _reported(pipeline: Pipeline, tenant: str, text: str) -> bool:
     return False
 
 
-async def _serves(port: int, host: str, pem: certs.Pem, *, within_s: float) -> bool:
-    """Whether `host` is answered over HTTPS with `pem`'s certificate within `within_s`."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        answer = await _https(port, host)
-        if answer is not None and answer[1].startswith("HTTP/1.1 200") and answer[0] == pem.der:
-            return True
-        await asyncio.sleep(0.02)
-    return False
+async def _serves(port: int, host: str, pem: certs.Pem, *, within_s: float) -> None:
+    """Until `host` is answered 200 over HTTPS with `pem`'s certificate."""
+    await eventually(
+        lambda: _https(port, host),
+        until=lambda answer: answer[1].startswith("HTTP/1.1 200") and answer[0] == pem.der,
+        within_s=within_s,
+        every_s=0.02,
+        what=f"{host} served over HTTPS with its certificate",
+    )
 
 
 @pytest.mark.usefixtures("backend")
@@ -159,7 +151,7 @@ async def test_one_host_of_two_ingresses_is_served_with_the_certificate_the_tran
         older = ingress_manifest("a-wild", tenant.host, [("/", "web")])
         older["spec"]["tls"] = [{"hosts": [tenant.host], "secretName": "wild-tls"}]
         await kube.create_ingress(tenant.ns, older)
-        assert await _serves(port, tenant.host, wild, within_s=SETTLE_S), "the older's certificate"
+        await _serves(port, tenant.host, wild, within_s=SETTLE_S)  # the older's certificate
 
         younger = ingress_manifest("b-exact", tenant.host, [("/b", "web")])
         younger["spec"]["rules"].append(
@@ -168,19 +160,21 @@ async def test_one_host_of_two_ingresses_is_served_with_the_certificate_the_tran
         younger["spec"]["tls"] = [{"hosts": [tenant.host, other], "secretName": "exact-tls"}]
         await kube.create_ingress(tenant.ns, younger)
         # The younger's Secret is served (for its other host): the listener has both Secrets.
-        assert await _serves(port, other, exact, within_s=SETTLE_S), "the younger's other host"
+        await _serves(port, other, exact, within_s=SETTLE_S)  # the younger's other host
 
         answer = await _https(port, tenant.host)
         assert answer is not None
         assert answer[0] == wild.der, "the host is served with the younger Ingress's Secret"
 
         chosen = f"{tenant.ns}/{tenant.ns}/wild-tls"  # the Secret resource (tenant = namespace)
-        deadline = time.monotonic() + SETTLE_S
-        while not _reported(
-            pipeline, tenant.ns, f"TLS host {tenant.host} already uses Secret {chosen}"
-        ):
-            assert time.monotonic() < deadline, "no Warning naming the Secret served"
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: _reported(
+                pipeline, tenant.ns, f"TLS host {tenant.host} already uses Secret {chosen}"
+            ),
+            within_s=SETTLE_S,
+            every_s=0.1,
+            what="a Warning naming the Secret served",
+        )
         answer = await _https(port, tenant.host)
         assert answer is not None
         assert answer[0] == wild.der
