@@ -3,18 +3,16 @@ does, reading the group's commits and the topic's end offsets, polling for a con
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ripple_common.envelope import CLUSTER_TENANT, Envelope, EventType
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import Checkpoint
+from tests import waiting
 from tests.conftest import StackEnv
 from tests.integration.translator_service.conftest import PARTITIONS
 from tests.unit.translator_service.support import ingress_class
@@ -74,11 +72,8 @@ async def rewind_group(bootstrap: str, topic: str, group: str) -> None:
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not met in time")
-        await asyncio.sleep(0.1)
+    """`tests.waiting.eventually` with this suite's default patience."""
+    await waiting.eventually(check, within_s=timeout_s)
 
 
 async def eventually_committed(bootstrap: str, topic: str, group: str) -> None:
