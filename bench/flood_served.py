@@ -79,11 +79,11 @@ from bench.probe import (
     RESULTS_DIR,
     Cluster,
     Plan,
-    _listening,
     commit,
     machine,
     percentiles,
     run_bounded,
+    second_stack_env,
     stage_breakdown,
     wait_serving,
 )
@@ -98,7 +98,7 @@ from scripts.pipeline import (
     ensure_topic,
     owned_partitions,
 )
-from scripts.stack_env import REPO_DIR, load_stack_env, run_dir
+from scripts.stack_env import REPO_DIR, run_dir
 
 FLOOD_LAYOUT: Final = NetnsLayout(
     namespace="ripple-flood",
@@ -707,13 +707,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     run = run_dir()
-    stack = load_stack_env(run)
-    if "KUBECONFIG" not in stack:
-        _say(f"no stack in {run} (missing {run / 'env'}): start one with stack/stack up")
+    stack = second_stack_env(run, _say)
+    if stack is None:
         return 1
-    otlp = stack.get("RIPPLE_OTLP_ENDPOINT", "")
-    if otlp and not _listening(otlp):
-        stack.pop("RIPPLE_OTLP_ENDPOINT")  # no collector in this stack: tracing off
     pipeline = Pipeline(run=run, stack_env=stack, ports=Ports.from_env(os.environ))
     backend = NetnsBackend(state_dir=run / "flood-backend", layout=FLOOD_LAYOUT)
     had_backend = backend.status().up

@@ -228,6 +228,19 @@ def _listening(url: str) -> bool:
     return True
 
 
+def second_stack_env(run: Path, say: Callable[[str], None]) -> dict[str, str] | None:
+    """The benchmark stack's client settings from `run`, tracing dropped when the stack has
+    no collector listening; None (said) when no stack was started there."""
+    stack = load_stack_env(run)
+    if "KUBECONFIG" not in stack:
+        say(f"no stack in {run} (missing {run / 'env'}): start one with stack/stack up")
+        return None
+    otlp = stack.get("RIPPLE_OTLP_ENDPOINT", "")
+    if otlp and not _listening(otlp):
+        stack.pop("RIPPLE_OTLP_ENDPOINT")  # no collector in this stack: tracing off
+    return stack
+
+
 # -- Kubernetes ------------------------------------------------------------------------------
 
 
@@ -771,13 +784,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         update_readme(args.results)
         return 0
     run = run_dir()
-    stack = load_stack_env(run)
-    if "KUBECONFIG" not in stack:
-        _say(f"no stack in {run} (missing {run / 'env'}): start one with stack/stack up")
+    stack = second_stack_env(run, _say)
+    if stack is None:
         return 1
-    otlp = stack.get("RIPPLE_OTLP_ENDPOINT", "")
-    if otlp and not _listening(otlp):
-        stack.pop("RIPPLE_OTLP_ENDPOINT")  # no collector in this stack: tracing off
     pipeline = Pipeline(run=run, stack_env=stack, ports=Ports.from_env(os.environ))
     backend = NetnsBackend(state_dir=run / "probe-backend", layout=PROBE_LAYOUT)
     had_backend = backend.status().up

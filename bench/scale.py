@@ -40,16 +40,16 @@ from bench import scale_groups
 from bench.probe import (
     RESULTS_DIR,
     Plan,
-    _listening,
     bench,
     commit,
     machine,
+    second_stack_env,
     session_rss_mib,
 )
 from ripple_common.redis_client import redis_client
 from scripts.netns_backend import BackendError, NetnsBackend, NetnsLayout
 from scripts.pipeline import Pipeline, PipelineError, Ports, ServiceSpec, http_ready
-from scripts.stack_env import REPO_DIR, load_stack_env, run_dir
+from scripts.stack_env import REPO_DIR, run_dir
 
 PER: Final = 10_000
 # The backend's own namespace and /24: bench.probe's (`ripple-probe`) may run beside it on
@@ -233,13 +233,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Plan]:
 def main(argv: Sequence[str] | None = None) -> int:
     args, plan = parse_args(argv)
     run = run_dir()
-    stack = load_stack_env(run)
-    if "KUBECONFIG" not in stack:
-        _say(f"no stack in {run} (missing {run / 'env'}): start one with stack/stack up")
+    stack = second_stack_env(run, _say)
+    if stack is None:
         return 1
-    otlp = stack.get("RIPPLE_OTLP_ENDPOINT", "")
-    if otlp and not _listening(otlp):
-        stack.pop("RIPPLE_OTLP_ENDPOINT")
     ports = Ports.from_env(os.environ)
     pipeline = ScalePipeline(run=run, stack_env=stack, ports=ports)
     backend = NetnsBackend(state_dir=run / "scale-backend", layout=SCALE_LAYOUT)
