@@ -216,6 +216,30 @@ def session_rss_mib(pid_file: Path) -> float | None:
     return round(total, 1) if total else None
 
 
+def open_files(pid: int) -> int | None:
+    """How many files (sockets included) the process holds open."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def session_open_files(pid_file: Path) -> int | None:
+    """Open files of a stack component (its recorded process and its children)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    counts: list[int] = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            if os.getsid(int(proc.name)) == pid:
+                counts.append(open_files(int(proc.name)) or 0)
+    return sum(counts) if counts else None
+
+
 def _listening(url: str) -> bool:
     """Something accepts connections on the URL's port (of 127.0.0.1)."""
     match = re.search(r":(\d+)", url.split("//", 1)[-1])

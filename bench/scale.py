@@ -44,6 +44,7 @@ from bench.probe import (
     commit,
     machine,
     second_stack_env,
+    session_open_files,
     session_rss_mib,
 )
 from ripple_common.redis_client import redis_client
@@ -174,6 +175,7 @@ def summary(result: dict[str, Any]) -> str:
         f"burst: {json.dumps(burst)}",
         f"errors: {result['errors']['total']}",
         f"redis: {result['redis']}, kafka disk {result['kafka_disk_mib']} MiB",
+        f"Envoy open files: {result.get('envoy_open_files')}",
         f"fresh xds replica ready in {result['xds_startup_s']} s; "
         f"translator join/leave: {result['translator_handover']}",
         "RSS MiB (per 10,000 Ingresses):",
@@ -260,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         for comp in ("envoy", "apiserver", "etcd", "kafka", "redis"):
             rss[comp] = session_rss_mib(run / comp / "pid")
+        # Envoy's files: its upstream connections (one per cluster used within the keepalive
+        # timeout) and downstream ones; the stack's limit is 20,000.
+        envoy_files = session_open_files(run / "envoy" / "pid")
         _say("memory, Redis, Kafka disk")
         redis = asyncio.run(redis_memory(stack["RIPPLE_REDIS_URL"]))
         result: dict[str, Any] = {
@@ -270,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "plan": asdict(plan),
             **out,
             "rss_mib": rss,
+            "envoy_open_files": envoy_files,
             "rss_mib_per_10k": {k: per_10k(v, plan.ingresses) for k, v in rss.items()},
             "redis": redis,
             "redis_mib_per_10k": per_10k(redis["used_mib"], plan.ingresses),

@@ -35,7 +35,7 @@ from typing import Any, Final
 import aiohttp
 import yaml
 
-from bench.probe import Plan, get_status, wait_serving
+from bench.probe import Plan, get_status, open_files, wait_serving
 from scripts.pipeline import Pipeline, PipelineError, _rss_mib, http_ready
 from scripts.stack_env import REPO_DIR
 
@@ -375,6 +375,7 @@ def run_groups(
             entry = out[group.gateway]
             entry["xds_rss_mib"] = _rss(int(entry.pop("xds_pid")))
             entry["envoy_rss_mib"] = _rss(envoys[group.k].pid)
+            entry["envoy_open_files"] = open_files(envoys[group.k].pid)
     return out
 
 

@@ -52,7 +52,7 @@ def test_translator_variants_of_a_service_port_share_its_assignment() -> None:
     settings = ClusterSettings(lb_policy=LbPolicy.RING_HASH)
     name = naming.cluster_name(endpoints, settings.variant)
     assert name != endpoints
-    resource = envoy.cluster(name, endpoints=endpoints, settings=settings)
+    resource = envoy.cluster(name, endpoints=endpoints, settings=settings, keepalive_timeout_s=60)
     assert Entry.of(resource).endpoints == endpoints
 
 

@@ -49,6 +49,7 @@ def translate_options(settings: TranslatorSettings) -> TranslateOptions:
         default_backend=parse_default_backend(settings.default_backend_service)
         if settings.default_backend_service
         else None,
+        upstream_keepalive_timeout_s=settings.upstream_keepalive_timeout_s,
     )
 
 

@@ -13,6 +13,7 @@ from ripple_common.settings import ServiceSettings
 from ripple_translator.engine import RESERVED_CONNECTIONS
 from ripple_translator.translate import DEFAULT_CONTROLLER, DEFAULT_GATEWAY_CLASS
 from ripple_translator.translate.default_backend import parse_default_backend
+from ripple_translator.translate.translate import DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT_S
 
 
 class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
@@ -115,6 +116,15 @@ class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
         "default-backend annotation (docs/annotations.md). Written by the translator of the "
         "tenant owning that namespace; set it alike on every translator. Unset: such hosts "
         "get 404",
+    )
+
+    upstream_keepalive_timeout_s: float = Field(
+        default=DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT_S,
+        ge=0,
+        description="ingress-nginx's upstream-keepalive-timeout: the gateway closes an upstream "
+        "connection idle this long (every cluster's idle_timeout; Envoy's own default is an "
+        "hour, and a gateway with tens of thousands of clusters would keep a file open for "
+        "each). 0: open until the backend closes it",
     )
 
     @field_validator("default_backend_service")

@@ -104,10 +104,15 @@ _REDIRECT_CODES: Final = {
 }
 
 
-def cluster(name: str, *, endpoints: str, settings: ClusterSettings) -> Resource:
+def cluster(
+    name: str, *, endpoints: str, settings: ClusterSettings, keepalive_timeout_s: float
+) -> Resource:
     """An EDS cluster fed over ADS; its endpoints are the assignment named `endpoints`. An
     ExternalName Service's (`settings.external_name`) is a STRICT_DNS cluster resolving that
-    name instead (every address it resolves to is an endpoint, re-resolved at the DNS TTL)."""
+    name instead (every address it resolves to is an endpoint, re-resolved at the DNS TTL).
+    An upstream connection idle for `keepalive_timeout_s` is closed (ingress-nginx's
+    `upstream-keepalive-timeout`; 0: kept until the backend closes it): without it Envoy keeps
+    one for an hour, and a gateway with tens of thousands of clusters runs out of files."""
     msg = cluster_pb2.Cluster(
         name=name,
         connect_timeout=_duration(settings.connect_timeout_ms),
@@ -132,13 +137,18 @@ def cluster(name: str, *, endpoints: str, settings: ClusterSettings) -> Resource
         address = msg.load_assignment.endpoints.add().lb_endpoints.add().endpoint.address
         address.socket_address.address = settings.external_name
         address.socket_address.port_value = settings.external_port
+    explicit = http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig()
     if settings.http2:
-        options = http_protocol_options_pb2.HttpProtocolOptions(
-            explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
-                http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
-            )
-        )
-        msg.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(_pack(options))
+        explicit.http2_protocol_options.SetInParent()
+    else:
+        explicit.http_protocol_options.SetInParent()
+    options = http_protocol_options_pb2.HttpProtocolOptions(
+        explicit_http_config=explicit,
+        common_http_protocol_options=protocol_pb2.HttpProtocolOptions(
+            idle_timeout=_duration(round(keepalive_timeout_s * 1000))
+        ),
+    )
+    msg.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(_pack(options))
     if settings.tls:
         # As nginx's proxy_pass https://: no certificate verification; SNI only when named
         # (upstream-vhost, or an ExternalName Service's name).

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from ripple_common.resources import PUSH_ORDER, Resource
 from ripple_translator.translate import envoy, naming, validate
@@ -60,6 +60,9 @@ from ripple_translator.translate.tls import TlsBinding, plan_gateway_tls, plan_t
 _O = TypeVar("_O", Ingress, Service, EndpointSlice, TlsSecret, ConfigMap, Gateway, HTTPRoute)
 
 
+DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT_S: Final = 60.0  # ingress-nginx's default
+
+
 def allow_every_host(host: str) -> bool:
     """The default host policy: the tenant may claim any host (arbitration happens elsewhere)."""
     return True
@@ -79,6 +82,9 @@ class TranslateOptions:
     # The gateway's default backend (ingress-nginx's --default-backend-service): the tenant
     # owning that Service writes the catch-all scope for hosts nobody serves.
     default_backend: DefaultBackendService | None = None
+    # ingress-nginx's `upstream-keepalive-timeout`: an idle upstream connection is closed after
+    # this many seconds (0: never by the gateway).
+    upstream_keepalive_timeout_s: float = DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT_S
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -171,7 +177,12 @@ def translate(
     endpoint_names: set[str] = set()
     for target in (targets[name] for name in sorted(targets)):
         resources.append(
-            envoy.cluster(target.cluster, endpoints=target.endpoints, settings=target.settings)
+            envoy.cluster(
+                target.cluster,
+                endpoints=target.endpoints,
+                settings=target.settings,
+                keepalive_timeout_s=opts.upstream_keepalive_timeout_s,
+            )
         )
         if target.endpoints in endpoint_names:
             continue
