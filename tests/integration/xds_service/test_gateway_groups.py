@@ -175,6 +175,8 @@ async def test_a_group_replica_holds_and_serves_only_its_groups_tenants(
     assert metric(page, "ripple_xds_source_fetched_total") == 1
     assert metric(page, "ripple_xds_source_reloaded_total") == 0
     assert metric(page, "ripple_xds_tenants_loaded") == 2
+    # b-one v2 and b-two v1: counted where an operator sees them
+    assert metric(page, "ripple_xds_source_foreign_total") == 2
 
 
 @pytest.fixture

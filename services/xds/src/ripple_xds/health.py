@@ -97,6 +97,11 @@ def render_metrics(view: MetricsView) -> tuple[int, str]:
         ("source_reloaded_total", src.reloaded, "Entries applied by re-reading the tenant."),
         ("source_malformed_total", src.malformed, "Malformed entries skipped."),
         ("source_errors_total", src.errors, "Redis errors while following."),
+        (
+            "source_foreign_total",
+            src.foreign,
+            "Entries of tenants outside this replica's gateway groups, skipped.",
+        ),
     ):
         family(name, "counter", help_text)
         sample(name, value)
