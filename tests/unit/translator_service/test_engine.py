@@ -474,9 +474,8 @@ async def test_a_write_scheduled_after_the_revocation_writes_nothing() -> None:
     version = store.tenants["a"].version
     await engine.revoke([TP], timeout_s=5)
 
-    slot.mark(5)  # what a stale wake-up does
-    engine.writer.schedule(slot)
-    await asyncio.sleep(0.05)
+    engine.writer.applied(slot, 5)  # what a stale wake-up does
+    assert await engine.writer.wait([slot], timeout_s=5)  # the write ran (and wrote nothing)
 
     assert store.tenants["a"].version == version
     assert store.tenants["a"].resources == stored

@@ -48,6 +48,7 @@ import structlog
 
 from ripple_common.backoff import Backoff
 from ripple_common.envelope import Envelope, EnvelopeError, EventType
+from ripple_common.store_contract import Marks
 from ripple_common.telemetry import context_from_headers
 from ripple_translator.hosts import HostArbiter, HostNotice, HostRegistry
 from ripple_translator.metrics import TranslatorStats
@@ -59,7 +60,7 @@ from ripple_translator.partition_state import (
     PartitionState,
     is_cluster_event,
 )
-from ripple_translator.slot import TenantSlot, TopicPartition, loaded_slot
+from ripple_translator.slot import EventTrace, TenantSlot, TopicPartition, loaded_slot
 from ripple_translator.store import (
     PartitionCheckpoint,
     PartitionStore,
@@ -388,21 +389,15 @@ class Engine:
             run.finishing.append((end.kind, end.started_at, offset))
         if applied.classes_changed:
             await self._save(run)
-        changed_tenant = applied.tenant if applied.tenant in applied.changed else None
-        traced = self._owned.slot(changed_tenant) if changed_tenant is not None else None
-        if traced is not None:
-            self.stats.events += 1
-            traced.traced(
-                context_from_headers(record.headers),
-                observed_ns=env.observed_at_ns,
-                published_ms=record.timestamp_ms,
-                api_ns=env.api_at_ns,
-            )
         for name, keys in applied.changed.items():
             changed = self._owned.slot(name)
-            if changed is not None:
-                changed.mark(offset, keys=keys)
-                self._writer.schedule(changed)
+            if changed is None:
+                continue
+            # The tenant's own event (not a cluster one): its write carries the event's trace.
+            own = name == applied.tenant
+            self.stats.events += own
+            trace = event_trace(record, env) if own else None
+            self._writer.applied(changed, offset, keys=keys, trace=trace)
         if end is not None and end.kind not in CLUSTER_KINDS:
             log.info(
                 "relist.finished",
@@ -438,6 +433,19 @@ class Engine:
             self._io(partial(self._store.load_inputs, tenant)),
         )
         return loaded_slot(checkpoint, inputs, tp, registered=False)
+
+
+def event_trace(record: Record, env: Envelope) -> EventTrace:
+    """Where a tenant's event came from: the trace context in the record's headers and the
+    times it was observed (watcher), published (the record's Kafka timestamp) and made in
+    the API."""
+    published_ns = record.timestamp_ms * 1_000_000 if record.timestamp_ms is not None else None
+    return EventTrace(
+        context=context_from_headers(record.headers),
+        marks=Marks(
+            observed_ns=env.observed_at_ns, published_ns=published_ns, api_ns=env.api_at_ns
+        ),
+    )
 
 
 async def _all(calls: Sequence[Coroutine[Any, Any, _T]]) -> list[_T]:

@@ -1,7 +1,8 @@
 """What this translator owns: its Kafka partitions (each with its cluster-scoped objects, the
 IngressClasses) and the tenants loaded from them. One object, held by the engine (which adds
 and removes partitions and tenants) and read by the writer (whether a slot is still ours,
-and its partition's IngressClasses), so the writer needs no callback into the engine."""
+and its partition's IngressClasses), so the writer needs no callback into the engine. The
+slots it holds are changed by the writer alone (`slot.TenantSlot`)."""
 
 from __future__ import annotations
 

@@ -5,14 +5,17 @@
   is registered with its partition, the position a fenced write learned). The writer replaces
   it after each write or reload; nothing changes it field by field.
 - `Pending` (immutable): the events applied but not yet in a stored version (the keys they
-  touched, their lowest offset, their trace contexts and propagation marks). The engine adds
-  to it; the writer `take`s it as one value and, if the write fails, `put_back`s it (merged
-  with what arrived meanwhile).
+  touched, their lowest offset, their trace contexts and propagation marks). Each event the
+  engine applies is added to it (`TenantWriter.applied`); a write `take`s it as one value
+  and, if the write fails, `put_back`s it (merged with what arrived meanwhile).
 - `hosts.HostCache` (immutable): the last host arbitration, reused while nothing changed
   hands; only the arbiter computes a new one.
 
-`TenantSlot` holds the three, the tenant's objects and its write task. Its methods are the
-only way either module changes it.
+`TenantSlot` holds the three, the tenant's objects and its write task. The writer alone
+changes it (its methods here, its fields); the engine creates slots (`loaded_slot`), hands
+them to `ownership.Ownership` and reads their views (`dirty`, `busy`, `position`,
+`pending_from`). The tenant's objects are changed in place by the event rules
+(`partition_state.PartitionState.apply`) the engine runs.
 """
 
 from __future__ import annotations
@@ -33,6 +36,16 @@ from ripple_translator.translate import Diagnostic
 
 TopicPartition = tuple[str, int]
 MAX_TRACE_CONTEXTS = 32  # per write: the parent and up to 31 span links
+
+
+@dataclass(frozen=True, slots=True)
+class EventTrace:
+    """Where one event came from, for the write that stores it: its trace context (the
+    write's span is a child of the first event's and links the others) and its propagation
+    marks (`Marks`: observed, published, made in the API)."""
+
+    context: otel_context.Context
+    marks: Marks
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,11 +101,11 @@ class Pending:
             events=self.events + 1,
         )
 
-    def traced(self, ctx: otel_context.Context, marks: Marks) -> Pending:
+    def traced(self, trace: EventTrace) -> Pending:
         contexts = self.contexts
-        if len(contexts) < MAX_TRACE_CONTEXTS and span_context(ctx).is_valid:
-            contexts = (*contexts, ctx)
-        return replace(self, contexts=contexts, marks=self.marks or marks)
+        if len(contexts) < MAX_TRACE_CONTEXTS and span_context(trace.context).is_valid:
+            contexts = (*contexts, trace.context)
+        return replace(self, contexts=contexts, marks=self.marks or trace.marks)
 
     def merged(self, newer: Pending) -> Pending:
         """This batch (not written) followed by `newer` (arrived while it was in flight)."""
@@ -123,26 +136,16 @@ class TenantSlot:
     diagnostics: frozenset[Diagnostic] = frozenset()
     task: asyncio.Task[None] | None = None
 
-    # -- what the engine does --------------------------------------------------------------
+    # -- changes (the writer's alone) -------------------------------------------------------
 
-    def traced(
-        self,
-        ctx: otel_context.Context,
-        *,
-        observed_ns: int | None = None,
-        published_ms: int | None = None,
-        api_ns: int | None = None,
+    def applied(
+        self, offset: int, *, keys: Iterable[ObjectKey] = (), trace: EventTrace | None = None
     ) -> None:
-        """An event carrying the trace context `ctx` (observed and published at those times,
-        its change made in the API at `api_ns`) is pending this tenant's next write."""
-        published_ns = published_ms * 1_000_000 if published_ms is not None else None
-        marks = Marks(observed_ns=observed_ns, published_ns=published_ns, api_ns=api_ns)
-        self.pending = self.pending.traced(ctx, marks)
-
-    def mark(self, offset: int, *, keys: Iterable[ObjectKey] = ()) -> None:
-        """An event at `offset` changed the tenant (or its cluster inputs)."""
+        """The event at `offset` changed the tenant's objects (`keys`) or its cluster inputs
+        (no keys); `trace`: where the event came from, if it was the tenant's own."""
         self.applied_through = offset
-        self.pending = self.pending.marked(offset, keys)
+        pending = self.pending.marked(offset, keys)
+        self.pending = pending.traced(trace) if trace is not None else pending
 
     def retranslate(self, *, hosts_stale: bool) -> bool:
         """Mark the tenant for a write at its stored position (nothing new applied: the write
@@ -155,10 +158,8 @@ class TenantSlot:
             return False
         if hosts_stale:
             self.hosts = self.hosts.made_stale()
-        self.mark(offset)
+        self.applied(offset)
         return True
-
-    # -- what the writer does --------------------------------------------------------------
 
     def take(self) -> Pending:
         """The pending batch, now in flight (the slot's pending starts empty)."""

@@ -25,10 +25,12 @@ tenants' writes) keeps running during it. Host claims are incremental: a write c
 the hosts whose claim changed since the tenant's last arbitration (all of them again after a
 notice), so a flood does not re-claim thousands of hosts per write.
 
-A write takes the slot's pending batch as one value (`slot.TenantSlot.take`), writes it, then
-replaces the slot's stored baseline with the new one; a write that fails puts the batch back
-whole (`put_back`: merged with what arrived meanwhile). The host arbitration (`hosts.HostArbiter`)
-returns the tenant's new host cache as a value too.
+The writer is the one module that changes a tenant's slot (`slot.TenantSlot`): the engine
+hands it each event it applied (`TenantWriter.applied`: pending, then scheduled) and reads the
+slot's views. A write takes the slot's pending batch as one value (`slot.TenantSlot.take`),
+writes it, then replaces the slot's stored baseline with the new one; a write that fails puts
+the batch back whole (`put_back`: merged with what arrived meanwhile). The host arbitration
+(`hosts.HostArbiter`) returns the tenant's new host cache as a value too.
 
 Fencing: a write from a Kafka position older than the one the tenant's stored version covers
 is refused by the store (`PositionFencedError`). The writer then reloads the tenant from Redis
@@ -62,7 +64,7 @@ from ripple_translator.ownership import Ownership
 from ripple_translator.partition_state import JsonObject, ObjectKey, TenantObjects, encode_key
 from ripple_translator.scheduling import WriteSlots, pace_after
 from ripple_translator.seal import seal_secrets
-from ripple_translator.slot import Pending, TenantSlot, span_context
+from ripple_translator.slot import EventTrace, Pending, TenantSlot, span_context
 from ripple_translator.store import (
     AnnounceError,
     Diff,
@@ -204,7 +206,21 @@ class TenantWriter:
         """Dirty tenants waiting for a write slot."""
         return self._waiting
 
-    def schedule(self, slot: TenantSlot) -> None:
+    def applied(
+        self,
+        slot: TenantSlot,
+        offset: int,
+        *,
+        keys: Iterable[ObjectKey] = (),
+        trace: EventTrace | None = None,
+    ) -> None:
+        """The engine applied the event at `offset` to the slot's tenant (its objects `keys`,
+        or its cluster inputs: no keys; `trace`: where the tenant's own event came from):
+        record it as pending and schedule the tenant's write."""
+        slot.applied(offset, keys=keys, trace=trace)
+        self._schedule(slot)
+
+    def _schedule(self, slot: TenantSlot) -> None:
         if slot.dirty and not slot.busy:
             slot.task = asyncio.create_task(self._run(slot), name=f"write {slot.tenant}")
 
@@ -216,7 +232,7 @@ class TenantWriter:
         for tenant in tenants:
             slot = self._ownership.writable(tenant)
             if slot is not None and slot.retranslate(hosts_stale=hosts_stale):
-                self.schedule(slot)
+                self._schedule(slot)
                 scheduled += 1
         return scheduled
 
