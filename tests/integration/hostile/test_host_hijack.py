@@ -32,7 +32,7 @@ from ripple_common.resources import TypeUrl
 from ripple_translator.app import start_translator
 from ripple_translator.hosts import HostNotice
 from ripple_translator.service import ConsumeLoop
-from ripple_translator.store import KeyLayout, RedisTenantStore
+from ripple_translator.store import KeyLayout, RedisHostRegistry
 from ripple_translator.translate import Severity
 from tests.conftest import StackEnv
 from tests.integration.translator_service.conftest import PARTITIONS
@@ -85,7 +85,7 @@ class Run:
         self.loop = loop
         self._client = client
         self._layout = KeyLayout(prefix=prefix)
-        self.store = RedisTenantStore(client, layout=self._layout)
+        self.registry = RedisHostRegistry(client, layout=self._layout)
         self._bootstrap = bootstrap
         self._topic = topic
 
@@ -109,7 +109,7 @@ class Run:
         return any(host.encode() in body for body in bodies)
 
     async def owner(self) -> str | None:
-        return (await self.store.owners([HOST_A]))[HOST_A]
+        return (await self.registry.owners([HOST_A]))[HOST_A]
 
     def b_reported(self, name: str) -> bool:
         """B's last write reported A's host on B's Ingress `name` (whatever the outcome)."""
@@ -142,7 +142,7 @@ class Run:
         stats = self.loop.engine.stats
         await eventually(self.writes_done, within_s=30, what="A's and B's writes done")
         woken = stats.host_notices
-        await self.store.notify([HostNotice(tenant=A, host=HOST_A, why="test fence")])
+        await self.registry.notify([HostNotice(tenant=A, host=HOST_A, why="test fence")])
         await eventually(
             lambda: stats.host_notices > woken, within_s=30, what="the fence notice read"
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
-from ripple_translator.store import KeyLayout, RedisTenantStore
+from ripple_translator.store import KeyLayout, RedisHostRegistry, RedisTenantStore
 
 
 @pytest.fixture
@@ -22,3 +22,8 @@ def layout(prefix: str) -> KeyLayout:
 @pytest.fixture
 def store(client: aioredis.Redis, layout: KeyLayout) -> RedisTenantStore:
     return RedisTenantStore(client, layout=layout)
+
+
+@pytest.fixture
+def registry(client: aioredis.Redis, layout: KeyLayout) -> RedisHostRegistry:
+    return RedisHostRegistry(client, layout=layout)

@@ -33,6 +33,7 @@ from ripple_translator.store import (
     KafkaOffset,
     KeyLayout,
     PositionFencedError,
+    RedisHostRegistry,
     RedisTenantStore,
     VersionConflictError,
 )
@@ -198,7 +199,7 @@ def translator(client: aioredis.Redis, layout: KeyLayout, store: RedisTenantStor
         partitions=RedisPartitionStore(client, layout=layout),
         config=WriterConfig(retry_initial_s=0.05, retry_max_s=0.2, pace_factor=0),
         loader=RedisTenantLoader(client, layout=layout),
-        hosts=store,
+        hosts=RedisHostRegistry(client, layout=layout),
     )
 
 
@@ -351,4 +352,5 @@ async def test_a_rebalance_during_a_flood_never_writes_an_older_position(
     entries = await changes_of(redis_client, layout, A)
     removed = [n for e in entries for ns in e.removals.values() for n in ns]
     assert removed == [], f"{len(removed)} resources removed (and re-added) during the flood"
-    assert set((await a.store.owners(hosts)).values()) == {A}
+    registry = RedisHostRegistry(redis_client, layout=layout)
+    assert set((await registry.owners(hosts)).values()) == {A}

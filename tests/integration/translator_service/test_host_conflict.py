@@ -16,7 +16,7 @@ from ripple_common.lifecycle import Lifecycle
 from ripple_common.resources import TypeUrl
 from ripple_translator.app import start_translator
 from ripple_translator.service import ConsumeLoop
-from ripple_translator.store import KeyLayout, RedisTenantStore
+from ripple_translator.store import KeyLayout, RedisHostRegistry
 from tests.conftest import StackEnv
 from tests.integration.translator_service.support import (
     A,
@@ -51,7 +51,7 @@ async def test_first_claim_wins_across_translators_and_the_host_is_never_doubled
         host_release_grace_s=1.0,
     )
     layout = KeyLayout(prefix=prefix)
-    store = RedisTenantStore(redis_client, layout=layout)
+    registry = RedisHostRegistry(redis_client, layout=layout)
 
     async def serving() -> set[str]:
         out = set()
@@ -104,13 +104,13 @@ async def test_first_claim_wins_across_translators_and_the_host_is_never_doubled
         )
         await eventually(lambda: _lost(loop1, loop2, A))
         assert await serving() == {B}  # the older Ingress came second: it does not take it
-        assert (await store.owners([HOST]))[HOST] == B
+        assert (await registry.owners([HOST]))[HOST] == B
 
         await produce(bootstrap, topic, [deleted(B, "Ingress", B, "young")])
         await eventually(lambda: served_by(set()))
-        assert (await store.owners([HOST]))[HOST] == B  # held for B for the grace
+        assert (await registry.owners([HOST]))[HOST] == B  # held for B for the grace
         await eventually(lambda: served_by({A}))
-        assert (await store.owners([HOST]))[HOST] == A
+        assert (await registry.owners([HOST]))[HOST] == A
         stats = loop1.engine.stats.host_notices + loop2.engine.stats.host_notices
         assert stats >= 2  # "released" woke A; the end of the hold woke it again
     finally:

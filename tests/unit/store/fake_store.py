@@ -1,6 +1,7 @@
-"""An in-memory `TenantStore` with the Redis adapter's semantics (fencing, empty diffs, host
-arbitration), for translator tests that need no Redis. The integration tests run the same
-behaviour checks against both this fake and `RedisTenantStore`."""
+"""An in-memory `TenantStore` and `HostRegistry` in one fake, with the Redis adapters'
+semantics (fencing, empty diffs: `RedisTenantStore`; host arbitration: `RedisHostRegistry`),
+for translator tests that need no Redis. The integration tests run the same behaviour checks
+against both this fake and the Redis adapters."""
 
 from __future__ import annotations
 
@@ -100,9 +101,6 @@ class FakeTenantStore:
             )
         return version
 
-    async def claim_hosts(self, tenant: str, hosts: Iterable[str]) -> dict[str, ClaimOutcome]:
-        return await self.claim(tenant, hosts)
-
     def now(self) -> int:
         """The store's clock (epoch µs, strictly increasing, as Redis's TIME in practice);
         `advance` moves it on."""
@@ -127,11 +125,6 @@ class FakeTenantStore:
                 self.records.get(host, HostRecord()), tenant, host=host, now=self.now()
             )
         return out
-
-    async def release_hosts(self, tenant: str, hosts: Iterable[str]) -> set[str]:
-        released = {h for h in set(hosts) if self.owner(h) == tenant}
-        await self.withdraw(tenant, stop_serving=(), release=hosts)
-        return released
 
     async def withdraw(
         self,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ripple_common.resources import Resource, TypeUrl
-from ripple_translator.hosts import ClaimStatus, from_micros, to_micros
+from ripple_translator.hosts import ClaimStatus, HostRegistry, from_micros, to_micros
 from ripple_translator.store import (
     InputChanges,
     KafkaOffset,
@@ -114,8 +114,9 @@ def test_micros_round_trip_and_naive_times_rejected() -> None:
         to_micros(datetime(2026, 1, 1))
 
 
-async def test_fake_store_follows_the_protocol() -> None:
-    store: TenantStore = FakeTenantStore()
+async def test_fake_store_follows_the_protocols() -> None:
+    fake = FakeTenantStore()
+    store: TenantStore = fake
     assert await write(store, [r(CDS, "a")], expected=0) == 1
     assert await write(store, [], expected=1) == 1
     with pytest.raises(VersionConflictError):
@@ -123,12 +124,16 @@ async def test_fake_store_follows_the_protocol() -> None:
     checkpoint = await store.load_checkpoint("t")
     assert (checkpoint.version, checkpoint.offset) == (1, OFFSET)
     assert checkpoint.resource_versions == {(CDS, "a"): r(CDS, "a").version}
-    claims = await store.claim_hosts("t", ["h"])
+    registry: HostRegistry = fake
+    claims = await registry.claim("t", ["h"])
     assert claims["h"].status is ClaimStatus.OWNED
-    lost = await store.claim_hosts("u", ["h"])
+    lost = await registry.claim("u", ["h"])
     assert (lost["h"].status, lost["h"].owner) == (ClaimStatus.LOST, "t")
-    assert await store.release_hosts("u", ["h"]) == set()
-    assert await store.release_hosts("t", ["h"]) == {"h"}
+    # only the owner releases a host (at once: no hold)
+    assert await registry.withdraw("u", stop_serving=[], release=["h"]) == []
+    assert fake.owner("h") == "t"
+    assert await registry.withdraw("t", stop_serving=["h"], release=["h"]) == []
+    assert fake.owner("h") is None
 
 
 async def write(store: TenantStore, upserts: list[Resource], *, expected: int) -> int:

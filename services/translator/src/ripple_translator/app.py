@@ -1,6 +1,7 @@
-"""Composition root of the translator: Redis stores, the engine, the host-notice follower,
-the Kafka member, the health endpoint and the consume loop under `ripple_common.lifecycle`,
-closed in reverse start order (Kafka and Redis last)."""
+"""Composition root of the translator: the Redis adapters (the tenant store, the partition
+store, the loader, the host registry), the engine, the host-notice follower, the Kafka
+member, the health endpoint and the consume loop under `ripple_common.lifecycle`, closed in
+reverse start order (Kafka and Redis last)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from ripple_translator.service import ConsumeLoop
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import (
     KeyLayout,
+    RedisHostRegistry,
     RedisPartitionStore,
     RedisTenantLoader,
     RedisTenantStore,
@@ -114,19 +116,23 @@ async def start_translator(
             ),
             name="event reporter",
         )
-    store = RedisTenantStore(redis.client, layout=layout, stream_maxlen=settings.stream_maxlen)
+    hosts = (
+        RedisHostRegistry(redis.client, layout=layout, stream_maxlen=settings.stream_maxlen)
+        if settings.host_arbitration
+        else None
+    )
     engine = Engine(
-        store=store,
+        store=RedisTenantStore(redis.client, layout=layout, stream_maxlen=settings.stream_maxlen),
         partitions=RedisPartitionStore(redis.client, layout=layout),
         config=writer_config(settings, after_write=after_write),
         loader=RedisTenantLoader(redis.client, layout=layout),
-        hosts=store if settings.host_arbitration else None,
+        hosts=hosts,
         on_diagnostics=reporter.report if reporter is not None else None,
         stats=stats,
     )
-    if settings.host_arbitration:
+    if hosts is not None:
         await lc.start(
-            NoticeFollower(store, engine, block_ms=settings.notice_block_ms),
+            NoticeFollower(hosts, engine, block_ms=settings.notice_block_ms),
             name="host notices",
         )
     source = await lc.start(

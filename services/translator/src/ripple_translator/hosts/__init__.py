@@ -1,7 +1,7 @@
 """Host ownership, in one package (docs/host-ownership.md):
 
 - `model`: the values (`ClaimOutcome`, `HostState`, `HostView`, `HostNotice`) and the
-  `HostRegistry` Protocol the arbiter uses (Redis: `store.RedisTenantStore`);
+  `HostRegistry` Protocol the arbiter uses (Redis: `store.RedisHostRegistry`);
 - `rules`: the pure rules (who owns a host after a claim or a withdrawal, what one write
   does with its claim outcomes, which recorded states are stale, which hosts a tenant may
   claim at all: `HostPolicy`);

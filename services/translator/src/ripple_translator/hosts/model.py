@@ -1,7 +1,7 @@
 """Host ownership's values and what the arbiter asks of its store: the outcome of a claim
 (`ClaimOutcome`), the states a tenant records (`HostState`), a host's view (`HostView`), a
 notice (`HostNotice`), and the `HostRegistry` Protocol (Redis in production:
-`store.RedisTenantStore`; docs/host-ownership.md). No I/O."""
+`store.RedisHostRegistry`; docs/host-ownership.md). No I/O."""
 
 from __future__ import annotations
 

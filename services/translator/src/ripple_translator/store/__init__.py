@@ -3,7 +3,9 @@
 - `model`: the `TenantStore` Protocol (a tenant's versions, resources and inputs), its values
   and errors, the pure diffing;
 - `redis_store`: `RedisTenantStore` (the tenant's version and inputs in one Lua script, the
-  change stream; also the `hosts.HostRegistry` scripts);
+  change stream);
+- `redis_hosts`: `RedisHostRegistry` (`hosts.HostRegistry`: the host scripts, the tenants'
+  recorded host states, the host notices), on the same client and layout;
 - `inputs`: the stored inputs' values and the partition state (`PartitionStore`,
   `RedisPartitionStore`);
 - `loader`: many tenants in one round trip (`RedisTenantLoader`).
@@ -29,6 +31,7 @@ from ripple_translator.store.model import (
     apply_diff,
     diff_resources,
 )
+from ripple_translator.store.redis_hosts import RedisHostRegistry
 from ripple_translator.store.redis_store import RedisTenantStore
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "PartitionCheckpoint",
     "PartitionStore",
     "PositionFencedError",
+    "RedisHostRegistry",
     "RedisPartitionStore",
     "RedisTenantLoader",
     "RedisTenantStore",

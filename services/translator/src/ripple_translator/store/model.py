@@ -1,6 +1,6 @@
 """What the translator asks of its tenant store: the `TenantStore` Protocol, its values and
-errors, and the pure diffing behind them. No I/O. (Host ownership's values and rules:
-`ripple_translator.hosts`.)"""
+errors, and the pure diffing behind them. No I/O. (Host ownership's values, rules and its
+`HostRegistry` Protocol: `ripple_translator.hosts`.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Protocol
 
 from ripple_common.resources import Resource, TypeUrl
 from ripple_common.store_contract import KafkaOffset
-from ripple_translator.hosts.model import ClaimOutcome
 from ripple_translator.store.inputs import InputChanges, InputCheckpoint
 
 ResourceKey = tuple[TypeUrl, str]
@@ -153,11 +152,4 @@ class TenantStore(Protocol):
     async def announce(self, tenant: str, *, trace_fields: Mapping[str, str]) -> int:
         """Append a `full` change entry at the tenant's current version (call after taking a
         tenant over, or after AnnounceError). Returns that version (0: nothing stored)."""
-        ...
-
-    async def claim_hosts(self, tenant: str, hosts: Iterable[str]) -> dict[str, ClaimOutcome]: ...
-
-    async def release_hosts(self, tenant: str, hosts: Iterable[str]) -> set[str]:
-        """Withdraw the tenant's claims of `hosts` and free those it owns at once (no hold);
-        returns those released (others are left alone)."""
         ...

@@ -18,7 +18,7 @@ from ripple_common.store_contract import (
     parse_tenant_state,
 )
 from ripple_translator.hosts import HostState
-from ripple_translator.store import RedisTenantStore
+from ripple_translator.store import RedisHostRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ async def load_tenants(url: str, *, prefix: str, tenants: Sequence[str]) -> Stor
                 raise ReplayError(str(exc)) from None
             reply = await load(keys=keys)
             out[tenant] = parse_tenant_state(tenant, reply)
-        recorded = await RedisTenantStore(client, layout=layout).load_host_states(list(tenants))
+        recorded = await RedisHostRegistry(client, layout=layout).load_host_states(list(tenants))
         withheld = {
             tenant: frozenset(h for h, s in hosts.items() if s is not HostState.SERVED)
             for tenant, hosts in recorded.items()
