@@ -5,7 +5,7 @@
 - `redis_store`: `RedisTenantStore` (the tenant's version and inputs in one Lua script, the
   change stream);
 - `redis_hosts`: `RedisHostRegistry` (`hosts.HostRegistry`: the host scripts, the tenants'
-  recorded host states, the host notices), on the same client and layout;
+  recorded host states, the host notices), on the same client and layout (`redis_adapter`);
 - `inputs`: the stored inputs' values and the partition state (`PartitionStore`,
   `RedisPartitionStore`);
 - `loader`: many tenants in one round trip (`RedisTenantLoader`).

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Unpack
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from ripple_common.store_contract import KeyLayout
 from ripple_translator.hosts.model import (
     ClaimOutcome,
     ClaimStatus,
@@ -24,6 +23,7 @@ from ripple_translator.hosts.model import (
     HostView,
 )
 from ripple_translator.hosts.rules import from_micros
+from ripple_translator.store.redis_adapter import AdapterOptions, RedisAdapter
 
 # KEYS: host hash, its serving, waiting and claims keys (one slot: the host's hash tag).
 # ARGV: tenant. Reply: {status, owner, owner's claim time (epoch µs), promoted tenant or '',
@@ -118,20 +118,11 @@ return {0, {}}
 """
 
 
-class RedisHostRegistry:
-    """`HostRegistry` on Redis. The client must not decode responses (as the tenant store's).
-    `stream_maxlen` bounds `P.hostevents` (XADD MAXLEN ~)."""
+class RedisHostRegistry(RedisAdapter):
+    """`HostRegistry` on Redis. `stream_maxlen` bounds `P.hostevents`."""
 
-    def __init__(
-        self,
-        client: aioredis.Redis,
-        *,
-        layout: KeyLayout | None = None,
-        stream_maxlen: int = 100_000,
-    ) -> None:
-        self._client = client
-        self._layout = layout or KeyLayout()
-        self._maxlen = stream_maxlen
+    def __init__(self, client: aioredis.Redis, **options: Unpack[AdapterOptions]) -> None:
+        super().__init__(client, **options)
         self._claim: AsyncScript = client.register_script(CLAIM_HOST_LUA)
         self._withdraw: AsyncScript = client.register_script(WITHDRAW_HOST_LUA)
         self._scripts_loaded = False

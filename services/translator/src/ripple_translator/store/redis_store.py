@@ -13,7 +13,7 @@ between, readers learn of the version at the tenant's next entry (its version ju
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import redis.asyncio as aioredis
 import structlog
@@ -25,7 +25,6 @@ from ripple_common.store_contract import (
     TYPE_ORDER,
     ChangeEntry,
     KafkaOffset,
-    KeyLayout,
     parse_tenant_state,
 )
 from ripple_translator.store.inputs import InputChanges, InputCheckpoint, input_ops, parse_inputs
@@ -36,6 +35,7 @@ from ripple_translator.store.model import (
     ResourceKey,
     VersionConflictError,
 )
+from ripple_translator.store.redis_adapter import AdapterOptions, RedisAdapter
 
 # KEYS: tenant_keys(t), then the tenant's input key (same slot). ARGV: expected, topic,
 # partition, offset, inputs ('1': write the inputs' position, '0': leave the input key alone),
@@ -152,27 +152,14 @@ def change_entry(
     )
 
 
-class RedisTenantStore:
-    """`TenantStore` on Redis. The client must not decode responses (bodies are bytes).
-    `stream_maxlen` bounds `P.changes` (XADD MAXLEN ~): readers further behind than that
-    reload everything, so size it to a few minutes of changes."""
+class RedisTenantStore(RedisAdapter):
+    """`TenantStore` on Redis. `stream_maxlen` bounds `P.changes`: readers further behind
+    than that reload everything, so size it to a few minutes of changes."""
 
-    def __init__(
-        self,
-        client: aioredis.Redis,
-        *,
-        layout: KeyLayout | None = None,
-        stream_maxlen: int = 100_000,
-    ) -> None:
-        self._client = client
-        self._layout = layout or KeyLayout()
-        self._maxlen = stream_maxlen
+    def __init__(self, client: aioredis.Redis, **options: Unpack[AdapterOptions]) -> None:
+        super().__init__(client, **options)
         self._write: AsyncScript = client.register_script(WRITE_VERSION_LUA)
         self._load: AsyncScript = client.register_script(LOAD_TENANT_LUA)
-
-    @property
-    def layout(self) -> KeyLayout:
-        return self._layout
 
     async def write_version(
         self,
