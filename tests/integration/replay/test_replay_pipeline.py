@@ -27,14 +27,17 @@ from ripple_common.lifecycle import Lifecycle
 from ripple_common.resources import TypeUrl
 from ripple_common.store_contract import KeyLayout
 from ripple_translator.app import start_translator
+from ripple_translator.partition_state import encode_key
 from ripple_translator.settings import TranslatorSettings
 from ripple_translator.store import RedisTenantStore
+from tests import waiting
 from tests.conftest import StackEnv
-from tests.integration.translator_service.support import eventually, eventually_committed
+from tests.integration.translator_service.support import eventually_committed
 from tests.integration.watcher.support import (
     KEY_PEM,
     Kube,
     delete_topic,
+    endpoint,
     ingress,
     make_topic,
     running_watcher,
@@ -88,16 +91,51 @@ async def history(
                 await kube.set_ingress_host(ns, "web", host="c.replay.test")
                 await kube.delete_ingress(ns, "other")
                 await kube.set_endpoint(ns, "web-1", ready=True, node="node-3")
+                # The fence, written last: the slice's last change, told apart from its earlier
+                # states (which the watcher publishes without the node) by a zone.
+                await kube.discovery.patch_namespaced_endpoint_slice(
+                    "web-1",
+                    ns,
+                    {"endpoints": [{**endpoint(ready=True, node="node-3"), "zone": "z"}]},
+                )
+                # Each kind is its own watch, ordered in itself only: every one of them is
+                # through once the tenant's stored inputs hold its last change (the fence;
+                # the Ingresses' last state; the others' only event), so every event of the
+                # history is in Kafka before the committed offsets are read.
+                expected = {
+                    f"{kind}/{ns}/{name}"
+                    for kind, name in [
+                        ("Service", "web"),
+                        ("EndpointSlice", "web-1"),
+                        ("Secret", "web-tls"),
+                        ("Ingress", "web"),
+                    ]
+                }
 
-                async def final() -> bool:
-                    cp = await store.load_checkpoint(ns)
-                    names = {name for _, name in cp.resource_versions}
-                    return f"{ns}/scope/c.replay.test" in names and not any(
+                async def stored() -> tuple[set[str], set[str], object]:
+                    names = {
+                        name for _, name in (await store.load_checkpoint(ns)).resource_versions
+                    }
+                    inputs = (await store.load_inputs(ns)).objects
+                    fence = inputs.get(("EndpointSlice", ns, "web-1"), {}).get("endpoints")
+                    return names, {encode_key(k) for k in inputs}, fence
+
+                def final(state: tuple[set[str], set[str], object]) -> bool:
+                    names, inputs, fence = state
+                    served = f"{ns}/scope/c.replay.test" in names and not any(
                         "b.replay.test" in n or "a.replay.test" in n for n in names
                     )
+                    fenced = isinstance(fence, list) and [e.get("zone") for e in fence] == ["z"]
+                    return (
+                        served
+                        and fenced
+                        and expected <= inputs
+                        and not any("Ingress/" in k and k.endswith("/other") for k in inputs)
+                    )
 
-                await eventually(final, timeout_s=60)
-                await asyncio.sleep(0.5)  # the watcher's last events reach Kafka
+                await waiting.eventually(
+                    stored, until=final, within_s=60, what="the history's last changes stored"
+                )
                 await eventually_committed(bootstrap, topic, group)
             env = {
                 **os.environ,

@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from ripple_common.envelope import Envelope
 from tests.conftest import StackEnv
 from tests.integration.loopback import free_port, http_get, status
 from tests.unit.translator_service.support import cluster, event, ingress, ingress_class, service
+from tests.waiting import eventually
 
 TENANT = "serve-t"
 HOST = "serve.replay.test"
@@ -58,14 +58,6 @@ def write_history(path: Path, backend_port: int) -> None:
     ]
     with path.open("w") as out:
         export.write(records, out)
-
-
-async def until(check: Any, *, what: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not in time")
-        await asyncio.sleep(0.1)
 
 
 async def test_serve_routes_real_requests(
@@ -114,7 +106,13 @@ async def test_serve_routes_real_requests(
                 pytest.fail(f"envoy exited: {log.read_text()[-2000:]}")
             return await status(listen, host=HOST) == 200
 
-        await until(routed, what=f"{HOST} routed by Envoy")
+        await eventually(
+            routed,
+            within_s=30,
+            every_s=0.1,
+            what=f"{HOST} routed by Envoy",
+            detail=lambda: f"Envoy's log:\n{log.read_text()[-2000:]}",
+        )
         code, body = await asyncio.to_thread(http_get, listen, "/", host=HOST)
         assert code == 200
         assert body == f"backend host={HOST}"
