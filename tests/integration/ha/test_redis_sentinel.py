@@ -11,7 +11,6 @@ versions across the failover, not a replication guarantee Redis does not make.""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import shutil
 import signal
@@ -21,6 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from ripple_common.resources import Resource, TypeUrl
 from ripple_common.store_contract import KeyLayout
 from ripple_translator.store import KafkaOffset, RedisTenantStore
 from ripple_translator.store.model import VersionConflictError
+from tests.waiting import eventually
 
 MASTER_NAME = "ripple"
 TENANT = "sentinel-t"
@@ -135,27 +136,27 @@ async def command(client: aioredis.Redis, *args: object) -> Any:
     return await client.execute_command(*args)  # type: ignore[no-untyped-call]
 
 
+async def sentinel_sees(client: aioredis.Redis) -> tuple[int, int]:
+    """The replicas and the other Sentinels a Sentinel knows of."""
+    fields = await command(client, "SENTINEL", "MASTER", MASTER_NAME)
+    return int(fields[b"num-slaves"]), int(fields[b"num-other-sentinels"])
+
+
 async def wait_until_monitored(group: SentinelSet, *, timeout_s: float = 20.0) -> None:
     """Each Sentinel knows the replica and the two other Sentinels (else no quorum or no
-    replica to promote)."""
-    deadline = time.monotonic() + timeout_s
+    replica to promote), each within `timeout_s`."""
     for port in group.sentinels:
         client = await _node(port)
         try:
-            while True:
-                with_replica = False
-                others = 0
-                try:
-                    fields = await command(client, "SENTINEL", "MASTER", MASTER_NAME)
-                    with_replica = int(fields[b"num-slaves"]) >= 1
-                    others = int(fields[b"num-other-sentinels"])
-                except TRANSIENT_ERRORS:
-                    pass
-                if with_replica and others >= 2:
-                    break
-                if time.monotonic() > deadline:
-                    pytest.fail(f"Sentinel {port} sees replica={with_replica}, others={others}")
-                await asyncio.sleep(0.1)
+            await eventually(
+                partial(sentinel_sees, client),
+                until=lambda seen: seen[0] >= 1 and seen[1] >= 2,
+                within_s=timeout_s,
+                every_s=0.1,
+                ignoring=TRANSIENT_ERRORS,
+                what=f"Sentinel {port} seeing the replica and two other Sentinels "
+                "(as (replicas, other Sentinels))",
+            )
         finally:
             await client.aclose()
 
@@ -179,9 +180,9 @@ def at(offset: int) -> KafkaOffset:
 async def write_next(store: RedisTenantStore, version: int, *, timeout_s: float = 30.0) -> int:
     """Write version `version + 1` (one resource named after it), riding out the failover:
     a write whose answer was lost is read back from the checkpoint, never written twice."""
-    deadline = time.monotonic() + timeout_s
     target = version + 1
-    while True:
+
+    async def write() -> int:
         try:
             return await store.write_version(
                 TENANT, [Resource(TypeUrl.CLUSTER, f"c{target}", f"v{target}".encode())], [],
@@ -192,10 +193,14 @@ async def write_next(store: RedisTenantStore, version: int, *, timeout_s: float 
             if stored == target:  # the lost answer's write was applied
                 return target
             raise
-        except TRANSIENT_ERRORS:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+
+    return await eventually(
+        write,
+        within_s=timeout_s,
+        every_s=0.2,
+        ignoring=TRANSIENT_ERRORS,
+        what=f"version {target} written",
+    )
 
 
 async def test_versions_go_on_across_a_sentinel_failover(sentinels: SentinelSet) -> None:

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from ripple_translator.hosts import ClaimStatus, HostNotice, HostState, HostView, from_micros
 from ripple_translator.store import RedisHostRegistry
 from ripple_translator.store.redis_hosts import CLAIM_HOST_LUA
+from tests.waiting import eventually
 
 
 def _raw(value: bytes | str) -> bytes:
@@ -197,7 +198,12 @@ async def test_a_released_host_is_held_for_its_owner_for_the_grace(
     # a second release of the same hold does not extend it
     await registry.withdraw("a", stop_serving=["h"], release=["h"], hold_s=0.3)
     await registry.withdraw("a", stop_serving=[], release=["h"], hold_s=30)
-    await asyncio.sleep(0.4)
+    await eventually(
+        lambda: registry.owners(["h"]),
+        until=lambda owners: owners["h"] is None,
+        within_s=5,
+        what="the 0.3 s hold of h over (not extended to 30 s)",
+    )
     # the grace is over: the first standing claim ("b") gets the host
     got = (await registry.claim("b", ["h"]))["h"]
     assert (got.status, got.owner) == (ClaimStatus.OWNED, "b")

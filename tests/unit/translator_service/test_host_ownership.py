@@ -6,7 +6,6 @@ one host to two tenants), the domain policy, and the host check after an assignm
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +36,7 @@ from tests.unit.translator_service.support import (
     record,
     service,
 )
+from tests.waiting import eventually
 
 HOST = "shared.example.com"
 
@@ -183,7 +183,7 @@ async def test_a_released_host_is_held_for_the_grace_then_the_waiting_claim_is_w
 
     # no notice comes when the hold ends: the claim's own timer wakes "second"
     sent = len(store.notices)
-    await asyncio.sleep(0.5)
+    await eventually(lambda: scope_owners(store, HOST), until=lambda s: s == {"second"}, within_s=5)
     await other.engine.settle(timeout_s=5)
     assert len(store.notices) == sent
     assert scope_owners(store, HOST) == {"second"}
@@ -204,7 +204,7 @@ async def test_a_translator_taking_the_waiting_tenant_over_waits_for_the_hold_ag
     successor = Translator(store, other.partition, grace_s=0.5, partitions=other.partitions)
     await successor.engine.assign([successor.tp])
     await successor.engine.settle(timeout_s=5)  # the host check re-translated "second"
-    await asyncio.sleep(0.7)
+    await eventually(lambda: scope_owners(store, HOST), until=lambda s: s == {"second"}, within_s=5)
     await successor.engine.settle(timeout_s=5)
     assert scope_owners(store, HOST) == {"second"}
     assert store.owner(HOST) == "second"
