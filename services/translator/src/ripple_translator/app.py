@@ -79,6 +79,7 @@ def group_tuning(settings: TranslatorSettings) -> GroupTuning:
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_interval_ms=settings.max_poll_interval_ms,
+        rebalance_timeout_ms=settings.rebalance_timeout_ms,
     )
 
 

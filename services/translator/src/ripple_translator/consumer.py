@@ -1,8 +1,10 @@
 """Kafka adapter (aiokafka): a consumer-group member on the events topic with manual commits.
 
 Offsets are committed only as the engine reports them durable (`Engine.checkpoint`): never
-automatically. The rebalance listener loads a partition's tenants before any of its records
-are handed out (and seeks back to a re-list still in progress), and on revocation lets the
+automatically. An assigned partition is paused while its tenants load in the background (the
+assignment callback returns at once: aiokafka sends no heartbeat while it runs), none of its
+records is handed out before (it seeks back to a re-list still in progress), and on
+revocation the listener cancels a load still under way, lets the
 partition's writes finish and commits their positions before the partition moves on, so a
 revoked partition stops writing before its next owner starts (and the store fences a write
 from an older position than the stored one: `store.PositionFencedError`).
@@ -51,6 +53,7 @@ class GroupTuning:
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 1000
     max_poll_interval_ms: int = 30000
+    rebalance_timeout_ms: int = 60_000
 
     def __post_init__(self) -> None:
         if self.instance_id is not None and not self.instance_id.strip():
@@ -60,8 +63,16 @@ class GroupTuning:
                 f"heartbeat_interval_ms ({self.heartbeat_interval_ms}) must be at most a third "
                 f"of session_timeout_ms ({self.session_timeout_ms})"
             )
-        if self.max_poll_interval_ms < self.session_timeout_ms:
-            raise ValueError("max_poll_interval_ms must not be below session_timeout_ms")
+        for name in ("max_poll_interval_ms", "rebalance_timeout_ms"):
+            if getattr(self, name) < self.session_timeout_ms:
+                raise ValueError(
+                    f"{name} ({getattr(self, name)}) must not be below session_timeout_ms "
+                    f"({self.session_timeout_ms})"
+                )
+
+
+class AssignmentLoadError(RuntimeError):
+    """The assigned partitions' state or tenants could not be loaded."""
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -106,6 +117,8 @@ class KafkaEventSource:
         # assignment per member start and no revocation while its membership does not change.
         self.assignments = 0
         self.revocations = 0
+        # The assignment being loaded (`on_assigned`), if any.
+        self._loading: asyncio.Task[None] | None = None
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -117,6 +130,9 @@ class KafkaEventSource:
             session_timeout_ms=tuning.session_timeout_ms,
             heartbeat_interval_ms=tuning.heartbeat_interval_ms,
             max_poll_interval_ms=tuning.max_poll_interval_ms,
+            # A member rejoins once its revocation callback (its writes finishing) returned;
+            # aiokafka's default wait for it is the session timeout.
+            rebalance_timeout_ms=tuning.rebalance_timeout_ms,
             **consumer_size_kwargs(),
             **client_kwargs(security),
         )
@@ -126,9 +142,13 @@ class KafkaEventSource:
         await self._consumer.start()
 
     async def stop(self) -> None:
+        if self._loading is not None:
+            self._loading.cancel()
+            await asyncio.gather(self._loading, return_exceptions=True)
         await self._consumer.stop()
 
     async def fetch(self, *, timeout_ms: int, max_records: int) -> list[Record]:
+        self._loading_failed()
         batch = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         out: list[Record] = []
         for tp, messages in batch.items():
@@ -195,10 +215,19 @@ class KafkaEventSource:
         log.debug("kafka.committed", positions=_show(positions))
 
     async def on_assigned(self, tps: Sequence[TopicPartition]) -> None:
+        """Start loading the partitions and return: aiokafka sends no heartbeat while this
+        callback runs, so a member loading tens of thousands of tenants in it outlived its
+        session, was expelled, and the group handed every partition from member to member for
+        ever. The partitions stay paused (and `fetch` hands out none of their records) until
+        loaded."""
         self.assignments += 1
         log.info("kafka.assigned", partitions=sorted(p for _, p in tps))
         self._ready.difference_update(tps)
         self._forget_positions(tps)
+        self._consumer.pause(*(KafkaTopicPartition(t, p) for t, p in tps))
+        self._loading = asyncio.create_task(self._load(list(tps)), name="load assignment")
+
+    async def _load(self, tps: list[TopicPartition]) -> None:
         rewind = await self._handler.assign(tps)
         for (topic, partition), offset in rewind.items():
             if offset is None:
@@ -209,11 +238,26 @@ class KafkaEventSource:
                 log.info("kafka.rewind", partition=partition, committed=committed, to=offset)
                 self._consumer.seek(tp, offset)
         self._ready.update(tps)
+        self._consumer.resume(*(KafkaTopicPartition(t, p) for t, p in tps))
         self.joined = True
+        log.info("kafka.loaded", partitions=sorted(p for _, p in tps))
+
+    def _loading_failed(self) -> None:
+        """Raise the assignment load's error (the service stops; a restart resumes from the
+        last commit)."""
+        task = self._loading
+        if task is not None and task.done() and not task.cancelled() and task.exception():
+            raise AssignmentLoadError("loading the assigned partitions failed") from (
+                task.exception()
+            )
 
     async def on_revoked(self, tps: Sequence[TopicPartition]) -> None:
         self.revocations += 1
         log.info("kafka.revoked", partitions=sorted(p for _, p in tps))
+        loading, self._loading = self._loading, None
+        if loading is not None and not loading.done():
+            loading.cancel()  # the engine registers a partition only once all are loaded
+            await asyncio.gather(loading, return_exceptions=True)
         self._ready.difference_update(tps)
         positions = await self._handler.revoke(tps, timeout_s=self._revoke_timeout_s)
         await self.commit(positions)

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from ripple_common.envelope import EVENTS_TOPIC
 from ripple_common.kafka_security import KafkaSecuritySettings
 from ripple_common.settings import ServiceSettings
+from ripple_translator.consumer import GroupTuning
 from ripple_translator.engine import RESERVED_CONNECTIONS
 from ripple_translator.translate import DEFAULT_CONTROLLER, DEFAULT_GATEWAY_CLASS
 from ripple_translator.translate.default_backend import parse_default_backend
@@ -48,6 +49,14 @@ class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
         ge=1000,
         description="longest time between two polls before the member is expelled from the "
         "group (the consume loop polls every poll_ms; translations run beside it)",
+    )
+    rebalance_timeout_ms: int = Field(
+        default=60_000,
+        ge=1000,
+        description="how long the group waits in a rebalance for each member to rejoin; a "
+        "member rejoins once its revocation has let its writes finish (revoke_timeout_s). "
+        "aiokafka's default, the session timeout, is shorter: a member still finishing its "
+        "writes was expelled. A crashed member is detected by the session timeout",
     )
     redis_prefix: str = Field(default="ripple", description="prefix of every Redis key")
     redis_max_connections: int = Field(
@@ -192,15 +201,18 @@ class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
 
     @model_validator(mode="after")
     def _group_timing(self) -> Self:
-        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+        """The group timings' rules are `GroupTuning`'s (it raises ValueError)."""
+        GroupTuning(
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=self.heartbeat_interval_ms,
+            max_poll_interval_ms=self.max_poll_interval_ms,
+            rebalance_timeout_ms=self.rebalance_timeout_ms,
+        )
+        if self.rebalance_timeout_ms < self.revoke_timeout_s * 1000:
             raise ValueError(
-                f"heartbeat_interval_ms ({self.heartbeat_interval_ms}) must be at most a third "
-                f"of session_timeout_ms ({self.session_timeout_ms})"
-            )
-        if self.max_poll_interval_ms < self.session_timeout_ms:
-            raise ValueError(
-                f"max_poll_interval_ms ({self.max_poll_interval_ms}) must not be below "
-                f"session_timeout_ms ({self.session_timeout_ms})"
+                f"rebalance_timeout_ms ({self.rebalance_timeout_ms}) must not be below "
+                f"revoke_timeout_s ({self.revoke_timeout_s} s): a member finishing its writes "
+                "would be expelled"
             )
         return self
 
