@@ -3,8 +3,6 @@ commit positions only after the write, and resuming from stored inputs."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from structlog.testing import capture_logs
 
@@ -27,6 +25,7 @@ from tests.unit.translator_service.support import (
     record,
     service,
 )
+from tests.waiting import eventually
 
 TP = (TOPIC, 0)
 NGINX = "nginx.ingress.kubernetes.io/"
@@ -64,7 +63,7 @@ async def test_lone_event_is_written_and_committed_only_after_the_write() -> Non
 
     store.gate.clear()  # hold the next write in flight
     await engine.handle([record(6, deleted("a", "Ingress", "a", "two"))])
-    await asyncio.sleep(0.01)
+    await eventually(lambda: engine.writer.in_flight == 1, within_s=5)
     slot = engine.slot("a")
     assert slot is not None
     assert slot.busy
@@ -87,7 +86,8 @@ async def test_a_burst_is_coalesced_into_one_write_after_the_one_in_flight() -> 
 
     store.gate.clear()
     await engine.handle([record(2, event("a", ingress("a", "h0", "h0.example.com")))])
-    await asyncio.sleep(0.01)  # the lone change is in flight at once (no debounce)
+    # the lone change is in flight at once (no debounce)
+    await eventually(lambda: engine.writer.in_flight == 1, within_s=5)
     for i in range(1, 20):
         await engine.handle([record(2 + i, event("a", ingress("a", f"h{i}", f"h{i}.example.com")))])
     store.gate.set()

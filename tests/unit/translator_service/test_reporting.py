@@ -11,6 +11,7 @@ from ripple_translator.metrics import MetricsView, TranslatorStats, readiness, r
 from ripple_translator.reporting import EventReporter, EventSpec, event_spec
 from ripple_translator.translate import ObjectRef, Reason
 from ripple_translator.translate.diagnostics import error, warning
+from tests.waiting import eventually
 
 ING = ObjectRef("Ingress", "ns1", "web")
 BAD = error(ING, Reason.INVALID_ANNOTATION, "nginx.ingress.kubernetes.io/x: bad value")
@@ -83,8 +84,7 @@ async def test_a_full_queue_drops_without_blocking_and_failures_are_counted() ->
     await reporter.start()
     try:
         assert await reporter.flush(timeout_s=2)
-        await asyncio.sleep(0)
-        assert stats.k8s_events_failed == 1
+        await eventually(lambda: stats.k8s_events_failed == 1, within_s=5)
         assert poster.posted == []
     finally:
         await reporter.stop()

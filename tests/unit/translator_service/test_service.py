@@ -26,6 +26,7 @@ from tests.unit.translator_service.support import (
     record,
     service,
 )
+from tests.waiting import eventually
 
 TP = (TOPIC, 0)
 
@@ -49,10 +50,28 @@ class FakeSource:
             stored = self._store.tenants.get("a")
             self.durable_at_commit.append(stored.offset.offset if stored and stored.offset else 0)
 
+    async def fence(self) -> None:
+        """A fence: an empty batch queued after everything else; once the loop fetched it,
+        it has handled every batch before it and made the commit that follows each."""
+        await self.queue.put([])
+        await eventually(self.queue.empty, within_s=5, what="the fence batch fetched")
+
+
+class DrainSeen(Engine):
+    """The engine, telling when the loop begins to drain it (the loop saw its stop)."""
+
+    def __init__(self, store: FakeStore) -> None:
+        super().__init__(store=store, partitions=FakePartitions(), config=WriterConfig())
+        self.draining = asyncio.Event()
+
+    async def drain(self, *, timeout_s: float) -> dict[TopicPartition, int]:
+        self.draining.set()
+        return await super().drain(timeout_s=timeout_s)
+
 
 async def test_loop_commits_after_writes_and_drains_on_stop() -> None:
     store = FakeStore()
-    engine = Engine(store=store, partitions=FakePartitions(), config=WriterConfig())
+    engine = DrainSeen(store)
     await engine.assign([TP])
     source = FakeSource(store)
     stopping = asyncio.Event()
@@ -66,21 +85,17 @@ async def test_loop_commits_after_writes_and_drains_on_stop() -> None:
             record(2, event("a", ingress("a", "web", "a.example.com"))),
         ]
     )
-    for _ in range(100):
-        if source.commits and source.commits[-1] == {TP: 3}:
-            break
-        await asyncio.sleep(0.01)
-    assert source.commits[-1] == {TP: 3}
+    await eventually(lambda: source.commits and source.commits[-1] == {TP: 3}, within_s=5)
     # Every commit position is covered by what the store holds (never ahead of a write).
     for commit, durable in zip(source.commits, source.durable_at_commit, strict=True):
         assert commit[TP] <= max(durable, 1)
 
     store.gate.clear()
     await source.queue.put([record(3, event("a", ingress("a", "two", "two.example.com")))])
-    await asyncio.sleep(0.05)
+    await source.fence()
     assert source.commits[-1] == {TP: 3}
     stopping.set()
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(engine.draining.wait(), 5)
     assert not loop.done(), "stop waits for the write in flight"
     store.gate.set()
     await asyncio.wait_for(loop, 5)

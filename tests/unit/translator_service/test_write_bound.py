@@ -28,6 +28,7 @@ from tests.unit.translator_service.support import (
     record,
     service,
 )
+from tests.waiting import eventually
 
 TP = (TOPIC, 0)
 
@@ -99,9 +100,12 @@ async def test_a_burst_of_tenants_stays_within_the_bound_and_all_are_written() -
     watcher = asyncio.create_task(watch())
     store.gate.clear()  # the burst arrives while the first writes are held in flight
     await engine.handle(records)
-    await asyncio.sleep(0.01)
-    assert engine.writer.in_flight == 8
-    assert engine.writer.waiting == n - 8
+    await eventually(
+        lambda: (engine.writer.in_flight, engine.writer.waiting),
+        until=lambda seen: seen == (8, n - 8),
+        within_s=5,
+        what="8 writes in flight, the others waiting",
+    )
     store.gate.set()
     assert await engine.settle(timeout_s=10)
     watcher.cancel()
@@ -126,8 +130,7 @@ async def test_a_lone_change_during_a_burst_is_not_starved() -> None:
     for name in burst:
         await engine.handle([record(offset, event(name, service(name)))])
         offset += 1
-    await asyncio.sleep(0)
-    assert engine.writer.in_flight == 2
+    await eventually(lambda: engine.writer.in_flight == 2, within_s=5)
     await engine.handle([record(offset, event("lone", service("lone")))])
     offset += 1
     # The burst tenants keep changing: the two in flight come back dirty, the waiting ones
@@ -159,8 +162,7 @@ async def test_a_lone_change_with_a_free_slot_is_written_at_once() -> None:
     await engine.assign([TP])
     store.gate.clear()
     await engine.handle([record(0, event("a", service("a")))])
-    await asyncio.sleep(0)
-    assert engine.writer.in_flight == 1
+    await eventually(lambda: engine.writer.in_flight == 1, within_s=5)
     assert engine.writer.waiting == 0
     store.gate.set()
     assert await engine.settle(timeout_s=5)
@@ -178,8 +180,9 @@ async def test_a_tenant_in_retry_backoff_holds_no_write_slot() -> None:
     store.fail.append(ConnectionError("redis down"))
     await engine.handle([record(0, event("a", service("a")))])
     await engine.handle([record(1, event("b", service("b")))])
-    await asyncio.sleep(0.1)  # a failed and backs off; b took the only slot meanwhile
-    assert [w.tenant for w in store.writes] == ["b"]
+    # a failed and backs off (0.2 s); b takes the only slot meanwhile
+    first = await eventually(lambda: [w.tenant for w in store.writes], within_s=5)
+    assert first == ["b"]
     assert await engine.settle(timeout_s=5)
     assert [w.tenant for w in store.writes] == ["b", "a"]
 
