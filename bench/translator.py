@@ -47,7 +47,7 @@ from ripple_common.logs import configure_logging
 from ripple_common.redis_client import RedisClient
 from ripple_translator.engine import Engine, Record
 from ripple_translator.partition_state import TenantObjects
-from ripple_translator.store import KeyLayout, RedisTenantStore
+from ripple_translator.store import KeyLayout, RedisHostRegistry, RedisTenantStore
 from ripple_translator.store.inputs import RedisPartitionStore
 from ripple_translator.store.loader import RedisTenantLoader
 from ripple_translator.translate import DEFAULT_CONTROLLER, translate
@@ -272,7 +272,7 @@ async def load_into_redis(
         partitions=RedisPartitionStore(client, layout=layout),
         config=WriterConfig(),
         loader=RedisTenantLoader(client, layout=layout),
-        hosts=store if hosts else None,
+        hosts=RedisHostRegistry(client, layout=layout) if hosts else None,
     )
     recs = recs if recs is not None else records(sizes)
     await engine.assign([(TOPIC, 0)])

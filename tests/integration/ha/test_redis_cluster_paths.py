@@ -17,7 +17,12 @@ from ripple_common.redis_client import is_cluster, redis_client
 from ripple_common.resources import Resource, TypeUrl
 from ripple_common.store_contract import KeyLayout
 from ripple_translator.hosts import ClaimStatus, HostNotice, HostState
-from ripple_translator.store import InputChanges, KafkaOffset, RedisTenantStore
+from ripple_translator.store import (
+    InputChanges,
+    KafkaOffset,
+    RedisHostRegistry,
+    RedisTenantStore,
+)
 from ripple_translator.store.inputs import RedisPartitionStore
 from ripple_translator.store.loader import RedisTenantLoader
 from ripple_xds.snapshot import SnapshotCache
@@ -57,6 +62,7 @@ async def test_tenant_versions_hosts_and_notices_on_a_cluster(
     cluster: aioredis.Redis, layout: KeyLayout
 ) -> None:
     store = RedisTenantStore(cluster, layout=layout)
+    registry = RedisHostRegistry(cluster, layout=layout)
     tenants = [f"t{i}" for i in range(12)]  # spread over the three masters' slots
     for i, tenant in enumerate(tenants):
         res = [Resource(CDS, f"{tenant}-c", b"c1"), Resource(RDS, f"{tenant}-r", b"r1")]
@@ -74,21 +80,21 @@ async def test_tenant_versions_hosts_and_notices_on_a_cluster(
 
     # Host claims (one script per host slot, pipelined across slots) and the host states
     # written in the same round trip.
-    claims = await store.claim(
+    claims = await registry.claim(
         "t0", ["a.example", "b.example", "c.example"], record={"a.example": HostState.SERVED}
     )
     assert {h: c.status for h, c in claims.items()} == dict.fromkeys(claims, ClaimStatus.OWNED)
-    lost = await store.claim("t1", ["a.example"])
+    lost = await registry.claim("t1", ["a.example"])
     assert lost["a.example"].status is ClaimStatus.LOST
-    await store.save_host_states("t1", {"a.example": HostState.LOST})  # MULTI on one slot
-    states = await store.load_host_states(["t0", "t1"])
+    await registry.save_host_states("t1", {"a.example": HostState.LOST})  # MULTI on one slot
+    states = await registry.load_host_states(["t0", "t1"])
     assert states == {"t0": {"a.example": HostState.SERVED}, "t1": {"a.example": HostState.LOST}}
-    notices = await store.withdraw("t0", stop_serving=[], release=["a.example"])
+    notices = await registry.withdraw("t0", stop_serving=[], release=["a.example"])
     assert notices == [HostNotice(tenant="t1", host="a.example", why="released")]
-    await store.notify(notices)
-    _, read = await store.read_notices("0-0", block_ms=100)
+    await registry.notify(notices)
+    _, read = await registry.read_notices("0-0", block_ms=100)
     assert read == notices
-    assert (await store.owners(["a.example"]))["a.example"] is None
+    assert (await registry.owners(["a.example"]))["a.example"] is None
 
     # The translator's inputs (written by the version script: one slot with the version),
     # partition store and loader (scripts in a cluster pipeline).
@@ -156,7 +162,7 @@ async def test_scripts_in_pipelines_survive_an_empty_script_cache(
     )
     assert [c.version for c, _ in loaded] == [1] * 6
     await cluster.script_flush()
-    claims = await store.claim("t0", ["x.example", "y.example"])
+    claims = await RedisHostRegistry(cluster, layout=layout).claim("t0", ["x.example", "y.example"])
     assert len(claims) == 2
 
 
