@@ -16,7 +16,7 @@ from typing import Final, TypeVar
 from ripple_common.resources import PUSH_ORDER, Resource
 from ripple_translator.translate import envoy, naming, validate
 from ripple_translator.translate.annotations import parse_annotations
-from ripple_translator.translate.backends import Inventory
+from ripple_translator.translate.backends import ClusterTarget, Inventory
 from ripple_translator.translate.default_backend import (
     DefaultBackendService,
     plan_default_backend,
@@ -54,8 +54,8 @@ from ripple_translator.translate.model import (
     parse_secret,
     parse_service,
 )
-from ripple_translator.translate.plan import Accepted
-from ripple_translator.translate.tls import TlsBinding, plan_gateway_tls, plan_tls
+from ripple_translator.translate.plan import Accepted, VirtualHostSpec
+from ripple_translator.translate.tls import TlsBinding, TlsPlan, plan_gateway_tls, plan_tls
 
 _O = TypeVar("_O", Ingress, Service, EndpointSlice, TlsSecret, ConfigMap, Gateway, HTTPRoute)
 
@@ -173,15 +173,50 @@ def translate(
     if catch_all.target is not None:
         targets.setdefault(catch_all.target.cluster, catch_all.target)
 
+    resources = _resources(
+        tenant,
+        targets=[targets[name] for name in sorted(targets)],
+        inventory=inventory,
+        tls=tls,
+        virtual_hosts=virtual_hosts,
+        extra=catch_all.resources,
+        keepalive_timeout_s=opts.upstream_keepalive_timeout_s,
+        diags=diags,
+    )
+
+    return Translation(
+        tenant=tenant,
+        resources=tuple(sorted(resources, key=lambda r: (PUSH_ORDER.index(r.type_url), r.name))),
+        diagnostics=tuple(sorted(set(diags))),
+        hosts=tuple(vh.host for vh in virtual_hosts),
+        tls=tls.bindings,
+        claims=_claims(accepted, route_claims),
+    )
+
+
+def _resources(
+    tenant: str,
+    *,
+    targets: Sequence[ClusterTarget],
+    inventory: Inventory,
+    tls: TlsPlan,
+    virtual_hosts: Sequence[VirtualHostSpec],
+    extra: Sequence[Resource],
+    keepalive_timeout_s: float,
+    diags: list[Diagnostic],
+) -> list[Resource]:
+    """The tenant's Envoy resources from its plans: a cluster per target (and one assignment
+    per Service port), its TLS Secrets, its RouteConfiguration and a scope per host, then
+    `extra` (the default backend's); endpoint notes go to `diags`."""
     resources: list[Resource] = []
     endpoint_names: set[str] = set()
-    for target in (targets[name] for name in sorted(targets)):
+    for target in targets:
         resources.append(
             envoy.cluster(
                 target.cluster,
                 endpoints=target.endpoints,
                 settings=target.settings,
-                keepalive_timeout_s=opts.upstream_keepalive_timeout_s,
+                keepalive_timeout_s=keepalive_timeout_s,
             )
         )
         if target.endpoints in endpoint_names:
@@ -210,16 +245,8 @@ def translate(
         resources.append(
             envoy.scope(naming.scope_name(tenant, vh.host), route_config=route_config, host=vh.host)
         )
-    resources.extend(catch_all.resources)
-
-    return Translation(
-        tenant=tenant,
-        resources=tuple(sorted(resources, key=lambda r: (PUSH_ORDER.index(r.type_url), r.name))),
-        diagnostics=tuple(sorted(set(diags))),
-        hosts=tuple(vh.host for vh in virtual_hosts),
-        tls=tls.bindings,
-        claims=_claims(accepted, route_claims),
-    )
+    resources.extend(extra)
+    return resources
 
 
 def _parse(
