@@ -68,13 +68,23 @@ SCALE_LAYOUT: Final = NetnsLayout(
 # machine at 20,000 Ingresses, the group expelled its members in turn while each loaded its
 # partitions' tenants (each held all 12 partitions in turn for minutes; nothing served).
 SESSION_TIMEOUT_MS: Final = "10000"
+# The translators' upstream keepalive here (production's is 60 s, ingress-nginx's): Envoy holds
+# one file per cluster used within it, and this machine's hard limit on open files is 20,000
+# (`ulimit -Hn`; it cannot be raised here, where production gateways run with 1,048,576). At
+# 200,000 Ingresses the stack's Envoy serves 20,000 clusters, and checking every host within
+# a minute used them all: `socket(2) failed: Too many open files`, 503s.
+KEEPALIVE_S: Final = "5"
 
 
 class ScalePipeline(Pipeline):
-    """The pipeline, its translators with a `SESSION_TIMEOUT_MS` session."""
+    """The pipeline, its translators with a `SESSION_TIMEOUT_MS` session and a `KEEPALIVE_S`
+    upstream keepalive."""
 
     def specs(self) -> dict[str, ServiceSpec]:
-        session = {"RIPPLE_TRANSLATOR_SESSION_TIMEOUT_MS": SESSION_TIMEOUT_MS}
+        session = {
+            "RIPPLE_TRANSLATOR_SESSION_TIMEOUT_MS": SESSION_TIMEOUT_MS,
+            "RIPPLE_TRANSLATOR_UPSTREAM_KEEPALIVE_TIMEOUT_S": KEEPALIVE_S,
+        }
         return {
             name: replace(spec, env={**spec.env, **session})
             if spec.service == "translator"
