@@ -314,13 +314,11 @@ class Engine:
 
     async def _positions(self, runs: Sequence[PartitionRun]) -> dict[TopicPartition, int]:
         out: dict[TopicPartition, int] = {}
+        unwritten = self._writer.unwritten()
         for run in runs:
             if run.high is None:
                 continue
-            pending = [
-                s.pending_from for s in self._owned.slots_of(run) if s.pending_from is not None
-            ]
-            position = min([*pending, run.high])
+            position = min([*unwritten.get(run.tp, ()), run.high])
             done = [f for f in run.finishing if f[2] < position]
             if done:
                 for kind, started, _ in done:

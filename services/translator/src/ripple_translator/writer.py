@@ -64,7 +64,7 @@ from ripple_translator.ownership import Ownership
 from ripple_translator.partition_state import JsonObject, ObjectKey, TenantObjects, encode_key
 from ripple_translator.scheduling import WriteSlots, pace_after
 from ripple_translator.seal import seal_secrets
-from ripple_translator.slot import EventTrace, Pending, TenantSlot, span_context
+from ripple_translator.slot import EventTrace, Pending, TenantSlot, TopicPartition, span_context
 from ripple_translator.store import (
     AnnounceError,
     Diff,
@@ -195,6 +195,10 @@ class TenantWriter:
         self._translations: ThreadPoolExecutor | None = None
         # Per tenant: a wake-up when a host it lost is no longer held for its releasing owner.
         self._hold_timers: dict[str, asyncio.TimerHandle] = {}
+        # The slots given events since they were last seen with nothing unwritten (a superset
+        # of those with events not yet stored): `unwritten` looks at these only, not at every
+        # owned tenant on each poll (tens of thousands at scale).
+        self._unwritten: dict[str, TenantSlot] = {}
 
     @property
     def in_flight(self) -> int:
@@ -218,6 +222,7 @@ class TenantWriter:
         or its cluster inputs: no keys; `trace`: where the tenant's own event came from):
         record it as pending and schedule the tenant's write."""
         slot.applied(offset, keys=keys, trace=trace)
+        self._unwritten[slot.tenant] = slot
         self._schedule(slot)
 
     def _schedule(self, slot: TenantSlot) -> None:
@@ -232,6 +237,7 @@ class TenantWriter:
         for tenant in tenants:
             slot = self._ownership.writable(tenant)
             if slot is not None and slot.retranslate(hosts_stale=hosts_stale):
+                self._unwritten[slot.tenant] = slot
                 self._schedule(slot)
                 scheduled += 1
         return scheduled
@@ -249,9 +255,22 @@ class TenantWriter:
             await asyncio.wait(pending)
         return not pending
 
+    def unwritten(self) -> dict[TopicPartition, list[int]]:
+        """Per partition, the lowest offset of each tenant's events not yet stored (the
+        positions to commit stay below them)."""
+        out: dict[TopicPartition, list[int]] = {}
+        for tenant, slot in list(self._unwritten.items()):
+            first = slot.pending_from
+            if first is None:
+                del self._unwritten[tenant]
+            else:
+                out.setdefault(slot.tp, []).append(first)
+        return out
+
     def forget(self, tenants: Iterable[str]) -> None:
         """The tenants are no longer ours: their hold timers are cancelled."""
         for tenant in tenants:
+            self._unwritten.pop(tenant, None)
             timer = self._hold_timers.pop(tenant, None)
             if timer is not None:
                 timer.cancel()
