@@ -169,6 +169,7 @@ async def start_xds(lc: Lifecycle, settings: XdsSettings) -> XdsService:
         port=address.port,
         stats=xds_stats,
         grace_seconds=settings.shutdown_grace_s,
+        max_request_bytes=settings.max_request_bytes,
         require_node_id=settings.require_node_id,
         propagation=propagation,
         policy=policy,

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from ripple_common.settings import ServiceSettings
 from ripple_xds.identity import GatewayPolicy
+from ripple_xds.server import DEFAULT_MAX_REQUEST_BYTES
 
 # redis-py's default socket timeout: an idle XREAD BLOCK must return well before it.
 REDIS_SOCKET_TIMEOUT_MS = 5_000
@@ -130,6 +131,14 @@ class XdsSettings(ServiceSettings):
     )
     health_host: str = Field(
         default="127.0.0.1", description="address of the health/readiness/metrics endpoint"
+    )
+    max_request_bytes: int = Field(
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        ge=4 * 2**20,
+        description="largest xDS request a client may send (grpc's default is 4 MiB). A "
+        "gateway reconnecting lists every resource it holds in its first Delta request "
+        "(initial_resource_versions): about 70 bytes per host, so 4 MiB stopped a gateway "
+        "of 200,000 hosts from ever resuming its stream (RESOURCE_EXHAUSTED)",
     )
     shutdown_grace_s: float = Field(
         default=5.0,
