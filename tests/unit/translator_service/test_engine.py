@@ -39,6 +39,21 @@ def make(store: FakeStore | None = None, partitions: FakePartitions | None = Non
     )
 
 
+async def test_a_drain_whose_write_does_not_finish_commits_nothing_past_it() -> None:
+    """Shutdown with a write still held: the positions returned stay below its events (a
+    restart replays them), whatever the engine forgets while draining."""
+    store = FakeStore()
+    engine = make(store)
+    await engine.assign([TP])
+    await engine.handle(setup_records())
+    await engine.settle(timeout_s=5)
+    assert await engine.checkpoint() == {TP: 6}
+    store.gate.clear()  # the next write never finishes
+    await engine.handle([record(6, deleted("a", "Ingress", "a", "two"))])
+    await eventually(lambda: engine.writer.in_flight == 1, within_s=5)
+    assert await engine.drain(timeout_s=0.2) == {}
+
+
 def setup_records() -> list[Record]:
     return [
         record(0, cluster(ingress_class())),

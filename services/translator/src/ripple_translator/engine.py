@@ -294,7 +294,7 @@ class Engine:
         """Shutdown: finish every write and return the positions to commit."""
         for task in list(self._after_assign_tasks):
             task.cancel()
-        self._writer.forget([s.tenant for s in self._owned.slots()])
+        self._writer.stop_timers([s.tenant for s in self._owned.slots()])
         positions = await self.revoke(list(self._owned.partitions), timeout_s=timeout_s)
         self._writer.close()
         return positions

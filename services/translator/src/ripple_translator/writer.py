@@ -268,16 +268,23 @@ class TenantWriter:
         return out
 
     def forget(self, tenants: Iterable[str]) -> None:
-        """The tenants are no longer ours: their hold timers are cancelled."""
+        """The tenants are no longer ours (their positions are committed): their hold timers
+        are cancelled and their unwritten events no longer count."""
+        tenants = list(tenants)
+        self.stop_timers(tenants)
         for tenant in tenants:
             self._unwritten.pop(tenant, None)
+
+    def stop_timers(self, tenants: Iterable[str]) -> None:
+        """No hold timer wakes these tenants any more (shutdown: before their last writes)."""
+        for tenant in tenants:
             timer = self._hold_timers.pop(tenant, None)
             if timer is not None:
                 timer.cancel()
 
     def close(self) -> None:
         """Stop the hold timers and the translation thread (after the writes are done)."""
-        self.forget(list(self._hold_timers))
+        self.stop_timers(list(self._hold_timers))
         if self._translations is not None:
             self._translations.shutdown(wait=False, cancel_futures=True)
             self._translations = None
