@@ -242,8 +242,18 @@ EOF
   mv "$tmp" "$dir/server.properties"
 }
 
-# A random cluster id in Kafka's Uuid text form (16 bytes, base64url without padding).
-kafka_new_cluster_id() { head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
+# A random cluster id in Kafka's Uuid text form (16 bytes, base64url without padding). Never
+# one starting with "-" (1 in 64): kafka-storage's argument parser takes it for an option
+# ("--cluster-id: expected one argument") and the stack fails to start; Kafka's own
+# Uuid.randomUuid() draws again in that case too.
+kafka_new_cluster_id() {
+  local id
+  while :; do
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+    [[ $id == -* ]] || break
+  done
+  printf '%s\n' "$id"
+}
 
 # Readiness: the broker logged "Kafka Server started" during this start (not an earlier one in
 # the same log file) and answers a Kafka ApiVersions request on its client port with no error.
