@@ -16,7 +16,7 @@ from ripple_common.redis_client import RedisClient
 from ripple_common.sealing import Sealer
 from ripple_common.sealing import sealer_from as sealer_of_key
 from ripple_common.telemetry import init_tracing
-from ripple_translator.consumer import GroupTuning, KafkaEventSource
+from ripple_translator.consumer import KafkaEventSource
 from ripple_translator.engine import Engine
 from ripple_translator.events import KubeEventPoster
 from ripple_translator.health import health_routes
@@ -70,16 +70,6 @@ def writer_config(
         pace_factor=settings.write_pace_factor,
         pace_min_s=settings.write_pace_min_s,
         offload_objects=settings.offload_objects,
-    )
-
-
-def group_tuning(settings: TranslatorSettings) -> GroupTuning:
-    return GroupTuning(
-        instance_id=settings.group_instance_id,
-        session_timeout_ms=settings.session_timeout_ms,
-        heartbeat_interval_ms=settings.heartbeat_interval_ms,
-        max_poll_interval_ms=settings.max_poll_interval_ms,
-        rebalance_timeout_ms=settings.rebalance_timeout_ms,
     )
 
 
@@ -144,7 +134,7 @@ async def start_translator(
             handler=engine,
             revoke_timeout_s=settings.revoke_timeout_s,
             security=settings.kafka_security(),
-            tuning=group_tuning(settings),
+            tuning=settings.group_tuning(),
             client_id=settings.group_instance_id or "ripple-translator",
         ),
         name="kafka consumer",

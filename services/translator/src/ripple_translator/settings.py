@@ -202,12 +202,7 @@ class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
     @model_validator(mode="after")
     def _group_timing(self) -> Self:
         """The group timings' rules are `GroupTuning`'s (it raises ValueError)."""
-        GroupTuning(
-            session_timeout_ms=self.session_timeout_ms,
-            heartbeat_interval_ms=self.heartbeat_interval_ms,
-            max_poll_interval_ms=self.max_poll_interval_ms,
-            rebalance_timeout_ms=self.rebalance_timeout_ms,
-        )
+        self.group_tuning()
         if self.rebalance_timeout_ms < self.revoke_timeout_s * 1000:
             raise ValueError(
                 f"rebalance_timeout_ms ({self.rebalance_timeout_ms}) must not be below "
@@ -215,6 +210,16 @@ class TranslatorSettings(ServiceSettings, KafkaSecuritySettings):
                 "would be expelled"
             )
         return self
+
+    def group_tuning(self) -> GroupTuning:
+        """How the translator behaves in its consumer group."""
+        return GroupTuning(
+            instance_id=self.group_instance_id,
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=self.heartbeat_interval_ms,
+            max_poll_interval_ms=self.max_poll_interval_ms,
+            rebalance_timeout_ms=self.rebalance_timeout_ms,
+        )
 
     @model_validator(mode="after")
     def _writes_fit_the_pool(self) -> Self:

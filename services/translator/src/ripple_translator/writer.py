@@ -222,10 +222,11 @@ class TenantWriter:
         or its cluster inputs: no keys; `trace`: where the tenant's own event came from):
         record it as pending and schedule the tenant's write."""
         slot.applied(offset, keys=keys, trace=trace)
-        self._unwritten[slot.tenant] = slot
         self._schedule(slot)
 
     def _schedule(self, slot: TenantSlot) -> None:
+        """The slot was given events: count them as unwritten, start its write if none runs."""
+        self._unwritten[slot.tenant] = slot
         if slot.dirty and not slot.busy:
             slot.task = asyncio.create_task(self._run(slot), name=f"write {slot.tenant}")
 
@@ -237,7 +238,6 @@ class TenantWriter:
         for tenant in tenants:
             slot = self._ownership.writable(tenant)
             if slot is not None and slot.retranslate(hosts_stale=hosts_stale):
-                self._unwritten[slot.tenant] = slot
                 self._schedule(slot)
                 scheduled += 1
         return scheduled
