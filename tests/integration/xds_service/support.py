@@ -17,7 +17,7 @@ from typing import Any
 
 from ripple_common.resources import Resource
 from ripple_translator.store import KafkaOffset, RedisTenantStore, diff_resources
-from tests.integration.loopback import status
+from tests.integration.loopback import http_get, status
 from tests.integration.xds import envoy_resources as er
 from tests.unit.translator import k8s
 from tests.waiting import eventually
@@ -233,3 +233,15 @@ class XdsProcess:
             self.proc.kill()
             self.proc.wait(5)
             raise
+
+
+async def envoy_stats(admin_port: int, matching: str) -> dict[str, int]:
+    """Envoy's counters and gauges whose name contains `matching` (admin /stats)."""
+    code, text = await asyncio.to_thread(http_get, admin_port, f"/stats?filter={matching}")
+    assert code == 200, text
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(": ")
+        if sep and value.strip().isdigit():
+            values[name] = int(value)
+    return values

@@ -11,7 +11,6 @@ to Redis as the translator writes it."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from ripple_common.resources import Resource, TypeUrl
 from ripple_translator.store import RedisTenantStore
 from ripple_xds.snapshot import Entry
 from tests.conftest import StackEnv
-from tests.integration.loopback import http_get, status
+from tests.integration.loopback import status
 from tests.integration.xds import envoy_resources as er
 from tests.integration.xds_service.support import (
     DEADLINE_S,
@@ -32,6 +31,7 @@ from tests.integration.xds_service.support import (
     A,
     Ports,
     XdsProcess,
+    envoy_stats,
     stop_process,
     tenant_resources,
     until,
@@ -115,18 +115,6 @@ def running_envoy(envoy_bin: str, *, api_type: str, ports: Ports, workdir: Path)
         stop_process(proc)
 
 
-async def stats(admin_port: int, matching: str) -> dict[str, int]:
-    """Envoy's counters and gauges whose name contains `matching` (admin /stats)."""
-    code, text = await asyncio.to_thread(http_get, admin_port, f"/stats?filter={matching}")
-    assert code == 200, text
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition(": ")
-        if sep and value.strip().isdigit():
-            values[name] = int(value)
-    return values
-
-
 @pytest.mark.parametrize("mode", list(MODES))
 async def test_new_cluster_sharing_held_endpoints_serves_without_the_initial_fetch_timeout(
     *,
@@ -159,8 +147,8 @@ async def test_new_cluster_sharing_held_endpoints_serves_without_the_initial_fet
             logs=logs,
             within_s=DEADLINE_S,
         )
-        timeouts = await stats(ports.admin, "init_fetch_timeout")
-        warming = await stats(ports.admin, "cluster_manager.warming_clusters")
+        timeouts = await envoy_stats(ports.admin, "init_fetch_timeout")
+        warming = await envoy_stats(ports.admin, "cluster_manager.warming_clusters")
         assert any(name.endswith("~ring_hash.init_fetch_timeout") for name in timeouts), timeouts
         timed_out = {name: count for name, count in timeouts.items() if count}
         assert not timed_out, f"served after {took:.1f} s; init fetch timed out: {timed_out}"

@@ -6,9 +6,7 @@ failed: Too many open files` at the 20,000-file limit)."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import urllib.request
 
 from ripple_translator.store import RedisTenantStore
 from ripple_translator.translate import TranslateOptions
@@ -20,23 +18,20 @@ from tests.integration.xds_service.nginx_parity import (
     serve,
     services,
 )
-from tests.integration.xds_service.support import A, Ports, XdsProcess, until
+from tests.integration.xds_service.support import A, Ports, XdsProcess, envoy_stats, until
 from tests.unit.translator import k8s
 
 HOST = "keepalive.example.com"
 
 
-def upstream_stats(admin: int, stat: str) -> int:
+async def upstream_stats(admin: int, stat: str) -> int:
     """The sum of `cluster.<tenant A's clusters>.<stat>` on the test Envoy."""
-    url = f"http://127.0.0.1:{admin}/stats?filter=upstream_cx"
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        text = answer.read().decode()
-    total = 0
-    for line in text.splitlines():
-        name, _, value = line.partition(": ")
-        if name.startswith(f"cluster.{A}") and name.endswith(f".{stat}"):
-            total += int(value)
-    return total
+    values = await envoy_stats(admin, stat)
+    return sum(
+        v
+        for name, v in values.items()
+        if name.startswith(f"cluster.{A}") and name.endswith(f".{stat}")
+    )
 
 
 async def test_an_idle_upstream_connection_is_closed_after_the_keepalive_timeout(
@@ -54,12 +49,12 @@ async def test_an_idle_upstream_connection_is_closed_after_the_keepalive_timeout
         assert errors(t) == []
         gateway = Gateway(ports)
         await serve(store, xds, gateway, t, ready=[(HOST, "/", 200)])
-        assert upstream_stats(ports.admin, "upstream_cx_active") == 1
+        assert await upstream_stats(ports.admin, "upstream_cx_active") == 1
 
         async def closed() -> bool:
-            return await asyncio.to_thread(upstream_stats, ports.admin, "upstream_cx_active") == 0
+            return await upstream_stats(ports.admin, "upstream_cx_active") == 0
 
         await until("the idle upstream connection closed", closed, logs=[xds.log], within_s=10)
-        assert upstream_stats(ports.admin, "upstream_cx_idle_timeout") == 1
+        assert await upstream_stats(ports.admin, "upstream_cx_idle_timeout") == 1
         # The next request opens a new connection and is served.
         assert (await gateway(HOST)).status == 200
